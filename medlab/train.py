@@ -117,7 +117,7 @@ def fit(model: nn.Module, train: Split, val: Split | None = None, *, epochs: int
         sample_weight: torch.Tensor | None = None, label_smoothing: float = 0.0,
         max_seconds: float | None = None, select_best: bool = True,
         desc: str = "training") -> History:
-    """Train ``model`` in place with AdamW and a one-cycle learning-rate schedule.
+    """Train ``model`` in place with AdamW, linear warm-up (10 % of steps) and cosine decay.
 
     Args:
         train, val: :class:`~medlab.data.Split`; ``val`` picks the best epoch by val AUC.
@@ -150,13 +150,18 @@ def fit(model: nn.Module, train: Split, val: Split | None = None, *, epochs: int
     n = len(train)
     steps_per_epoch = math.ceil(n / batch_size)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, epochs=epochs,
-                                                steps_per_epoch=steps_per_epoch, pct_start=0.25)
+    total_steps = epochs * steps_per_epoch
+    warmup = max(1, total_steps // 10)
+
+    def lr_factor(step: int) -> float:  # linear warm-up, then cosine decay to 0
+        return min(1.0, (step + 1) / warmup) * 0.5 * (1.0 + math.cos(math.pi * step / total_steps))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
     loss_fn = _loss_fn(train.task, label_smoothing)
     config = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay,
               "augment": asdict(augment) if augment else None, "seed": seed,
               "label_smoothing": label_smoothing, "max_seconds": max_seconds,
-              "weighted": sample_weight is not None, "optimizer": "AdamW+OneCycle"}
+              "weighted": sample_weight is not None, "optimizer": "AdamW, warm-up + cosine"}
     hist = History(config=config)
     best_auc, best_state = -math.inf, None
     t0 = time.perf_counter()
@@ -179,7 +184,7 @@ def fit(model: nn.Module, train: Split, val: Split | None = None, *, epochs: int
             loss.backward()
             opt.step()
             sched.step()
-            total += float(loss) * len(idx)
+            total += float(loss.detach()) * len(idx)
             count += len(idx)
         elapsed = time.perf_counter() - t0
         row = {"epoch": epoch + 1, "train_loss": total / count, "seconds": elapsed}

@@ -1,0 +1,4 @@
+from medlab.cli import main
+import sys
+
+sys.exit(main())

@@ -1,0 +1,239 @@
+"""The data layer: real files, provenance, downloads (stubbed transport) and every clear error."""
+
+from __future__ import annotations
+
+import shutil
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from medmnist import INFO
+
+import medlab
+from medlab import data as D
+
+
+def _save(path: Path, **arrays: np.ndarray) -> Path:
+    np.savez(path, **arrays)
+    return path
+
+
+def _layout(n=(6, 2, 3), side=28, rgb=False, labels=2, multilabel=0, seed=0):
+    rng = np.random.default_rng(seed)
+    out = {}
+    for split, k in zip(D.SPLITS, n, strict=True):
+        shape = (k, side, side, 3) if rgb else (k, side, side)
+        out[f"{split}_images"] = rng.integers(0, 256, shape, dtype=np.uint8)
+        cols = multilabel or 1
+        out[f"{split}_labels"] = rng.integers(0, labels, (k, cols)).astype(np.uint8)
+    return out
+
+
+# --- real files -------------------------------------------------------------------------------
+
+def test_breast_copy_loads_with_provenance(breast):
+    info = INFO["breastmnist"]
+    assert breast.train.images.dtype == torch.uint8
+    assert breast.train.images.shape == (546, 1, 28, 28)
+    assert breast.train.labels.dtype == torch.int64 and breast.train.labels.shape == (546,)
+    assert {s: len(breast[s]) for s in D.SPLITS} == info["n_samples"]
+    assert breast.task == info["task"] and breast.license == info["license"]
+    assert breast.label_names == {int(k): v for k, v in info["label"].items()}
+    p = breast.provenance
+    assert p["official_md5"] == info["MD5"]
+    assert p["md5"] == D.file_md5(p["file"])
+    assert p["official"] == (p["md5"] == info["MD5"])
+
+
+def test_shared_breast_copy_is_marked_unofficial(data_dir):
+    if data_dir is None or not (data_dir / "breastmnist.npz").exists():
+        pytest.skip("the shared re-saved BreastMNIST copy is not here")
+    D._warned_unofficial.clear()
+    with pytest.warns(D.UnofficialDataWarning, match="unofficial copy"):
+        data = medlab.load("breastmnist", data_dir=data_dir)
+    assert data.official is False and "UNOFFICIAL" in repr(data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", D.UnofficialDataWarning)  # said once, not again
+        medlab.load("breastmnist", data_dir=data_dir)
+
+
+def test_custom_subset_by_registered_name(pneumonia):
+    if pneumonia.name != "pneumoniamnist_balanced_subset":
+        pytest.skip("shared subset not available")
+    assert pneumonia.provenance["kind"] == "custom" and pneumonia.official is False
+    assert {s: len(pneumonia[s]) for s in D.SPLITS} == {"train": 2428, "val": 270, "test": 468}
+    counts = pneumonia.train.class_counts()
+    assert counts == {"normal": 1214, "pneumonia": 1214}
+
+
+def test_load_custom_under_given_name(tmp_path):
+    f = _save(tmp_path / "mine.npz", **_layout(rgb=True, labels=3))
+    data = medlab.load_custom(f, name="course_set", task="multi-class",
+                              label_names={0: "a", 1: "b", 2: "c"})
+    assert data.name == "course_set" and data.n_channels == 3
+    assert data.train.images.shape == (6, 3, 28, 28)
+    assert data.provenance["official"] is False and data.provenance["md5"] == D.file_md5(f)
+    with pytest.raises(D.DataError, match="needs like="):  # a bare path has no task/labels
+        medlab.load(str(f))
+
+
+def test_load_custom_multilabel(tmp_path):
+    f = _save(tmp_path / "ml.npz", **_layout(multilabel=14))
+    data = medlab.load_custom(f, name="chest_like", like="chestmnist")
+    assert data.train.labels.dtype == torch.float32 and data.train.labels.shape == (6, 14)
+    assert data.train.multilabel
+
+
+def test_subset_and_counts(breast):
+    sub = breast.train.subset([0, 0, 5])
+    assert len(sub) == 3 and torch.equal(sub.images[0], sub.images[1])
+    assert sum(breast.test.class_counts().values()) == len(breast.test)
+
+
+# --- downloads with a stubbed transport ---------------------------------------------------------
+
+def _official_bytes_stub(content: bytes):
+    def downloader(url, output_file, pooch_obj):  # pooch's downloader protocol
+        assert url.startswith("https://")
+        with open(output_file, "wb") as fh:
+            fh.write(content)
+    return downloader
+
+
+def test_download_verifies_md5_and_keeps_file(tmp_path, monkeypatch):
+    payload = b"pretend-official-file"
+    import hashlib
+    md5 = hashlib.md5(payload).hexdigest()
+    monkeypatch.setitem(D.INFO["breastmnist"], "MD5", md5)
+    path = D.download("breastmnist", data_dir=tmp_path, downloader=_official_bytes_stub(payload))
+    assert path == tmp_path / "breastmnist.npz" and path.read_bytes() == payload
+    assert list(tmp_path.iterdir()) == [path]
+
+
+def test_download_md5_mismatch_leaves_nothing(tmp_path):
+    with pytest.raises(D.DataNotFoundError, match=INFO["breastmnist"]["MD5"]):
+        D.download("breastmnist", data_dir=tmp_path, downloader=_official_bytes_stub(b"wrong"))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_download_network_failure_names_the_fix(tmp_path):
+    def broken(url, output_file, pooch_obj):
+        with open(output_file, "wb") as fh:
+            fh.write(b"partial")
+        raise ConnectionError("host unreachable")
+
+    with pytest.raises(D.DataNotFoundError) as err:
+        medlab.load("pneumoniamnist", data_dir=tmp_path, downloader=broken)
+    msg = str(err.value)
+    assert "pneumoniamnist.npz" in msg and INFO["pneumoniamnist"]["MD5"] in msg
+    assert str(tmp_path) in msg and "MEDLAB_DATA_DIR" in msg
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_download_then_load_real_file_via_stub(tmp_path, data_dir, monkeypatch):
+    """End to end: 'download' the shared BreastMNIST bytes through a stub, md5-checked."""
+    if data_dir is None or not (data_dir / "breastmnist.npz").exists():
+        pytest.skip("no local BreastMNIST file to serve")
+    src = data_dir / "breastmnist.npz"
+    monkeypatch.setitem(D.INFO["breastmnist"], "MD5", D.file_md5(src))
+    data = medlab.load("breastmnist", data_dir=tmp_path,
+                       downloader=_official_bytes_stub(src.read_bytes()))
+    assert data.official and len(data.train) == 546
+
+
+def test_missing_without_download(tmp_path):
+    with pytest.raises(D.DataNotFoundError, match="download=False"):
+        medlab.load("dermamnist", data_dir=tmp_path, download=False)
+
+
+def test_data_dir_from_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("MEDLAB_DATA_DIR", str(tmp_path))
+    assert D.resolve_data_dir() == tmp_path
+    assert D.resolve_data_dir("/x") == Path("/x")
+    monkeypatch.delenv("MEDLAB_DATA_DIR")
+    assert D.resolve_data_dir() == Path("~/.medmnist").expanduser()
+
+
+# --- clear errors --------------------------------------------------------------------------------
+
+def test_unknown_name_lists_valid_ones():
+    with pytest.raises(D.DataError, match="pneumoniamnist.*breastmnist|breastmnist.*pneumoniamnist"):
+        medlab.load("pneumonia")
+
+
+def test_3d_name_is_refused():
+    with pytest.raises(D.DataError, match="3D"):
+        medlab.load("organmnist3d")
+
+
+def test_bad_size():
+    with pytest.raises(D.DataError, match="28, 64, 128, 224"):
+        medlab.load("breastmnist", size=32)
+
+
+def test_corrupt_npz(tmp_path):
+    (tmp_path / "breastmnist.npz").write_bytes(b"PK\x03\x04 truncated garbage")
+    with pytest.raises(D.DataLayoutError, match="corrupt or truncated"):
+        medlab.load("breastmnist", data_dir=tmp_path)
+
+
+def test_missing_key(tmp_path):
+    arrays = _layout()
+    del arrays["val_labels"]
+    f = _save(tmp_path / "x.npz", **arrays)
+    with pytest.raises(D.DataLayoutError, match="'val_labels' is missing"):
+        medlab.load_custom(f, name="x", like="breastmnist")
+
+
+def test_wrong_image_shape(tmp_path):
+    arrays = _layout()
+    arrays["train_images"] = arrays["train_images"][:, :, :20]
+    f = _save(tmp_path / "x.npz", **arrays)
+    with pytest.raises(D.DataLayoutError, match=r"'train_images' has shape \(6, 28, 20\)"):
+        medlab.load_custom(f, name="x", like="breastmnist")
+
+
+def test_wrong_dtype_and_label_rows(tmp_path):
+    arrays = _layout()
+    arrays["test_images"] = arrays["test_images"].astype(np.float32)
+    with pytest.raises(D.DataLayoutError, match="dtype float32; expected uint8"):
+        medlab.load_custom(_save(tmp_path / "a.npz", **arrays), name="a", like="breastmnist")
+    arrays = _layout()
+    arrays["train_labels"] = arrays["train_labels"][:4]
+    with pytest.raises(D.DataLayoutError, match="'train_labels' has shape"):
+        medlab.load_custom(_save(tmp_path / "b.npz", **arrays), name="b", like="breastmnist")
+
+
+def test_label_out_of_range(tmp_path):
+    f = _save(tmp_path / "x.npz", **_layout(labels=5))
+    with pytest.raises(D.DataLayoutError, match="classes 0..1"):
+        medlab.load_custom(f, name="x", like="breastmnist")
+
+
+def test_channels_contradict(tmp_path):
+    f = _save(tmp_path / "x.npz", **_layout(rgb=True))
+    with pytest.raises(D.DataLayoutError, match="3 channel"):
+        medlab.load_custom(f, name="x", like="breastmnist")
+
+
+def test_split_sizes_contradict_official(tmp_path, data_dir):
+    if data_dir is None or not (data_dir / "pneumoniamnist_balanced_subset.npz").exists():
+        pytest.skip("shared subset not available")
+    shutil.copy(data_dir / "pneumoniamnist_balanced_subset.npz", tmp_path / "pneumoniamnist.npz")
+    with pytest.raises(D.DataLayoutError, match="split sizes.*load_custom"):
+        medlab.load("pneumoniamnist", data_dir=tmp_path)
+
+
+def test_custom_name_must_not_be_official(tmp_path):
+    f = _save(tmp_path / "x.npz", **_layout())
+    with pytest.raises(D.DataError, match="official dataset name"):
+        medlab.load_custom(f, name="breastmnist", like="breastmnist")
+    with pytest.raises(D.DataError, match="needs like="):
+        medlab.load_custom(f, name="y")
+
+
+def test_registered_custom_missing(tmp_path):
+    with pytest.raises(D.DataNotFoundError, match="cannot be downloaded"):
+        medlab.load("pneumoniamnist_balanced_subset", data_dir=tmp_path)
