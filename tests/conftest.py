@@ -13,6 +13,8 @@ import pytest
 import medlab
 from medlab.data import UnofficialDataWarning
 
+os.environ.setdefault("MEDLAB_QUIET", "1")  # no progress bars in test logs
+
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "medmnist"
 
