@@ -1,4 +1,5 @@
-from medlab.cli import main
 import sys
+
+from medlab.cli import main
 
 sys.exit(main())
