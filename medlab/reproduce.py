@@ -145,7 +145,8 @@ def update_expected(rows: list[Row], mode: str, path: Path = EXPECTED) -> None:
         node = (tree.setdefault(r.origin, {}).setdefault(mode, {}).setdefault(r.notebook, {})
                 .setdefault(r.dataset, {}))
         old = node.get(r.key, {})
-        tol = old.get("tol", r.extra.get("tol_hint") or DEFAULT_TOL)
+        hint = r.extra.get("tol_hint")
+        tol = old.get("tol", DEFAULT_TOL if hint is None else hint)
         node[r.key] = {"value": round(r.value, 4), "tol": float(tol)}
     header = ("# Expected values for `medlab reproduce`, written by\n"
               "# `medlab reproduce --update-expected` from real runs (never typed in by hand).\n"
