@@ -322,15 +322,7 @@ def test_sweep_summary_figures_and_widget(toy):
         fa.run_sweep(toy, [0.1], [0], mitigations=("magic",))
 
 
-def test_real_data_scenario_and_disease_class():
-    from pathlib import Path
-
-    import medlab
-
-    folder = Path(__file__).resolve().parents[2] / "shared" / "medmnist"
-    if not (folder / "breastmnist.npz").exists():
-        pytest.skip(f"real data not in {folder}")
-    breast = medlab.load("breastmnist", data_dir=folder)
+def test_real_data_scenario_and_disease_class(breast):
     assert fa.disease_class(breast) == 0  # 0 = malignant, 1 = normal or benign
     sc = fa.make_scenario(breast, 0.05, seed=0)
     assert sc.positive == 0 and sc.test_y.sum() == (breast.test.labels == 0).sum()
