@@ -132,10 +132,8 @@ class Split:
 
     def subset(self, index: torch.Tensor | np.ndarray | Iterable[int]) -> Split:
         """A new Split holding the rows ``index`` (a copy; the original is untouched)."""
-        idx = torch.as_tensor(np.asarray(list(index) if not hasattr(index, "__len__") else index))
-        if idx.dtype == torch.bool:
-            idx = idx.nonzero().flatten()
-        idx = idx.long()
+        idx = torch.as_tensor(np.asarray(index if hasattr(index, "__len__") else list(index)))
+        idx = idx.nonzero().flatten() if idx.dtype == torch.bool else idx.long()
         return Split(self.name, self.split, self.images[idx].clone(), self.labels[idx].clone(),
                      self.task, dict(self.label_names))
 
@@ -247,7 +245,7 @@ def download(name: str, *, size: int = 28, data_dir: str | os.PathLike[str] | No
         path = pooch.retrieve(url, known_hash=f"md5:{md5}", fname=fname, path=folder,
                               downloader=downloader, progressbar=progressbar)
     except Exception as exc:  # network down, host unreachable, hash mismatch, ...
-        _remove_partials(folder, fname)
+        # pooch downloads to a temporary file and removes it on failure: nothing partial stays
         raise DataNotFoundError(
             f"{fname} is not in {folder} and downloading it failed "
             f"({type(exc).__name__}: {exc}). Download {url} yourself and save it as {target} "
@@ -255,11 +253,7 @@ def download(name: str, *, size: int = 28, data_dir: str | os.PathLike[str] | No
     return Path(path)
 
 
-def _remove_partials(folder: Path, fname: str) -> None:
-    """Remove anything a failed download may have left (pooch normally cleans up itself)."""
-    for p in folder.glob(f"*{fname}*"):
-        if p.name != fname or p.stat().st_size == 0:
-            p.unlink(missing_ok=True)
+_fetch = download  # load() has a flag named ``download``, so it calls this name
 
 
 # --------------------------------------------------------------------------------------------
@@ -419,7 +413,7 @@ def load(name: str, *, data_dir: str | os.PathLike[str] | None = None, size: int
             raise DataNotFoundError(
                 f"{fname} is not in {path.parent} and download=False. Download {url} and save "
                 f"it as {path} (md5 {md5}), or pass download=True.")
-        path = _download(key, size=size, data_dir=path.parent, downloader=downloader)
+        path = _fetch(key, size=size, data_dir=path.parent, downloader=downloader)
     info = INFO[key]
     data = _build(key, path, task=info["task"], label_names=_label_names(info),
                   n_channels=info["n_channels"], license=info["license"],
@@ -463,5 +457,3 @@ def load_custom(path: str | os.PathLike[str], *, name: str, like: str | None = N
                   + (f" (like {like})" if like else ""),
                   official_md5=None, expected_sizes=None, kind="custom")
 
-
-_download = download

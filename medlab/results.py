@@ -39,6 +39,7 @@ def output_dir(path: str | os.PathLike[str] | None = None) -> Path:
     return Path(path or os.environ.get("MEDLAB_OUTPUT_DIR") or "outputs").expanduser()
 
 
+@cache
 def package_versions() -> dict[str, str | None]:
     """Installed versions of the packages whose behaviour the results depend on."""
     out: dict[str, str | None] = {}

@@ -19,19 +19,16 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "medmnist"
 
 
-def test_data_dir() -> Path | None:
+def _shared_data_dir() -> Path | None:
     env = os.environ.get("MEDLAB_TEST_DATA_DIR")
     if env:
         return Path(env).resolve()
     return SHARED if SHARED.exists() else None
 
 
-test_data_dir.__test__ = False  # not a test
-
-
 @pytest.fixture(scope="session")
 def data_dir() -> Path | None:
-    return test_data_dir()
+    return _shared_data_dir()
 
 
 @pytest.fixture(scope="session")

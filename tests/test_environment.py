@@ -75,4 +75,6 @@ def test_ci_runs_the_readme_test_command():
     for cmd in commands.values():
         assert "constraints.txt" in cmd
     ci = (ROOT / ".ci" / "run").read_text()
-    assert "test-command" in ci, ".ci/run must execute the README's test command block"
+    assert f"TEST_COMMAND='{commands['test'].strip()}'" in ci, ".ci/run must hold README's test command"
+    run_lines = [ln for ln in ci.splitlines() if not ln.lstrip().startswith(("#", "TEST_COMMAND="))]
+    assert commands["test"].strip() in run_lines, ".ci/run must run that command as a line"
