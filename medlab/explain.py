@@ -21,15 +21,14 @@ Positive values are evidence *for* the target class; channels are summed.
 Faithfulness (does the map point at what the model uses?): :func:`deletion_curve` (and
 insertion), :func:`curve_auc`, :func:`random_maps`; the model-randomisation sanity check of
 Adebayo et al. (2018): :func:`randomize_model`, :func:`map_similarity`. Embeddings:
-:func:`embeddings`, :func:`pca`, :func:`group_separability`. Group diagnosis:
+:func:`medlab.train.embeddings`, :func:`pca`, :func:`group_separability`. Group diagnosis:
 :func:`attribution_stats`, :func:`group_attribution_stats`. Plotting: :func:`plot_maps`.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from unittest import mock
 
@@ -37,7 +36,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from medlab.train import to_input
+from medlab.train import eval_mode as _eval_mode
+from medlab.train import predict, to_input
 from medlab.utils import progress
 
 __all__ = [
@@ -54,7 +54,6 @@ __all__ = [
     "faithfulness",
     "randomize_model",
     "map_similarity",
-    "embeddings",
     "pca",
     "group_separability",
     "attribution_stats",
@@ -85,21 +84,8 @@ def _as_input(images: torch.Tensor | np.ndarray) -> torch.Tensor:
     return x.float()
 
 
-@contextmanager
-def _eval_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Evaluation mode (no dropout) inside the block; the previous mode is restored after."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield model
-    finally:
-        model.train(was_training)
-
-
-@torch.no_grad()
 def _logits(model: nn.Module, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
-    with _eval_mode(model):
-        return torch.cat([model(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
+    return torch.from_numpy(predict(model, x, logits=True, batch_size=batch_size))
 
 
 def _targets(
@@ -564,19 +550,6 @@ def map_similarity(a: np.ndarray, b: np.ndarray, *, metric: str = "spearman") ->
 
 
 @torch.no_grad()
-def embeddings(
-    model: nn.Module, images: torch.Tensor | np.ndarray, *, batch_size: int = 512
-) -> np.ndarray:
-    """The model's penultimate features ``model.embed(x)``, float32 (N, D)."""
-    if not hasattr(model, "embed"):
-        raise ValueError("the model has no .embed(x); use a medlab model (SmallCNN, ResNet18)")
-    x = _as_input(images)
-    with _eval_mode(model):
-        return torch.cat(
-            [model.embed(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
-        ).numpy()
-
-
 def pca(
     features: np.ndarray, n_components: int = 2, *, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -1,22 +1,20 @@
-"""Lesson 03 (bias): the HCM sex-imbalance scenario, simulated on a binary MedMNIST task.
+"""Lesson 03 (bias): what the bias lesson teaches on top of the HCM scenario.
 
-The seed paper's example: a model trained mostly on male patients misses hypertrophic
-cardiomyopathy (HCM) in women, whose disease presents differently (smaller hearts, so a fixed
-wall-thickness threshold flags mostly men). MedMNIST has no sex metadata, so this module
-*simulates* it, openly and with seeds:
+The population (the simulated sex-imbalance scenario modelled on hypertrophic cardiomyopathy) is
+:func:`medlab.scenario.hcm`; per-group metrics are :func:`medlab.metrics.group_metrics`. This
+module holds what the lesson itself teaches:
 
-1. every image gets a simulated group, ``0`` (majority) or ``1`` (minority), at a chosen share;
-2. the minority's images get a group-specific :class:`PresentationShift` (:func:`apply_shift`):
-   smaller anatomy (zoom-out) and a subtler disease signal (part of the average disease pattern
-   taken out of diseased images). This is a stand-in for the HCM mechanism, not a claim
-   about the anatomy of the people in the dataset;
-3. a model is trained (:func:`train_scenario`, optionally with a mitigation) and measured per
-   group with fairlearn (:func:`group_metrics`), with group-specific thresholds from fairlearn's
-   ``ThresholdOptimizer`` (:func:`group_thresholds`) as a post-processing mitigation.
+* how every model of the lesson is trained (:func:`hcm_config`, :func:`train_scenario`, through
+  the model cache, so notebook 04 explains exactly notebook 03's models) and where its one
+  global threshold comes from (:func:`decision_threshold`: Youden's J on the validation split);
+* training-time mitigations (:func:`group_weights`, :func:`group_balanced_index`) and a
+  post-processing one (:func:`group_thresholds`, fairlearn's ``ThresholdOptimizer``);
+* the diversity measures of a training set's make-up (Shannon, Gini-Simpson, Gini coefficient);
+* the sweep over minority shares and seeds (:func:`run_sweep`, on :func:`medlab.run_grid`) and
+  its figures and explorer.
 
->>> sc = make_scenario(data, 0.05, shift=PresentationShift(zoom=0.8, contrast=0.5), seed=0)
->>> model, hist = train_scenario(sc, seed=0, epochs=6)                       # doctest: +SKIP
->>> gm = group_metrics(sc.test_y, disease_scores(model, sc), sc.groups["test"])  # doctest: +SKIP
+>>> L = medlab.lesson(quick=True, seed=0)                                     # doctest: +SKIP
+>>> sweep = run_sweep(data, [0.05, 0.5], L.seeds, config=hcm_config(data, L))  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -28,30 +26,27 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from medlab.data import MedMNISTData, Split
+from medlab.experiments import Lesson, cached_model, run_grid
+from medlab.experiments import summarize as _summarize
+from medlab.metrics import GroupMetrics, calibration, group_metrics, youden_threshold
 from medlab.models import SmallCNN
-from medlab.train import History, fit, predict
-from medlab.utils import progress, seed_everything
+from medlab.scenario import GROUP_NAMES, Scenario, apply_shift, disease_scores, hcm
+from medlab.train import History, fit
 
 __all__ = [
     "GROUP_NAMES",
+    "SHORT",
     "MITIGATIONS",
-    "PresentationShift",
-    "disease_pattern",
-    "apply_shift",
-    "disease_class",
-    "Scenario",
-    "make_scenario",
+    "THRESHOLD_METHOD",
+    "hcm_config",
+    "hcm_metrics",
     "group_weights",
     "group_balanced_index",
     "train_scenario",
-    "disease_scores",
-    "youden_threshold",
-    "GroupMetrics",
-    "group_metrics",
+    "decision_threshold",
     "ScoreClassifier",
     "group_thresholds",
     "shannon_index",
@@ -61,331 +56,46 @@ __all__ = [
     "Sweep",
     "run_sweep",
     "summarize",
+    "shift_examples",
     "score_distributions",
     "calibration_curves",
     "gap_vs_share",
-    "shift_examples",
     "explorer",
 ]
 
-#: Names of the simulated sensitive attribute ("sex") values.
-GROUP_NAMES: dict[int, str] = {0: "male (simulated majority)", 1: "female (simulated minority)"}
-
 #: Training-time mitigations understood by :func:`train_scenario`.
 MITIGATIONS: tuple[str | None, ...] = (None, "reweight", "resample")
-
-# Per-image zoom jitter, as a fraction of the zoom-out (0.8 -> zooms drawn from 0.75..0.85).
-_ZOOM_JITTER = 0.25
-
-
-# --------------------------------------------------------------------------------------------
-# the simulated presentation shift
+#: Column suffixes of the two HCM groups in result tables (``tpr_maj``, ``tpr_min``).
+SHORT: dict[str, str] = {GROUP_NAMES[0]: "maj", GROUP_NAMES[1]: "min"}
+THRESHOLD_METHOD = "group thresholds (equalized odds)"
 
 
-@dataclass(frozen=True)
-class PresentationShift:
-    """How the minority group's disease presents differently (the simulated mechanism).
-
-    Attributes:
-        zoom: anatomy scale of minority images (1 = unchanged, 0.8 = 20 % smaller, range
-            [0.5, 1.5]). Each image gets a seeded jitter of +/- 25 % of the zoom-out.
-        contrast: share of the average disease pattern a diseased minority image keeps
-            (1 = unchanged, 0.5 = half as strong, 0 = none; range [0, 1]). The pattern is the
-            pixel-wise mean diseased minus mean healthy training image.
-    """
-
-    zoom: float = 0.8
-    contrast: float = 0.5
-
-    def __post_init__(self) -> None:
-        if not (isinstance(self.zoom, (int, float)) and 0.5 <= self.zoom <= 1.5):
-            raise ValueError(
-                f"PresentationShift.zoom must be in [0.5, 1.5] (1 = no change, "
-                f"< 1 = smaller anatomy), got {self.zoom!r}"
-            )
-        if not (isinstance(self.contrast, (int, float)) and 0.0 <= self.contrast <= 1.0):
-            raise ValueError(
-                f"PresentationShift.contrast must be in [0, 1] (1 = full disease "
-                f"signal, 0 = none), got {self.contrast!r}"
-            )
-
-    @classmethod
-    def from_strength(cls, strength: float) -> PresentationShift:
-        """One knob for sliders: ``strength`` in [0, 2]; 0 = no shift, 1 = the default
-        (zoom 0.8, contrast 0.5), 2 = zoom 0.6 and none of the average disease pattern left."""
-        if not (isinstance(strength, (int, float)) and 0.0 <= strength <= 2.0):
-            raise ValueError(
-                f"strength must be in [0, 2] (0 = no shift, 1 = default), got {strength!r}"
-            )
-        return cls(zoom=round(1.0 - 0.2 * strength, 6), contrast=round(1.0 - 0.5 * strength, 6))
-
-    @property
-    def is_identity(self) -> bool:
-        return self.zoom == 1.0 and self.contrast == 1.0
+def hcm_config(data: MedMNISTData, lesson: Lesson) -> dict[str, Any]:
+    """How every model of the bias lessons (03 and 04) is trained: a SmallCNN (width 8 quick,
+    16 full), batch 64, lr 5e-3, epochs for ``lesson.images_seen`` images (at least 5 quick,
+    8 full). One place, so that notebook 04 reuses notebook 03's models from the cache."""
+    if not isinstance(lesson, Lesson):
+        raise TypeError(f"lesson must come from medlab.lesson(quick, seed), got {lesson!r}")
+    n = len(data.train)
+    if lesson.quick:
+        return dict(width=8, epochs=lesson.epochs(n, minimum=5), batch_size=64, lr=5e-3)
+    return dict(width=16, epochs=lesson.epochs(n, minimum=8, scale=0.4), batch_size=64, lr=5e-3)
 
 
-def _zoom(x: torch.Tensor, zooms: torch.Tensor) -> torch.Tensor:
-    """Scale each image (N, C, H, W float 0..255) about its centre by ``zooms`` (N,); the area
-    uncovered by a zoom-out is filled with that image's border mean (its background)."""
-    n = x.shape[0]
-    border = torch.cat([x[..., 0, :], x[..., -1, :], x[..., :, 0], x[..., :, -1]], dim=-1)
-    bg = border.mean(dim=(1, 2)).view(n, 1, 1, 1)
-    inv = 1.0 / zooms
-    zero = torch.zeros_like(inv)
-    theta = torch.stack([torch.stack([inv, zero, zero], 1), torch.stack([zero, inv, zero], 1)], 1)
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    out = F.grid_sample(x - bg, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    return out + bg
-
-
-def disease_pattern(
-    images: torch.Tensor, labels: torch.Tensor, *, positive: int = 1
-) -> torch.Tensor:
-    """The average disease pattern: mean diseased minus mean healthy image, float (C, H, W) in
-    grey levels (-255..255)."""
-    labels = torch.as_tensor(labels).reshape(-1)
-    pos = labels == positive
-    if not bool(pos.any()) or bool(pos.all()):
-        raise ValueError(
-            "disease_pattern needs both diseased and healthy images; pass "
-            "pattern=<mean diseased - mean healthy image (C, H, W)> instead"
-        )
-    x = images.float()
-    return x[pos].mean(0) - x[~pos].mean(0)
-
-
-def apply_shift(
-    images: torch.Tensor,
-    labels: torch.Tensor,
-    shift: PresentationShift,
+def hcm_metrics(
+    y_true: np.ndarray,
+    y_score: np.ndarray,
+    groups: np.ndarray,
     *,
+    threshold: float = 0.5,
+    y_pred: np.ndarray | None = None,
+    n_boot: int | None = None,
     seed: int = 0,
-    positive: int = 1,
-    pattern: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """Give images the minority group's presentation (the caller picks the minority's images).
-
-    1. Subtler disease (diseased images only): ``x <- x - (1 - contrast) * pattern``, where
-       ``pattern`` is the average disease pattern (:func:`disease_pattern`: mean diseased minus
-       mean healthy image), so a diseased image keeps only ``contrast`` of the typical
-       difference between disease and health (its individual variation is kept).
-    2. Smaller anatomy (every image): zoom about the centre by ``shift.zoom`` (each image
-       jittered by +/- 25 % of the zoom-out, seeded), the uncovered border filled with the
-       image's own background (border mean).
-
-    Args:
-        images: uint8 (N, C, H, W); labels: int (N,) class indices.
-        shift: the :class:`PresentationShift`; seed: seeds the per-image zoom jitter.
-        positive: the class that is "disease".
-        pattern: float (C, H, W); default: :func:`disease_pattern` of ``images`` (pass the
-            training split's so every split uses the same pattern).
-    Returns uint8 (N, C, H, W), a new tensor.
-    """
-    if not isinstance(shift, PresentationShift):
-        raise TypeError(f"shift must be a PresentationShift, got {type(shift).__name__}")
-    if images.dtype != torch.uint8 or images.ndim != 4:
-        raise ValueError(
-            f"images must be uint8 (N, C, H, W), got {images.dtype} {tuple(images.shape)}"
-        )
-    labels = torch.as_tensor(labels).reshape(-1)
-    if labels.shape[0] != images.shape[0]:
-        raise ValueError(f"labels has {labels.shape[0]} entries but images has {images.shape[0]}")
-    x = images.float()
-    if len(x) == 0 or shift.is_identity:
-        return images.clone()
-    pos = labels == positive
-    if shift.contrast < 1.0 and bool(pos.any()):
-        if pattern is None:
-            pattern = disease_pattern(images, labels, positive=positive)
-        pattern = torch.as_tensor(pattern).float()
-        if pattern.shape != x.shape[1:]:
-            raise ValueError(
-                f"pattern must have shape {tuple(x.shape[1:])} (C, H, W), got "
-                f"{tuple(pattern.shape)}"
-            )
-        x[pos] = x[pos] - (1.0 - shift.contrast) * pattern
-    if shift.zoom != 1.0:
-        gen = torch.Generator().manual_seed(int(seed))
-        u = torch.rand(len(x), generator=gen) * 2.0 - 1.0
-        zooms = shift.zoom + (1.0 - shift.zoom) * _ZOOM_JITTER * u
-        x = _zoom(x, zooms)
-    return x.round_().clamp_(0, 255).to(torch.uint8)
-
-
-def disease_class(data: MedMNISTData | Split) -> int:
-    """The class index that means "disease" for a binary task: the one whose label name says
-    malignant/pneumonia/abnormal/disease/positive, else 1 (BreastMNIST: 0 = malignant)."""
-    names = {k: v.lower() for k, v in data.label_names.items()}
-    for word in ("malignant", "pneumonia", "abnormal", "disease", "positive", "tumor"):
-        hits = [k for k, v in names.items() if word in v]
-        if len(hits) == 1:
-            return hits[0]
-    return 1
-
-
-# --------------------------------------------------------------------------------------------
-# scenarios: group assignment, shares, shifted splits
-
-
-@dataclass
-class Scenario:
-    """A dataset with a simulated sensitive attribute and a shifted minority.
-
-    ``groups[s]`` is an int array (N_s,) of 0 (majority) / 1 (minority) aligned with split ``s``;
-    the minority's images in every split are already shifted. ``positive`` is the disease class.
-    """
-
-    name: str
-    train: Split
-    val: Split
-    test: Split
-    groups: dict[str, np.ndarray]
-    minority_share: float
-    shift: PresentationShift
-    seed: int
-    positive: int = 1
-    pattern: torch.Tensor | None = field(default=None, repr=False)
-
-    def __getitem__(self, split: str) -> Split:
-        return getattr(self, split)
-
-    def y(self, split: str = "test") -> np.ndarray:
-        """0/1 disease indicator (N,) of a split (1 = the ``positive`` class)."""
-        return (self[split].labels.numpy() == self.positive).astype(np.int64)
-
-    @property
-    def test_y(self) -> np.ndarray:
-        return self.y("test")
-
-    def counts(self) -> Any:
-        """Images per split, group and class, as a pandas DataFrame."""
-        import pandas as pd
-
-        rows = []
-        for s in ("train", "val", "test"):
-            y = self.y(s)
-            for g, gname in GROUP_NAMES.items():
-                m = self.groups[s] == g
-                rows.append(
-                    {
-                        "split": s,
-                        "group": gname,
-                        "images": int(m.sum()),
-                        "diseased": int(y[m].sum()),
-                        "healthy": int((1 - y[m]).sum()),
-                        "share of split": float(m.mean()) if len(m) else 0.0,
-                    }
-                )
-        return pd.DataFrame(rows)
-
-
-def _assign(labels: np.ndarray, share: float, rng: np.random.Generator) -> np.ndarray:
-    """Groups (N,) with ``round(share * n_c)`` minority images in every class c (stratified)."""
-    groups = np.zeros(len(labels), dtype=np.int64)
-    for c in np.unique(labels):
-        idx = np.flatnonzero(labels == c)
-        idx = idx[rng.permutation(len(idx))]
-        n_min = int(round(share * len(idx)))
-        if share == 0.5 and len(idx) % 2:  # odd class size: coin flip for the last image
-            n_min = len(idx) // 2 + int(rng.integers(2))
-        groups[idx[:n_min]] = 1
-    return groups
-
-
-def _pattern(data: MedMNISTData, positive: int) -> torch.Tensor:
-    """The training split's average disease pattern (see :func:`disease_pattern`)."""
-    return disease_pattern(data.train.images, data.train.labels, positive=positive)
-
-
-def _scenario_split(
-    data: MedMNISTData,
-    s: str,
-    share: float,
-    shift: PresentationShift,
-    seed: int,
-    positive: int,
-    pattern: torch.Tensor,
-) -> tuple[np.ndarray, Split]:
-    """Groups and shifted images of one split (test: 50/50, independent of ``share``)."""
-    k = ("train", "val", "test").index(s)
-    split = data[s]
-    rng = np.random.default_rng([seed, k])
-    g = _assign(split.labels.numpy(), 0.5 if s == "test" else float(share), rng)
-    images = split.images.clone()
-    m = torch.from_numpy(g == 1)
-    if bool(m.any()):
-        images[m] = apply_shift(
-            split.images[m],
-            split.labels[m],
-            shift,
-            seed=seed * 3 + k,
-            positive=positive,
-            pattern=pattern,
-        )
-    return g, Split(
-        split.name, s, images, split.labels.clone(), split.task, dict(split.label_names)
-    )
-
-
-def make_scenario(
-    data: MedMNISTData,
-    minority_share: float = 0.05,
-    *,
-    shift: PresentationShift = PresentationShift(),
-    seed: int = 0,
-    positive: int | None = None,
-) -> Scenario:
-    """Simulate the sensitive attribute and the minority's presentation on a binary dataset.
-
-    Train and val keep all their images; a share ``minority_share`` of each class becomes the
-    minority (so the training-set size is the same at every share, only its make-up changes).
-    The test split is split 50/50 by group within each class (balanced by group, same class mix
-    in both groups), independently of the share, so every share is tested on the same patients.
-    The *training* split's average disease pattern is used for all splits.
-
-    Args:
-        data: a binary-class dataset (e.g. pneumoniamnist, breastmnist).
-        minority_share: share of the minority in train and val, in [0, 0.5].
-        shift: the minority's :class:`PresentationShift`.
-        seed: seeds the group assignment and the zoom jitter.
-        positive: disease class (default :func:`disease_class`).
-    """
-    if data.task != "binary-class":
-        raise ValueError(
-            f"make_scenario needs a binary-class dataset (e.g. pneumoniamnist, "
-            f"breastmnist); {data.name} is {data.task!r}"
-        )
-    if not (isinstance(minority_share, (int, float)) and 0.0 <= minority_share <= 0.5):
-        raise ValueError(
-            f"minority_share must be in [0, 0.5] (the minority is at most half), "
-            f"got {minority_share!r}"
-        )
-    if not isinstance(shift, PresentationShift):
-        raise TypeError(f"shift must be a PresentationShift, got {type(shift).__name__}")
-    if not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    positive = disease_class(data) if positive is None else int(positive)
-    if positive not in data.label_names:
-        raise ValueError(f"positive={positive} is not a class of {data.name} ({data.label_names})")
-    pattern = _pattern(data, positive)
-    groups, splits = {}, {}
-    for s in ("train", "val", "test"):
-        groups[s], splits[s] = _scenario_split(
-            data, s, minority_share, shift, seed, positive, pattern
-        )
-    return Scenario(
-        data.name,
-        splits["train"],
-        splits["val"],
-        splits["test"],
-        groups,
-        float(minority_share),
-        shift,
-        seed,
-        positive,
-        pattern,
-    )
-
+) -> GroupMetrics:
+    """:func:`medlab.metrics.group_metrics` for the two HCM groups (majority = reference, so
+    gaps are majority minus minority; ``row()`` columns end in ``_maj`` / ``_min``)."""
+    return group_metrics(y_true, y_score, groups, threshold=threshold, y_pred=y_pred,
+                         names=GROUP_NAMES, reference=0, n_boot=n_boot, seed=seed)
 
 # --------------------------------------------------------------------------------------------
 # training, with training-time mitigations
@@ -414,219 +124,68 @@ def group_balanced_index(groups: np.ndarray, *, seed: int = 0) -> np.ndarray:
     return np.sort(np.concatenate(out))
 
 
+
 def train_scenario(
     scenario: Scenario,
     *,
     seed: int = 0,
     mitigation: str | None = None,
     width: int = 16,
+    cache: Any = None,
     **fit_kwargs: Any,
 ) -> tuple[torch.nn.Module, History]:
-    """Train a :class:`~medlab.models.SmallCNN` on ``scenario.train`` (val for model selection).
+    """Train a :class:`~medlab.models.SmallCNN` on ``scenario.train`` (val for model selection),
+    through the model cache (:func:`medlab.experiments.cached_model`).
 
     Args:
         mitigation: ``None``; ``"reweight"`` (group-balanced loss weights, :func:`group_weights`,
             via ``fit(sample_weight=...)``); or ``"resample"`` (minority oversampled to the
-            majority's size, :func:`group_balanced_index`).
-        width: SmallCNN width (16 is enough for 28 px and twice as fast as 32).
-        fit_kwargs: passed to :func:`medlab.train.fit` (default ``epochs=8``).
-    Returns (model, history); the model is in eval mode.
+            majority's size, :func:`group_balanced_index`, with proportionally fewer epochs).
+        width: SmallCNN width. fit_kwargs: passed to :func:`medlab.train.fit` (default
+            ``epochs=8``). cache: a ModelCache, a folder, or False.
+    Returns (model in eval mode, history).
     """
     if mitigation not in MITIGATIONS:
         raise ValueError(f"mitigation must be one of {MITIGATIONS}, got {mitigation!r}")
+    if not isinstance(scenario, Scenario):
+        raise TypeError(f"scenario must come from medlab.scenario, got {type(scenario).__name__}")
     fit_kwargs.setdefault("epochs", 8)
-    fit_kwargs.setdefault(
-        "desc", f"{scenario.name} share={scenario.minority_share:g} {mitigation or 'baseline'}"
-    )
+    desc = f"{scenario.name} {scenario.info.get('share', '')} {mitigation or 'baseline'}"
+    fit_kwargs.setdefault("desc", desc)
     train, g = scenario.train, scenario.groups["train"]
+    weights = None
     if mitigation == "reweight":
         if "sample_weight" in fit_kwargs:
             raise ValueError("mitigation='reweight' sets sample_weight itself; do not pass one")
-        fit_kwargs["sample_weight"] = torch.from_numpy(group_weights(g))
+        weights = torch.from_numpy(group_weights(g))
+        fit_kwargs["sample_weight"] = weights
     elif mitigation == "resample":
         n = len(train)
         train = train.subset(group_balanced_index(g, seed=seed))
         # same number of optimisation steps as the baseline (equal compute): fewer epochs
         fit_kwargs["epochs"] = max(1, round(fit_kwargs["epochs"] * n / len(train)))
-    seed_everything(seed)
-    model = SmallCNN(int(train.images.shape[1]), train.n_classes, width=width)
-    hist = fit(model, train, scenario.val, seed=seed, **fit_kwargs)
-    hist.config.update(
-        mitigation=mitigation,
-        minority_share=scenario.minority_share,
-        shift={"zoom": scenario.shift.zoom, "contrast": scenario.shift.contrast},
-        scenario_seed=scenario.seed,
-        width=width,
-    )
-    model.eval()
-    return model, hist
+    settings = {k: v for k, v in fit_kwargs.items() if k not in ("desc", "sample_weight")}
+    settings.update(mitigation=mitigation, width=width)
+    c = int(train.images.shape[1])
+
+    def run(model: torch.nn.Module) -> dict[str, Any]:
+        hist = fit(model, train, scenario.val, seed=seed, **fit_kwargs)
+        hist.config.update(mitigation=mitigation, scenario=scenario.info, width=width)
+        return hist.as_dict()
+
+    model, info = cached_model(
+        "smallcnn-hcm", lambda: SmallCNN(c, train.n_classes, width=width), run,
+        data=scenario, train_split=train, val_split=scenario.val, weights=weights, seed=seed,
+        settings=settings, cache=cache)
+    info.pop("cached", None), info.pop("key", None)
+    return model, History.from_dict(info)
 
 
-def disease_scores(
-    model: torch.nn.Module,
-    scenario: Scenario | Split,
-    split: str = "test",
-    *,
-    positive: int | None = None,
-) -> np.ndarray:
-    """Predicted probability of disease, shape (N,), for a scenario split (or a Split)."""
-    if isinstance(scenario, Scenario):
-        positive = scenario.positive if positive is None else positive
-        scenario = scenario[split]
-    return predict(model, scenario)[:, 1 if positive is None else positive].astype(np.float64)
-
-
-# --------------------------------------------------------------------------------------------
-# measuring: fairlearn's MetricFrame per group
-
-
-def youden_threshold(y_true: np.ndarray, y_score: np.ndarray) -> float:
-    """The one global threshold that maximises Youden's J = TPR - FPR on ``(y_true, y_score)``
-    (usually the validation split, so it is set mostly by the majority, like a fixed 15 mm
-    wall-thickness cut-off). Returned in (0, 1)."""
-    from sklearn.metrics import roc_curve
-
-    y_true = np.asarray(y_true).astype(int).reshape(-1)
-    if len(np.unique(y_true)) != 2:
-        raise ValueError("youden_threshold needs both classes in y_true")
-    fpr, tpr, thr = roc_curve(y_true, np.asarray(y_score, dtype=float).reshape(-1))
-    ok = np.isfinite(thr)
-    best = np.argmax((tpr - fpr)[ok])
-    return float(np.clip(thr[ok][best], 1e-6, 1 - 1e-6))
-
-
-def _auc(y_true: np.ndarray, y_score: np.ndarray) -> float:
-    from sklearn.metrics import roc_auc_score
-
-    return float(roc_auc_score(y_true, y_score)) if len(np.unique(y_true)) == 2 else math.nan
-
-
-@dataclass
-class GroupMetrics:
-    """Per-group metrics of one model on one test set.
-
-    Attributes:
-        frame: the fairlearn ``MetricFrame`` (rows: groups; columns: auc, tpr, fnr, fpr,
-            selection_rate, accuracy), with bootstrap intervals when ``n_boot`` was given.
-        gap: majority minus minority for every metric (positive = the minority is lower).
-        equalized_odds_difference: fairlearn's ``max(|TPR gap|, |FPR gap|)``.
-        overall: the metrics on the whole test set.
-        ci: {"lo": DataFrame, "hi": DataFrame} per-group bootstrap interval, or None.
-    """
-
-    frame: Any
-    gap: dict[str, float]
-    equalized_odds_difference: float
-    overall: dict[str, float]
-    ci: dict[str, Any] | None = None
-
-    @property
-    def by_group(self) -> Any:
-        """Per-group metrics, pandas DataFrame indexed by group name."""
-        return self.frame.by_group
-
-    def table(self) -> Any:
-        """by_group plus rows 'difference (max - min)' and 'ratio (min / max)' from fairlearn."""
-        import pandas as pd
-
-        t = self.frame.by_group.copy()
-        t.loc["difference (max - min)"] = self.frame.difference()
-        t.loc["ratio (min / max)"] = self.frame.ratio()
-        return pd.DataFrame(t)
-
-    def row(self) -> dict[str, float]:
-        """One flat dict: ``<metric>_maj``, ``<metric>_min``, ``<metric>_gap``, ``eod`` and the
-        overall accuracy ``acc`` (for sweep tables)."""
-        bg = self.frame.by_group
-        out: dict[str, float] = {}
-        for m in bg.columns:
-            out[f"{m}_maj"] = float(bg.loc[GROUP_NAMES[0], m])
-            out[f"{m}_min"] = float(bg.loc[GROUP_NAMES[1], m])
-            out[f"{m}_gap"] = self.gap[m]
-        out["eod"] = self.equalized_odds_difference
-        out["acc"] = self.overall["accuracy"]
-        out["balanced_acc"] = self.overall["balanced_accuracy"]
-        out["auc"] = self.overall["auc"]
-        return out
-
-
-def group_metrics(
-    y_true: np.ndarray,
-    y_score: np.ndarray,
-    groups: np.ndarray,
-    *,
-    threshold: float = 0.5,
-    y_pred: np.ndarray | None = None,
-    n_boot: int | None = None,
-    seed: int = 0,
-) -> GroupMetrics:
-    """Per-group AUC, TPR (sensitivity), FNR, FPR, selection rate and accuracy with fairlearn.
-
-    Args:
-        y_true: 0/1 disease (N,); y_score: disease probability (N,); groups: 0/1 (N,).
-        threshold: one global decision threshold on ``y_score`` (ignored if ``y_pred`` given).
-        y_pred: 0/1 decisions (N,) from elsewhere (e.g. :func:`group_thresholds`); AUC still
-            uses ``y_score``.
-        n_boot: bootstrap resamples for 95 % intervals (fairlearn's MetricFrame ``n_boot``).
-    """
-    from fairlearn.metrics import (
-        MetricFrame,
-        equalized_odds_difference,
-        false_negative_rate,
-        false_positive_rate,
-        selection_rate,
-        true_positive_rate,
-    )
-    from sklearn.metrics import accuracy_score, balanced_accuracy_score
-
-    y_true = np.asarray(y_true).astype(int).reshape(-1)
-    y_score = np.asarray(y_score, dtype=float).reshape(-1)
-    groups = np.asarray(groups).reshape(-1)
-    if not (len(y_true) == len(y_score) == len(groups)):
-        raise ValueError(
-            f"y_true, y_score and groups must have the same length, got "
-            f"{len(y_true)}, {len(y_score)}, {len(groups)}"
-        )
-    if not set(np.unique(groups)) <= set(GROUP_NAMES) or len(np.unique(groups)) != 2:
-        raise ValueError(
-            f"groups must hold both 0 (majority) and 1 (minority), got {np.unique(groups).tolist()}"
-        )
-    if not 0.0 < threshold < 1.0:
-        raise ValueError(f"threshold must be in (0, 1), got {threshold}")
-    if y_pred is None:
-        y_pred = (y_score >= threshold).astype(int)
-    y_pred = np.asarray(y_pred).astype(int).reshape(-1)
-    names = np.array([GROUP_NAMES[int(g)] for g in groups])
-    # one MetricFrame on the decisions; AUC reads the scores, passed as a per-row parameter
-    # (MetricFrame splits sample_params by group, and resamples them when bootstrapping)
-    metrics = {
-        "auc": lambda yt, yp, y_score: _auc(np.asarray(yt), np.asarray(y_score)),
-        "tpr": true_positive_rate,
-        "fnr": false_negative_rate,
-        "fpr": false_positive_rate,
-        "selection_rate": selection_rate,
-        "accuracy": accuracy_score,
-    }
-    kw: dict[str, Any] = {}
-    if n_boot:
-        kw = dict(n_boot=int(n_boot), ci_quantiles=[0.025, 0.975], random_state=seed)
-    mf = MetricFrame(
-        metrics=metrics,
-        y_true=y_true,
-        y_pred=y_pred,
-        sensitive_features=names,
-        sample_params={"auc": {"y_score": y_score}},
-        **kw,
-    )
-    bg = mf.by_group
-    gap = {m: float(bg.loc[GROUP_NAMES[0], m] - bg.loc[GROUP_NAMES[1], m]) for m in bg.columns}
-    eod = float(equalized_odds_difference(y_true, y_pred, sensitive_features=names))
-    overall = {m: float(v) for m, v in mf.overall.items()}
-    overall["balanced_accuracy"] = float(balanced_accuracy_score(y_true, y_pred))
-    ci = None
-    if n_boot:
-        ci = {"lo": mf.by_group_ci[0], "hi": mf.by_group_ci[1]}
-    return GroupMetrics(mf, gap, eod, overall, ci)
+def decision_threshold(model: torch.nn.Module, scenario: Scenario) -> float:
+    """The lesson's one global decision threshold: Youden's J maximal on the validation split
+    (:func:`medlab.metrics.youden_threshold`). The validation split has the training set's
+    skew, so the threshold is set mostly by the majority, like a fixed 15 mm cut-off."""
+    return youden_threshold(scenario.y("val"), disease_scores(model, scenario, "val"))
 
 
 # --------------------------------------------------------------------------------------------
@@ -707,7 +266,6 @@ def group_thresholds(
         )
     return out
 
-
 # --------------------------------------------------------------------------------------------
 # diversity of a training set's group composition (the seed paper's measures)
 
@@ -770,18 +328,15 @@ class Sweep:
     """Everything a share sweep produced.
 
     rows: pandas DataFrame, one row per (share, seed, method) with :meth:`GroupMetrics.row`
-    columns plus the training set's :func:`composition`. models / scores: the trained models
-    and their test disease scores, keyed by (share, seed, method)."""
+    columns plus the training set's :func:`composition`. models / scores / thresholds: keyed by
+    (share, seed, method); scenarios: keyed by (share, seed)."""
 
     rows: Any
     models: dict[tuple[float, int, str], torch.nn.Module]
     scores: dict[tuple[float, int, str], np.ndarray]
     scenarios: dict[tuple[float, int], Scenario]
-    shift: PresentationShift
+    strength: float
     thresholds: dict[tuple[float, int, str], float] = field(default_factory=dict)
-
-
-THRESHOLD_METHOD = "group thresholds (equalized odds)"
 
 
 def run_sweep(
@@ -789,86 +344,71 @@ def run_sweep(
     shares: Iterable[float],
     seeds: Iterable[int],
     *,
-    shift: PresentationShift = PresentationShift(),
+    config: dict[str, Any],
+    strength: float | None = None,
     mitigations: Iterable[str] = ("reweight", "resample"),
     mitigate_at: Iterable[float] | None = None,
     group_threshold: bool = True,
-    threshold: float | None = None,
-    width: int = 16,
-    **fit_kwargs: Any,
 ) -> Sweep:
-    """Train one model per (share, seed) and measure it per group on the balanced test set.
+    """Train one model per (share, seed) on :func:`medlab.scenario.hcm` and measure it per
+    group on the balanced test set, through :func:`medlab.run_grid` and the model cache.
 
-    ``mitigations`` (training-time, see :func:`train_scenario`) are trained at the shares in
-    ``mitigate_at`` (default: the smallest share); group-specific thresholds
-    (:func:`group_thresholds`) post-process every baseline model. Seeds drive both the
-    scenario (group assignment) and training. The global decision threshold is ``threshold``,
-    or by default each model's :func:`youden_threshold` on its validation split.
+    ``config`` is :func:`hcm_config`; ``mitigations`` (training-time, see
+    :func:`train_scenario`) are trained at the shares in ``mitigate_at`` (default: the smallest
+    share); group-specific thresholds (:func:`group_thresholds`) post-process every baseline
+    model. Seeds drive both the scenario and training. The global threshold is
+    :func:`decision_threshold` (Youden's J on validation).
     """
-    import pandas as pd
-
-    shares, seeds = [float(s) for s in shares], [int(s) for s in seeds]
-    if not shares or not seeds:
-        raise ValueError("give at least one share and one seed")
+    if isinstance(shares, str) or isinstance(seeds, str):
+        raise ValueError("shares and seeds must be lists, e.g. [0.05, 0.5] and [0, 1]")
+    shares = [float(s) for s in shares]
+    if not shares:
+        raise ValueError("give at least one share, e.g. [0.05, 0.5]")
     mitigate_at = [min(shares)] if mitigate_at is None else [float(s) for s in mitigate_at]
-    mitigations = list(mitigations)
+    mitigations = [mitigations] if isinstance(mitigations, str) else list(mitigations)
     for m in mitigations:
         if m not in MITIGATIONS or m is None:
             raise ValueError(f"mitigations must be among {MITIGATIONS[1:]}, got {m!r}")
-    jobs = [(sh, sd, None) for sh in shares for sd in seeds]
-    jobs += [(sh, sd, m) for m in mitigations for sh in mitigate_at for sd in seeds]
-    rows, models, scores, scenarios, thresholds = [], {}, {}, {}, {}
-    for sh, sd, mit in progress(jobs, desc="sweep"):
-        if (sh, sd) not in scenarios:
-            scenarios[(sh, sd)] = make_scenario(data, sh, shift=shift, seed=sd)
-        sc = scenarios[(sh, sd)]
-        model, _ = train_scenario(sc, seed=sd, mitigation=mit, width=width, **fit_kwargs)
-        method = mit or "baseline"
+    scenarios: dict[tuple[float, int], Scenario] = {}
+    models, scores, thresholds = {}, {}, {}
+
+    def one(share: float, mitigation: str, seed: int) -> list[dict[str, Any]]:
+        if (share, seed) not in scenarios:
+            scenarios[(share, seed)] = hcm(data, share, strength=strength, seed=seed)
+        sc = scenarios[(share, seed)]
+        method = mitigation
+        model, _ = train_scenario(sc, seed=seed, mitigation=None if method == "baseline"
+                                  else method, **config)
         s = disease_scores(model, sc)
-        models[(sh, sd, method)], scores[(sh, sd, method)] = model, s
-        t = (
-            threshold
-            if threshold is not None
-            else youden_threshold(sc.y("val"), disease_scores(model, sc, "val"))
-        )
-        thresholds[(sh, sd, method)] = t
+        t = decision_threshold(model, sc)
+        models[(share, seed, method)], scores[(share, seed, method)] = model, s
+        thresholds[(share, seed, method)] = t
         y, g = sc.test_y, sc.groups["test"]
-        comp = composition(sc.groups["train"])
-        base = {"share": sh, "seed": sd, **comp, "threshold": t}
-        rows.append({**base, "method": method, **group_metrics(y, s, g, threshold=t).row()})
-        if mit is None and group_threshold:
-            pred = group_thresholds(y, s, g, seed=sd)
-            rows.append(
-                {**base, "method": THRESHOLD_METHOD, **group_metrics(y, s, g, y_pred=pred).row()}
-            )
-    return Sweep(pd.DataFrame(rows), models, scores, scenarios, shift, thresholds)
+        base = {**composition(sc.groups["train"]), "threshold": t}
+        out = [{"method": method, **base, **hcm_metrics(y, s, g, threshold=t).row(SHORT)}]
+        if method == "baseline" and group_threshold:
+            pred = group_thresholds(y, s, g, seed=seed)
+            out.append({"method": THRESHOLD_METHOD, **base,
+                        **hcm_metrics(y, s, g, y_pred=pred).row(SHORT)})
+        return out
+
+    points = [{"share": sh, "mitigation": "baseline"} for sh in shares]
+    points += [{"share": sh, "mitigation": m} for m in mitigations for sh in mitigate_at]
+    # "mitigation" is what was trained; "method" is how it was decided (group thresholds
+    # post-process the baseline model)
+    rows = run_grid(one, points, list(seeds), desc="sweep")
+    first = next(iter(scenarios.values()))
+    return Sweep(rows, models, scores, scenarios, float(first.info["strength"]), thresholds)
 
 
-def summarize(
-    rows: Any,
-    metrics: Sequence[str] = (
-        "auc_maj",
-        "auc_min",
-        "auc_gap",
-        "tpr_maj",
-        "tpr_min",
-        "tpr_gap",
-        "eod",
-        "acc",
-    ),
-) -> Any:
-    """Mean and standard deviation over seeds per (share, method): a DataFrame with
-    columns ``<metric>`` (mean), ``<metric>_sd`` and ``n_seeds``."""
-    import pandas as pd
+METRICS = ("auc_maj", "auc_min", "auc_gap", "tpr_maj", "tpr_min", "tpr_gap", "eod", "acc")
 
-    g = rows.groupby(["share", "method"], sort=True)
-    mean = g[list(metrics)].mean()
-    sd = g[list(metrics)].std(ddof=1).fillna(0.0).add_suffix("_sd")
-    out = pd.concat([mean, sd], axis=1)
-    out["n_seeds"] = g.size()
-    cols = [c for m in metrics for c in (m, f"{m}_sd")] + ["n_seeds"]
-    return out[cols].reset_index()
 
+def summarize(rows: Any, metrics: Sequence[str] = METRICS) -> Any:
+    """:func:`medlab.summarize` of a sweep per (share, method): ``<metric>`` (mean),
+    ``<metric>_sd`` (sample SD over seeds, ddof=1) and ``n_seeds``."""
+    return _summarize(rows, ["share", "method"], list(metrics)).sort_values(
+        ["share"], kind="stable").reset_index(drop=True)
 
 # --------------------------------------------------------------------------------------------
 # figures
@@ -882,21 +422,20 @@ def _grid(rows: list[np.ndarray]) -> np.ndarray:
 
 
 def shift_examples(
+    scenario: Scenario,
     data: MedMNISTData,
-    shift: PresentationShift = PresentationShift(),
     *,
     n: int = 6,
     seed: int = 0,
-    positive: int | None = None,
 ) -> Any:
     """Real test images side by side: each healthy and diseased image as it is (majority
-    presentation) and with the minority's :class:`PresentationShift`."""
+    presentation) and with the scenario minority's :class:`PresentationShift` (same pattern,
+    same positive class as the scenario)."""
     import plotly.graph_objects as go
 
     from medlab.plots import finish
 
-    positive = disease_class(data) if positive is None else positive
-    pat = _pattern(data, positive)
+    shift, positive, pat = scenario.shift, scenario.positive, scenario.pattern
     rng = np.random.default_rng(seed)
     y = data.test.labels.numpy()
     rows, names = [], []
@@ -982,13 +521,13 @@ def calibration_curves(
     n_bins: int = 8,
     title: str = "Calibration per group",
 ) -> Any:
-    """Reliability diagram per group (sklearn's ``calibration_curve``, quantile bins)."""
+    """Reliability diagram per group (:func:`medlab.metrics.calibration`, quantile bins); the
+    legend gives each group's expected calibration error (ECE)."""
     import plotly.graph_objects as go
-    from sklearn.calibration import calibration_curve
 
     from medlab.plots import COLORS, finish
 
-    y_true, y_score, groups = (np.asarray(a).reshape(-1) for a in (y_true, y_score, groups))
+    table = calibration(y_true, y_score, groups, n_bins=n_bins, names=GROUP_NAMES)
     fig = go.Figure(
         go.Scatter(
             x=[0, 1],
@@ -998,11 +537,12 @@ def calibration_curves(
             line=dict(dash="dot", color="gray"),
         )
     )
-    for g, name in GROUP_NAMES.items():
-        m = groups == g
-        frac, mean = calibration_curve(y_true[m], y_score[m], n_bins=n_bins, strategy="quantile")
+    for i, name in enumerate(GROUP_NAMES.values()):
+        d = table[table["group"] == name]
         fig.add_trace(
-            go.Scatter(x=mean, y=frac, mode="lines+markers", name=name, line=dict(color=COLORS[g]))
+            go.Scatter(x=d["mean_predicted"], y=d["observed"], mode="lines+markers",
+                       name=f"{name} (ECE {table.attrs['ece'][name]:.3f})",
+                       line=dict(color=COLORS[i]))
         )
     return finish(
         fig,
@@ -1029,8 +569,8 @@ def gap_vs_share(rows: Any, metric: str = "tpr_gap", *, title: str | None = None
 
     if metric not in rows.columns:
         raise ValueError(f"unknown metric {metric!r}; choose one of {list(_METRIC_LABELS)}")
-    summ = rows.groupby(["method", "share"])[metric].agg(["mean", "std", "count"]).reset_index()
-    summ["std"] = summ["std"].fillna(0.0)
+    summ = _summarize(rows, ["method", "share"], metric).rename(
+        columns={metric: "mean", f"{metric}_sd": "std", "n_seeds": "count"})
     fig = go.Figure()
     methods = ["baseline"] + [m for m in summ["method"].unique() if m != "baseline"]
     for i, m in enumerate(methods):
@@ -1060,7 +600,6 @@ def gap_vs_share(rows: Any, metric: str = "tpr_gap", *, title: str | None = None
         x="minority share of the training set (%, log scale)",
         y=_METRIC_LABELS.get(metric, metric),
     )
-
 
 # --------------------------------------------------------------------------------------------
 # the widget
@@ -1094,10 +633,8 @@ def explorer(
         """The seed's balanced test patients with the minority shifted at ``strength``."""
         key = (round(float(strength), 3), seed)
         if key not in cache:
-            sc = sweep.scenarios[(shares[0], seed)]
-            shift = PresentationShift.from_strength(strength)
-            g, split = _scenario_split(data, "test", 0.5, shift, seed, sc.positive, sc.pattern)
-            cache[key] = ((split.labels.numpy() == sc.positive).astype(int), g, split)
+            sc = hcm(data, shares[0], strength=float(strength), seed=seed)
+            cache[key] = (sc.test_y, sc.groups["test"], sc.test)
         return cache[key]
 
     def update(share: float, strength: float) -> tuple[Any, Any]:
@@ -1108,9 +645,9 @@ def explorer(
             pos = sweep.scenarios[(shares[0], sd)].positive
             s = disease_scores(sweep.models[(share, sd, method)], split, positive=pos)
             t = sweep.thresholds[(share, sd, method)]
-            rows.append(group_metrics(y, s, g, threshold=t).by_group)
-        mean = pd.concat(rows).groupby(level=0).mean()
-        sd_ = pd.concat(rows).groupby(level=0).std(ddof=1).fillna(0.0)
+            rows.append(hcm_metrics(y, s, g, threshold=t).by_group)
+        mean = pd.concat(rows).groupby(level=0, observed=True).mean()
+        sd_ = pd.concat(rows).groupby(level=0, observed=True).std(ddof=1)
         fig = go.Figure()
         cols = ["auc", "tpr", "fpr", "selection_rate"]
         for i, g in enumerate(GROUP_NAMES.values()):

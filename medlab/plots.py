@@ -52,13 +52,17 @@ def finish(fig: go.Figure, *, title: str, x: str, y: str, height: int | None = N
 def line_with_band(x: Sequence[float], series: dict[str, np.ndarray], *, title: str, xlabel: str,
                    ylabel: str, log_x: bool = False, band: str = "std") -> go.Figure:
     """Mean line with a +/- band per series. ``series[name]`` has shape (n_repeats, len(x));
-    band is ``"std"`` (standard deviation) or ``"minmax"``."""
+    band is ``"std"`` (+/- 1 sample SD over repeats, ddof=1, as everywhere in medlab; no band
+    with one repeat) or ``"minmax"``."""
+    if band not in ("std", "minmax"):
+        raise ValueError(f"band must be 'std' or 'minmax', got {band!r}")
     fig = go.Figure()
     for i, (name, vals) in enumerate(series.items()):
         vals = np.atleast_2d(np.asarray(vals, dtype=float))
         mean = vals.mean(0)
         if band == "std":
-            lo, hi = mean - vals.std(0), mean + vals.std(0)
+            spread = vals.std(0, ddof=1) if len(vals) > 1 else np.zeros_like(mean)
+            lo, hi = mean - spread, mean + spread
         else:
             lo, hi = vals.min(0), vals.max(0)
         color = COLORS[i % len(COLORS)]

@@ -10,15 +10,14 @@ self-supervised pretraining on unlabelled images) can be measured, not assumed.
 
 Every run uses :func:`medlab.train.fit` (the curriculum's one training loop) for the same
 number of optimisation steps, whatever the label budget, so the curves compare data, not
-compute. Pretrained backbones are cached in ``<output>/weights/`` under a name that holds the
-source dataset, the MD5 of its file, the seed and a hash of the pretraining settings, and are
-read back with ``torch.load(..., weights_only=True)``; nothing is downloaded from a model hub.
+compute. Every run and both pretrained backbones go through the model cache
+(:func:`medlab.experiments.cached_model`: keyed by the dataset's MD5, the exact training images
+and labels, the seed and the settings; read back with ``weights_only=True``); nothing is
+downloaded from a model hub. Spreads are sample SDs over seeds (ddof=1).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import os
 import time
@@ -33,10 +32,11 @@ import torch
 from torch import nn
 
 from medlab.data import MedMNISTData, Split
+from medlab.experiments import ModelCache, cached_model, run_grid, sd
+from medlab.experiments import summarize as _summarize
 from medlab.models import SmallCNN
-from medlab.results import output_dir
 from medlab.train import BatchAugment, evaluate, fit
-from medlab.utils import progress, seed_everything
+from medlab.utils import check_seeds
 
 __all__ = [
     "VARIANTS",
@@ -47,7 +47,6 @@ __all__ = [
     "subsample_per_class",
     "epochs_for",
     "rotation_split",
-    "weights_path",
     "pretrain_supervised",
     "pretrain_rotation",
     "fresh_model",
@@ -214,26 +213,6 @@ def rotation_split(split: Split) -> Split:
     )
 
 
-def _settings_hash(settings: dict[str, Any]) -> str:
-    return hashlib.md5(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:10]
-
-
-def weights_path(
-    kind: str,
-    source: str,
-    md5: str,
-    seed: int,
-    settings: dict[str, Any],
-    *,
-    folder: str | os.PathLike[str] | None = None,
-) -> Path:
-    """Cache file of a pretrained backbone:
-    ``<folder or output_dir()/weights>/<kind>-<source>-md5<8 hex>-seed<seed>-<settings hash>.pt``.
-    """
-    base = Path(folder) if folder is not None else output_dir() / "weights"
-    return base / f"{kind}-{source}-md5{md5[:8]}-seed{seed}-{_settings_hash(settings)}.pt"
-
-
 def _pretrain(
     kind: str,
     train_split: Split,
@@ -261,45 +240,35 @@ def _pretrain(
         "max_images": max_images,
     }
     md5 = str(source.provenance.get("md5", "nomd5"))
-    path = weights_path(kind, source.name, md5, seed, settings, folder=folder)
-    if path.exists() and not force:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-        return Pretrained(
-            kind, source.name, md5, blob["features"], path, True, json.loads(blob["info"])
-        )
     if len(train_split) > max_images:  # a large source: a random subset keeps it cheap
         gen = torch.Generator().manual_seed(int(seed))
         keep = torch.randperm(len(train_split), generator=gen)[:max_images]
         train_split = train_split.subset(keep.sort().values)
-    seed_everything(seed)
-    model = SmallCNN(source.n_channels, n_out, width=schedule.width)
     epochs, bs, _ = epochs_for(len(train_split), schedule)
-    hist = fit(
-        model,
-        train_split,
-        val_split,
-        epochs=epochs,
-        batch_size=bs,
-        lr=schedule.lr,
-        augment=augment,
-        seed=seed,
-        desc=f"pretraining ({kind}, {source.name})",
-    )
-    info: dict[str, Any] = {
-        "settings": settings,
-        "seed": seed,
-        "epochs": epochs,
-        "seconds": hist.seconds,
-        "best_epoch": hist.best_epoch,
-    }
-    if val_split is not None and len(val_split):
-        info["val"] = evaluate(model, val_split)
+
+    def run(model: nn.Module) -> dict[str, Any]:
+        hist = fit(model, train_split, val_split, epochs=epochs, batch_size=bs, lr=schedule.lr,
+                   augment=augment, seed=seed, desc=f"pretraining ({kind}, {source.name})")
+        info: dict[str, Any] = {"settings": settings, "seed": seed, "epochs": epochs,
+                                "seconds": hist.seconds, "best_epoch": hist.best_epoch}
+        if val_split is not None and len(val_split):
+            info["val"] = evaluate(model, val_split)
+        return info
+
+    store = ModelCache(folder) if folder is not None else None
+    if force and store is None:
+        store = ModelCache()
+    if force:
+        key = store.key(f"pretrain-{kind}", data=source, train=train_split, seed=seed,
+                        settings=settings, val=val_split)
+        store.path(key).unlink(missing_ok=True)
+    model, info = cached_model(
+        f"pretrain-{kind}", lambda: SmallCNN(source.n_channels, n_out, width=schedule.width), run,
+        data=source, train_split=train_split, val_split=val_split, seed=seed, settings=settings,
+        cache=store)
     state = {k: v.detach().clone() for k, v in model.features.state_dict().items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".pt.tmp")
-    torch.save({"features": state, "info": json.dumps(info)}, tmp)
-    tmp.replace(path)
-    return Pretrained(kind, source.name, md5, state, path, False, info)
+    path = (store or ModelCache()).path(info["key"])
+    return Pretrained(kind, source.name, md5, state, path, bool(info["cached"]), info)
 
 
 def pretrain_supervised(
@@ -453,6 +422,7 @@ def learning_curve(
     schedule: Schedule = Schedule(),
     augment: BatchAugment | None = None,
     desc: str = "learning curve",
+    cache: Any = None,
 ) -> pd.DataFrame:
     """Train one model per (budget, seed, variant) and test it.
 
@@ -466,16 +436,17 @@ def learning_curve(
             need a backbone.
         schedule: steps, batch size, learning rate, width (the same for every run).
         augment: the augmentation of the augmented variants (default :class:`BatchAugment`).
+        cache: the model cache (default :func:`medlab.experiments.cache_dir`), or False.
 
     Returns a tidy DataFrame, one row per run: dataset, variant, source, budget (str),
     per_class (x-axis: labelled images per class, n_train / n_classes), n_train, seed,
     test_auc, test_acc, epochs, steps, seconds (training wall time).
     """
     budgets = check_budgets(budgets)
-    seeds = list(seeds)
-    if not seeds or any(not isinstance(s, int | np.integer) or s < 0 for s in seeds):
-        raise ValueError(f"seeds must be non-negative integers, got {seeds!r}")
+    seeds = check_seeds(seeds)
     pretrained = pretrained or {}
+    if isinstance(variants, str):
+        raise ValueError(f"variants must be a list such as ['scratch', 'augment'], got {variants!r}")
     for v in variants:
         if v not in VARIANTS:
             raise ValueError(f"unknown variant {v!r}; choose from {VARIANTS}")
@@ -495,63 +466,59 @@ def learning_curve(
             f"{data.name} is multi-label; label budgets per class need a single-label task"
         )
     aug = augment if augment is not None else BatchAugment()
-    rows = []
-    jobs = [(b, s, v) for b in budgets for s in seeds for v in variants]
-    for budget, seed, variant in progress(jobs, desc=desc):
+
+    def one(budget: int | str, variant: str, seed: int) -> dict[str, Any]:
         sub = subsample_per_class(data.train, budget, seed=seed)
         need = _NEEDS_PRETRAINED.get(variant)
         pre = pretrained[need] if need else None
-        seed_everything(seed)
-        model = fresh_model(data, width=schedule.width, pretrained=pre)
         epochs, bs, steps = epochs_for(len(sub), schedule)
-        t0 = time.perf_counter()
-        fit(
-            model,
-            sub,
-            None,
-            epochs=epochs,
-            batch_size=bs,
-            lr=schedule.lr,
-            augment=aug if variant in _AUGMENTED else None,
-            seed=seed,
-            desc=variant,
-        )
-        seconds = time.perf_counter() - t0
+        variant_aug = aug if variant in _AUGMENTED else None
+        settings = {"variant": variant, "schedule": asdict(schedule), "epochs": epochs,
+                    "augment": asdict(variant_aug) if variant_aug else None,
+                    "pretrained": pre.info.get("key") if pre is not None else None}
+
+        def run(model: nn.Module) -> dict[str, Any]:
+            t0 = time.perf_counter()
+            fit(model, sub, None, epochs=epochs, batch_size=bs, lr=schedule.lr,
+                augment=variant_aug, seed=seed, desc=variant)
+            return {"seconds": time.perf_counter() - t0}
+
+        model, info = cached_model(
+            "smallcnn-budget", lambda: fresh_model(data, width=schedule.width, pretrained=pre),
+            run, data=data, train_split=sub, seed=seed, settings=settings, cache=cache)
         m = evaluate(model, data.test)
-        rows.append(
-            {
-                "dataset": data.name,
-                "variant": variant,
-                "source": pre.source if pre is not None else "",
-                "budget": str(budget),
-                "per_class": len(sub) / data.n_classes,
-                "n_train": len(sub),
-                "seed": int(seed),
-                "test_auc": m["auc"],
-                "test_acc": m["acc"],
-                "epochs": epochs,
-                "steps": steps,
-                "seconds": seconds,
-            }
-        )
-    return pd.DataFrame(rows)
+        return {
+            "dataset": data.name,
+            "source": pre.source if pre is not None else "",
+            "per_class": len(sub) / data.n_classes,
+            "n_train": len(sub),
+            "test_auc": m["auc"],
+            "test_acc": m["acc"],
+            "epochs": epochs,
+            "steps": steps,
+            "seconds": info["seconds"],
+            "cached": info["cached"],
+        }
+
+    grid = [{"budget": str(b), "variant": v} for b in budgets for v in variants]
+    df = run_grid(lambda budget, variant, seed: one(_budget(budget), variant, seed), grid,
+                  seeds, desc=desc)
+    cols = ["dataset", "variant", "source", "budget", "per_class", "n_train", "seed"]
+    return df[cols + [c for c in df.columns if c not in cols]]
+
+
+def _budget(b: str) -> int | str:
+    return b if b == "all" else int(b)
 
 
 def summarize(df: pd.DataFrame, metric: str = "test_auc") -> pd.DataFrame:
-    """Mean, standard deviation (ddof=0), min and max of ``metric`` over seeds, one row per
-    (variant, budget), ordered by budget; columns variant, budget, per_class, mean, std, min,
-    max, n_seeds."""
+    """:func:`medlab.summarize` of one metric per (variant, budget), ordered by budget: columns
+    variant, budget, per_class, mean, sd (sample SD over seeds, ddof=1), n_seeds."""
     if metric not in df:
         raise ValueError(f"metric {metric!r} is not a column; choose from {list(df.columns)}")
-    g = df.groupby(["variant", "budget"], sort=False)
-    out = g.agg(
-        per_class=("per_class", "mean"),
-        mean=(metric, "mean"),
-        std=(metric, lambda s: float(np.std(s.to_numpy()))),
-        min=(metric, "min"),
-        max=(metric, "max"),
-        n_seeds=("seed", "nunique"),
-    ).reset_index()
+    out = _summarize(df, ["variant", "budget"], [metric, "per_class"])
+    out = out.rename(columns={metric: "mean", f"{metric}_sd": "sd"})
+    out = out[["variant", "budget", "per_class", "mean", "sd", "n_seeds"]]
     return out.sort_values(["per_class", "variant"], kind="stable").reset_index(drop=True)
 
 
@@ -565,11 +532,11 @@ def gain_at(
 ) -> dict[str, float]:
     """How much ``variant`` beats ``baseline`` at one budget, over seeds.
 
-    Returns ``gain`` (difference of the means), ``spread`` (the larger of the two seed standard
-    deviations, ddof=0), ``paired_min`` (smallest per-seed difference; a seed's variants share
-    its labelled subset), ``paired_std`` (standard deviation over seeds of the per-seed
-    difference, ddof=0: the spread left once the luck of the labelled draw, shared by both
-    variants of a seed, is taken out) and the two means."""
+    Returns ``gain`` (difference of the means), ``spread`` (the larger of the two seed SDs),
+    ``paired_min`` (smallest per-seed difference; a seed's variants share its labelled subset),
+    ``paired_sd`` (SD over seeds of the per-seed difference: the spread left once the luck of
+    the labelled draw, shared by both variants of a seed, is taken out) and the two means.
+    SDs are sample SDs (ddof=1)."""
     sel = df[df["budget"] == str(budget)]
     a = sel[sel["variant"] == variant].set_index("seed")[metric]
     b = sel[sel["variant"] == baseline].set_index("seed")[metric]
@@ -579,9 +546,9 @@ def gain_at(
     diff = (a[common] - b[common]).to_numpy()
     return {
         "gain": float(a.mean() - b.mean()),
-        "spread": float(max(np.std(a.to_numpy()), np.std(b.to_numpy()))),
+        "spread": float(max(sd(a), sd(b))),
         "paired_min": float(diff.min()),
-        "paired_std": float(np.std(diff)),
+        "paired_sd": sd(diff),
         variant: float(a.mean()),
         baseline: float(b.mean()),
     }
