@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 import shutil
+import time
 import warnings
 from pathlib import Path
 
@@ -32,6 +35,7 @@ def _layout(n=(6, 2, 3), side=28, rgb=False, labels=2, multilabel=0, seed=0):
 
 
 # --- real files -------------------------------------------------------------------------------
+
 
 def test_breast_copy_loads_with_provenance(breast):
     info = INFO["breastmnist"]
@@ -70,8 +74,9 @@ def test_custom_subset_by_registered_name(pneumonia):
 
 def test_load_custom_under_given_name(tmp_path):
     f = _save(tmp_path / "mine.npz", **_layout(rgb=True, labels=3))
-    data = medlab.load_custom(f, name="course_set", task="multi-class",
-                              label_names={0: "a", 1: "b", 2: "c"})
+    data = medlab.load_custom(
+        f, name="course_set", task="multi-class", label_names={0: "a", 1: "b", 2: "c"}
+    )
     assert data.name == "course_set" and data.n_channels == 3
     assert data.train.images.shape == (6, 3, 28, 28)
     assert data.provenance["official"] is False and data.provenance["md5"] == D.file_md5(f)
@@ -94,17 +99,20 @@ def test_subset_and_counts(breast):
 
 # --- downloads with a stubbed transport ---------------------------------------------------------
 
+
 def _official_bytes_stub(content: bytes):
     def downloader(url, output_file, pooch_obj):  # pooch's downloader protocol
         assert url.startswith("https://")
         with open(output_file, "wb") as fh:
             fh.write(content)
+
     return downloader
 
 
 def test_download_verifies_md5_and_keeps_file(tmp_path, monkeypatch):
     payload = b"pretend-official-file"
     import hashlib
+
     md5 = hashlib.md5(payload).hexdigest()
     monkeypatch.setitem(D.INFO["breastmnist"], "MD5", md5)
     path = D.download("breastmnist", data_dir=tmp_path, downloader=_official_bytes_stub(payload))
@@ -138,8 +146,9 @@ def test_download_then_load_real_file_via_stub(tmp_path, data_dir, monkeypatch):
         pytest.skip("no local BreastMNIST file to serve")
     src = data_dir / "breastmnist.npz"
     monkeypatch.setitem(D.INFO["breastmnist"], "MD5", D.file_md5(src))
-    data = medlab.load("breastmnist", data_dir=tmp_path,
-                       downloader=_official_bytes_stub(src.read_bytes()))
+    data = medlab.load(
+        "breastmnist", data_dir=tmp_path, downloader=_official_bytes_stub(src.read_bytes())
+    )
     assert data.official and len(data.train) == 546
 
 
@@ -158,8 +167,11 @@ def test_data_dir_from_environment(tmp_path, monkeypatch):
 
 # --- clear errors --------------------------------------------------------------------------------
 
+
 def test_unknown_name_lists_valid_ones():
-    with pytest.raises(D.DataError, match="pneumoniamnist.*breastmnist|breastmnist.*pneumoniamnist"):
+    with pytest.raises(
+        D.DataError, match="pneumoniamnist.*breastmnist|breastmnist.*pneumoniamnist"
+    ):
         medlab.load("pneumonia")
 
 
@@ -237,3 +249,124 @@ def test_custom_name_must_not_be_official(tmp_path):
 def test_registered_custom_missing(tmp_path):
     with pytest.raises(D.DataNotFoundError, match="cannot be downloaded"):
         medlab.load("pneumoniamnist_balanced_subset", data_dir=tmp_path)
+
+
+# --- checks added for bad inputs (more in tests/test_bad_inputs.py) ------------------------------
+
+
+def test_file_md5_sees_same_size_same_mtime_rewrite(tmp_path):
+    f = tmp_path / "a.bin"
+    f.write_bytes(b"A" * 4096)
+    first = D.file_md5(f)
+    mtime = f.stat().st_mtime_ns
+    f.write_bytes(b"B" * 4096)  # same size, rewritten in place, then the same mtime forced
+    os.utime(f, ns=(mtime, mtime))
+    assert f.stat().st_mtime_ns == mtime and D.file_md5(f) != first
+    assert D.file_md5(f) == hashlib.md5(b"B" * 4096).hexdigest()
+
+
+def test_file_md5_cache_keys_on_inode(tmp_path, monkeypatch):
+    monkeypatch.setattr(D, "_RACY_NS", 0)  # cache even fresh files
+    f, g = tmp_path / "a.bin", tmp_path / "b.bin"
+    f.write_bytes(b"A" * 4096)
+    first = D.file_md5(f)
+    g.write_bytes(b"B" * 4096)
+    st = f.stat()
+    os.utime(g, ns=(st.st_atime_ns, st.st_mtime_ns))
+    os.replace(g, f)  # same path, size and mtime: another file
+    assert D.file_md5(f) != first
+
+
+def test_shared_file_digests_are_cached(data_dir):
+    if data_dir is None or not (data_dir / "pneumoniamnist_balanced_subset.npz").exists():
+        pytest.skip("shared subset not available")
+    f = data_dir / "pneumoniamnist_balanced_subset.npz"
+    expected = D._cards.card("pneumoniamnist_balanced_subset")["sha256"]
+    assert D.file_sha256(f) == expected
+    assert any(k[0] == "sha256" and k[1] == str(f.resolve()) for k in D._digest_cache)
+
+
+def test_download_checks_an_existing_file(tmp_path, data_dir, monkeypatch):
+    if data_dir is None or not (data_dir / "breastmnist.npz").exists():
+        pytest.skip("the shared re-saved BreastMNIST copy is not here")
+    shutil.copy(data_dir / "breastmnist.npz", tmp_path / "breastmnist.npz")
+
+    def never(url, output_file, pooch_obj):
+        raise AssertionError("an existing file must not be downloaded again")
+
+    with pytest.raises(D.DataChecksumError, match="delete it.*medlab.load"):
+        D.download("breastmnist", data_dir=tmp_path, downloader=never)
+    D._warned_unofficial.clear()
+    with pytest.warns(D.UnofficialDataWarning):
+        assert medlab.load("breastmnist", data_dir=tmp_path).official is False
+    monkeypatch.setitem(D.INFO["breastmnist"], "MD5", D.file_md5(tmp_path / "breastmnist.npz"))
+    assert D.download("breastmnist", data_dir=tmp_path, downloader=never) == (
+        tmp_path / "breastmnist.npz"
+    )
+
+
+def test_download_removes_stale_pooch_temp_files(tmp_path):
+    old = time.time() - 3600
+    stale = tmp_path / "tmpab12cd_9"  # pooch's NamedTemporaryFile name: 'tmp' + 8 characters
+    stale.write_bytes(b"half a download")
+    os.utime(stale, (old, old))
+    keep = {
+        "tmpzz99yy88": None,  # same pattern but fresh: maybe a download in progress
+        "tmp_notes.txt": old,  # not pooch's pattern
+        "breastmnist.npz.part": old,
+        "tmpABCDEFGH": old,  # pooch's names are lower case
+    }
+    for name, t in keep.items():
+        (tmp_path / name).write_bytes(name.encode())
+        if t is not None:
+            os.utime(tmp_path / name, (t, t))
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "tmpab12cd34").write_bytes(b"not in the data folder itself")
+    before = {
+        p: (p.stat().st_size, p.stat().st_mtime_ns) for p in tmp_path.rglob("*") if p != stale
+    }
+    seen = []
+
+    def broken(url, output_file, pooch_obj):
+        seen.append(stale.exists())
+        raise ConnectionError("killed")
+
+    with pytest.raises(D.DataNotFoundError, match="killed"):
+        D.download("pneumoniamnist", data_dir=tmp_path, downloader=broken)
+    assert seen == [False]  # removed before the attempt
+    assert not stale.exists()
+    assert {p: (p.stat().st_size, p.stat().st_mtime_ns) for p in tmp_path.rglob("*")} == before
+
+
+def test_download_failure_leaves_no_created_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+
+    def broken(url, output_file, pooch_obj):
+        raise ConnectionError("host unreachable")
+
+    with pytest.raises(D.DataNotFoundError):
+        medlab.load("pneumoniamnist", data_dir="a/b/c", downloader=broken)
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "a").mkdir()  # a folder that was there before stays
+    with pytest.raises(D.DataNotFoundError):
+        D.download("pneumoniamnist", data_dir="a/b/c", downloader=broken)
+    assert [p.name for p in tmp_path.rglob("*")] == ["a"]
+
+
+def test_data_dir_is_absolute_and_not_created(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MEDLAB_DATA_DIR", "rel")
+    assert D.resolve_data_dir() == tmp_path / "rel"
+    assert D.resolve_data_dir("x/y") == tmp_path / "x" / "y"
+    with pytest.raises(D.DataNotFoundError, match="does not exist"):
+        medlab.load("pneumoniamnist_balanced_subset")
+    with pytest.raises(D.DataNotFoundError, match="does not exist"):
+        medlab.load("dermamnist", download=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_empty_split_loads(tmp_path):
+    """A file with no validation images loads; it is the training loop that refuses empty data."""
+    arrays = _layout(n=(6, 0, 3))
+    data = medlab.load_custom(_save(tmp_path / "x.npz", **arrays), name="x", like="breastmnist")
+    assert len(data.val) == 0 and len(data.train) == 6

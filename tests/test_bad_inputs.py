@@ -1,0 +1,881 @@
+"""Bad inputs, table-driven: each one raises ONE clear error that names the fix, and leaves the
+data folder (and the folder around it) exactly as it was.
+
+To add a case, append to ``CASES`` (or extend it from a list of your own at the end of the file)::
+
+    Case("train-empty-split", lambda d: medlab.train(...), ValueError, ("empty", "train"))
+
+* ``call(d)`` gets a fresh data folder ``d`` holding copies of the two shared real files,
+  ``d / BREAST`` and ``d / SUBSET``. The working directory is its parent (``d.parent``),
+  ``$MEDLAB_DATA_DIR`` is ``d``, ``$HOME`` points into the parent and HTTP downloads fail fast.
+* ``exc``: the exception type (or a tuple of types) expected.
+* ``fix``: a substring, or tuple of substrings, that the message must contain (case-insensitive):
+  the words that name the fix.
+* ``setup(d)`` (optional) crafts files before the "before" snapshot; ``skip(d)`` (optional)
+  returns a reason to skip, or None.
+
+Helpers for calls: ``breast(d)`` / ``subset(d)`` load the copies (no warnings), ``resave(d,
+fname, **changes)`` writes the BreastMNIST arrays with some keys replaced (a callable gets the old
+array; None drops the key). Positive cases (inputs that must be accepted) go in ``OK_CASES``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from unittest.mock import patch
+
+import numpy as np
+import pooch
+import pytest
+import torch
+from medmnist import INFO
+
+import medlab
+from medlab import cards
+from medlab import data as D
+
+BREAST = "breastmnist.npz"
+SUBSET = "pneumoniamnist_balanced_subset.npz"
+SUBSET_NAME = "pneumoniamnist_balanced_subset"
+
+
+@dataclass(frozen=True)
+class Case:
+    """One bad input: ``call(data_folder)`` must raise ``exc`` with every ``fix`` substring."""
+
+    id: str
+    call: Callable[[Path], object]
+    exc: type[BaseException] | tuple[type[BaseException], ...]
+    fix: str | tuple[str, ...]
+    setup: Callable[[Path], object] | None = None
+    skip: Callable[[Path], str | None] | None = None
+
+
+@dataclass(frozen=True)
+class Ok:
+    """One input that must be accepted: ``call(data_folder)`` returns (and asserts what it needs)."""
+
+    id: str
+    call: Callable[[Path], object]
+    setup: Callable[[Path], object] | None = None
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+
+def breast(d: Path) -> D.MedMNISTData:
+    """The BreastMNIST copy in ``d`` (an unofficial copy: its warning is silenced)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", D.UnofficialDataWarning)
+        return medlab.load("breastmnist", data_dir=d)
+
+
+def subset(d: Path) -> D.MedMNISTData:
+    """The registered balanced PneumoniaMNIST subset in ``d``."""
+    return medlab.load(SUBSET_NAME, data_dir=d)
+
+
+def _arrays(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path) as z:
+        return {k: z[k] for k in z.files}
+
+
+def resave(d: Path, fname: str, *, source: str = BREAST, **changes: object) -> Path:
+    """Save the arrays of ``d / source`` as ``d / fname``, with some keys changed."""
+    arrays = _arrays(d / source)
+    for key, change in changes.items():
+        if change is None:
+            arrays.pop(key)
+        else:
+            arrays[key] = change(arrays[key]) if callable(change) else change
+    np.savez(d / fname, **arrays)
+    return d / fname
+
+
+def custom(d: Path, fname: str = "bad.npz", like: str = "breastmnist") -> D.MedMNISTData:
+    return medlab.load_custom(d / fname, name="bad", like=like)
+
+
+def _broken(url: str, output_file: str, pooch_obj: object) -> None:
+    """A pooch downloader whose connection dies half-way."""
+    Path(output_file).write_bytes(b"partial")
+    raise ConnectionError("host unreachable")
+
+
+def _html(url: str, output_file: str, pooch_obj: object) -> None:
+    """A pooch downloader that gets an error page instead of the file."""
+    Path(output_file).write_text("<!DOCTYPE html><html><body>503</body></html>")
+
+
+def _no_network(self: object, url: str, output_file: object, pooch_obj: object) -> None:
+    raise ConnectionError(f"network disabled in tests ({url})")
+
+
+def _write(fname: str, content: bytes) -> Callable[[Path], object]:
+    return lambda d: (d / fname).write_bytes(content)
+
+
+def _copy(src: str, dst: str) -> Callable[[Path], object]:
+    return lambda d: shutil.copy2(d / src, d / dst)
+
+
+def _stale_md5_cache(d: Path) -> None:
+    """Hash the copy (cached), then replace it by other bytes of the same size and mtime."""
+    f = d / BREAST
+    with patch.object(D, "_RACY_NS", 0):
+        D.file_md5(f)
+    st = f.stat()
+    raw = bytearray(f.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    new = d / "replacement.tmp"
+    new.write_bytes(bytes(raw))
+    os.utime(new, ns=(st.st_atime_ns, st.st_mtime_ns))
+    os.replace(new, f)
+    assert f.stat().st_size == st.st_size and f.stat().st_mtime_ns == st.st_mtime_ns
+
+
+def _download_with_old_md5(d: Path) -> object:
+    from conftest import _shared_data_dir
+
+    original = D.file_md5(_shared_data_dir() / BREAST)
+    with patch.dict(INFO["breastmnist"], {"MD5": original}):
+        return D.download("breastmnist", data_dir=d)
+
+
+def _bit_flip(d: Path) -> None:
+    raw = bytearray((d / BREAST).read_bytes())
+    raw[len(raw) // 2] ^= 0xFF  # inside an uncompressed member: the zip CRC check fails
+    (d / "flipped.npz").write_bytes(bytes(raw))
+
+
+def _zip_not_npz(d: Path) -> None:
+    import zipfile
+
+    with zipfile.ZipFile(d / "bad.npz", "w") as zf:
+        zf.writestr("README.txt", "not arrays")
+
+
+def _read_only(d: Path) -> None:
+    (d / "ro").mkdir()
+    (d / "ro").chmod(0o555)
+
+
+def _writable_anyway(d: Path) -> str | None:
+    if os.access(d / "ro", os.W_OK):
+        return "chmod does not stop this user (root): see the under-a-file case instead"
+    return None
+
+
+def _subset_with_card_sha(d: Path) -> object:
+    """Load the registered subset after making its card's sha256 match the file in ``d``."""
+    with patch.dict(cards.card(SUBSET_NAME), {"sha256": D.file_sha256(d / SUBSET)}):
+        return subset(d)
+
+
+def _env_points_to_file(d: Path) -> object:
+    with patch.dict(os.environ, {"MEDLAB_DATA_DIR": str(d / BREAST)}):
+        return medlab.load("pneumoniamnist")
+
+
+def _mkdir_denied(d: Path) -> object:
+    denied = PermissionError(13, "Permission denied")
+    with patch.object(Path, "mkdir", side_effect=denied):
+        return D.download("pneumoniamnist", data_dir=d / "new" / "deeper", downloader=_broken)
+
+
+def _not_writable(d: Path) -> object:
+    with patch.object(D.os, "access", return_value=False):
+        return D.download("pneumoniamnist", data_dir=d, downloader=_broken)
+
+
+def _custom_card(**fields: object) -> dict[str, object]:
+    c = dict(cards.card(SUBSET_NAME))
+    c.update(fields)
+    return c
+
+
+def _half(x: np.ndarray) -> np.ndarray:
+    return x[: len(x) // 2]
+
+
+# --- the table ----------------------------------------------------------------------------------
+
+CASES: list[Case] = [
+    # names and argument types
+    Case(
+        "unknown-name",
+        lambda d: medlab.load("pneumonia", data_dir=d),
+        D.DataError,
+        ("official 2d medmnist names", "breastmnist", "load_custom"),
+    ),
+    Case(
+        "3d-name", lambda d: medlab.load("organmnist3d", data_dir=d), D.DataError, ("3d", "2d ones")
+    ),
+    Case(
+        "name-none",
+        lambda d: medlab.load(None, data_dir=d),
+        D.DataArgumentError,
+        "name such as 'breastmnist'",
+    ),
+    Case(
+        "name-list",
+        lambda d: medlab.load(["breastmnist"], data_dir=d),
+        D.DataArgumentError,
+        ("one dataset name", "for n in names"),
+    ),
+    Case("name-int", lambda d: medlab.load(3, data_dir=d), TypeError, "(a str)"),
+    Case(
+        "name-npy-file",
+        lambda d: medlab.load("breastmnist.npy", data_dir=d),
+        D.DataError,
+        ".npz archives",
+    ),
+    Case(
+        "path-named-like-official",
+        lambda d: medlab.load(d / BREAST),
+        D.DataError,
+        ("medlab.load('breastmnist', data_dir=", "load_custom"),
+    ),
+    Case(
+        "size-not-medmnist",
+        lambda d: medlab.load("breastmnist", data_dir=d, size=32),
+        D.DataError,
+        "28, 64, 128, 224",
+    ),
+    Case(
+        "size-float",
+        lambda d: medlab.load("breastmnist", data_dir=d, size=28.0),
+        D.DataArgumentError,
+        "pass an integer",
+    ),
+    Case(
+        "size-bool",
+        lambda d: D.download("breastmnist", data_dir=d, size=True),
+        D.DataArgumentError,
+        "pass an integer",
+    ),
+    Case(
+        "size-str",
+        lambda d: medlab.load("breastmnist", data_dir=d, size="28"),
+        TypeError,
+        "size=28",
+    ),
+    Case(
+        "data-dir-int",
+        lambda d: medlab.load("breastmnist", data_dir=3),
+        D.DataArgumentError,
+        "folder path",
+    ),
+    Case(
+        "data-dir-empty",
+        lambda d: medlab.load("breastmnist", data_dir=""),
+        D.DataArgumentError,
+        "pass a folder path",
+    ),
+    Case(
+        "download-flag-str",
+        lambda d: medlab.load("dermamnist", data_dir=d, download="no"),
+        D.DataArgumentError,
+        "true or false",
+    ),
+    Case(
+        "downloader-not-callable",
+        lambda d: medlab.load("dermamnist", data_dir=d, downloader="https"),
+        D.DataArgumentError,
+        "pooch downloader",
+    ),
+    Case(
+        "check-names-bare-str",
+        lambda d: D.check_names("breastmnist"),
+        D.DataArgumentError,
+        ("pass a list", "['breastmnist']"),
+    ),
+    Case(
+        "check-names-non-str", lambda d: D.check_names([28]), D.DataArgumentError, "list of names"
+    ),
+    Case(
+        "check-names-unknown",
+        lambda d: D.check_names(["breastmnist", "nope"]),
+        D.DataError,
+        ("unknown dataset 'nope'", "registered custom"),
+    ),
+    Case(
+        "label-names-bare-str",
+        lambda d: medlab.load_custom(
+            d / SUBSET, name="x", task="binary-class", label_names="normal"
+        ),
+        D.DataArgumentError,
+        ("pass a dict", "{0: 'normal'"),
+    ),
+    Case(
+        "label-names-bad-keys",
+        lambda d: medlab.load_custom(
+            d / SUBSET, name="x", task="binary-class", label_names={1: "normal", 2: "pneumonia"}
+        ),
+        D.DataArgumentError,
+        "0..n-1",
+    ),
+    Case(
+        "card-name-list",
+        lambda d: cards.card(["breastmnist"]),
+        TypeError,
+        ("one dataset name", "for n in names"),
+    ),
+    Case("card-unknown", lambda d: cards.card("nope"), KeyError, "cards exist for"),
+    Case(
+        "card-bad-sha256",
+        lambda d: cards.check_card(_custom_card(sha256="abc"), "x.yaml"),
+        ValueError,
+        ("x.yaml", "64 hex digits"),
+    ),
+    Case(
+        "card-custom-without-file",
+        lambda d: cards.check_card(_custom_card(file=None), "x.yaml"),
+        ValueError,
+        ("x.yaml", "needs 'file'"),
+    ),
+    # missing files
+    Case(
+        "download-false-missing",
+        lambda d: medlab.load("dermamnist", data_dir=d, download=False),
+        D.DataNotFoundError,
+        ("download=true", INFO["dermamnist"]["url"]),
+    ),
+    Case(
+        "custom-missing-folder",
+        lambda d: subset(d / "nothere"),
+        D.DataNotFoundError,
+        ("cannot be downloaded", "does not exist", "data_dir="),
+    ),
+    Case(
+        "load-custom-missing-file",
+        lambda d: custom(d, "none.npz"),
+        D.DataNotFoundError,
+        "check the path",
+    ),
+    Case(
+        "download-custom-name",
+        lambda d: D.download(SUBSET_NAME, data_dir=d),
+        D.DataNotFoundError,
+        ("cannot be downloaded", f"medlab.load('{SUBSET_NAME}'"),
+    ),
+    Case(
+        "load-custom-official-name",
+        lambda d: medlab.load_custom(d / SUBSET, name="pneumoniamnist", like="pneumoniamnist"),
+        D.DataError,
+        "its own name",
+    ),
+    Case(
+        "load-custom-without-like",
+        lambda d: medlab.load_custom(d / SUBSET, name="y"),
+        D.DataError,
+        ("needs like=", "task="),
+    ),
+    Case(
+        "load-custom-unknown-like",
+        lambda d: custom(d, SUBSET, like="pneumonia"),
+        D.DataError,
+        "unknown dataset 'pneumonia'",
+    ),
+    # official files and downloads (stubbed transport)
+    Case(
+        "official-name-wrong-split-sizes",
+        lambda d: medlab.load("pneumoniamnist", data_dir=d),
+        D.DataLayoutError,
+        ("split sizes", "load_custom"),
+        setup=_copy(SUBSET, "pneumoniamnist.npz"),
+    ),
+    Case(
+        "official-name-wrong-pixel-size",
+        lambda d: breast(d) and medlab.load("breastmnist", data_dir=d, size=64),
+        D.DataLayoutError,
+        ("28 px", "size=28"),
+        setup=_copy(BREAST, "breastmnist_64.npz"),
+    ),
+    Case(
+        "download-existing-md5-mismatch",
+        lambda d: D.download("breastmnist", data_dir=d),
+        D.DataChecksumError,
+        (
+            "not the official",
+            INFO["breastmnist"]["MD5"],
+            "delete it",
+            "medlab.load('breastmnist'",
+            "unofficial",
+        ),
+    ),
+    Case(
+        "download-stale-md5-cache",
+        _download_with_old_md5,
+        D.DataChecksumError,
+        ("not the official", "delete it"),
+        setup=_stale_md5_cache,
+    ),
+    Case(
+        "download-connection-error",
+        lambda d: D.download("pneumoniamnist", data_dir=d, downloader=_broken),
+        D.DataNotFoundError,
+        ("connectionerror", INFO["pneumoniamnist"]["MD5"], "save it as", "medlab_data_dir"),
+    ),
+    Case(
+        "download-html-hash-mismatch",
+        lambda d: medlab.load("pneumoniamnist", data_dir=d, downloader=_html),
+        D.DataNotFoundError,
+        (INFO["pneumoniamnist"]["MD5"], "save it as"),
+    ),
+    Case(
+        "download-default-transport",
+        lambda d: medlab.load("pneumoniamnist"),
+        D.DataNotFoundError,
+        ("network disabled", INFO["pneumoniamnist"]["url"]),
+    ),
+    Case(
+        "download-fails-new-nested-folder",
+        lambda d: D.download("pneumoniamnist", data_dir=d / "a" / "b", downloader=_broken),
+        D.DataNotFoundError,
+        "medlab_data_dir",
+    ),
+    Case(
+        "download-fails-relative-folder",
+        lambda d: medlab.load("pneumoniamnist", data_dir="rel/data", downloader=_broken),
+        D.DataNotFoundError,
+        str(Path("rel", "data", "pneumoniamnist.npz")),
+    ),
+    Case(
+        "download-target-is-folder",
+        lambda d: D.download("pneumoniamnist", data_dir=d),
+        D.DataDirError,
+        ("is a folder", "remove or rename"),
+        setup=lambda d: (d / "pneumoniamnist.npz").mkdir(),
+    ),
+    Case(
+        "load-target-is-folder",
+        lambda d: medlab.load("pneumoniamnist", data_dir=d),
+        D.DataLayoutError,
+        ("is a folder", "remove or rename"),
+        setup=lambda d: (d / "pneumoniamnist.npz").mkdir(),
+    ),
+    # registered custom datasets: checked against their data card
+    Case(
+        "custom-sha256-mismatch",
+        subset,
+        D.DataChecksumError,
+        (
+            "sha256",
+            f"datasets/{SUBSET_NAME}.yaml",
+            cards.card(SUBSET_NAME)["sha256"],
+            "load_custom",
+        ),
+        setup=lambda d: resave(d, SUBSET, source=SUBSET, val_labels=lambda y: 1 - y),
+    ),
+    Case(
+        "custom-split-sizes-mismatch",
+        _subset_with_card_sha,
+        D.DataLayoutError,
+        ("split sizes", f"datasets/{SUBSET_NAME}.yaml", "load_custom"),
+        setup=lambda d: resave(d, SUBSET, source=SUBSET, val_images=_half, val_labels=_half),
+    ),
+    Case(
+        "custom-pixel-size",
+        lambda d: medlab.load(SUBSET_NAME, data_dir=d, size=64),
+        D.DataLayoutError,
+        "size=28",
+    ),
+    # data folders
+    Case(
+        "data-dir-is-a-file",
+        lambda d: D.download("breastmnist", data_dir=d / BREAST),
+        D.DataDirError,
+        ("is a file", "writable folder"),
+    ),
+    Case(
+        "env-data-dir-is-a-file",
+        _env_points_to_file,
+        D.DataDirError,
+        ("is a file", "medlab_data_dir"),
+    ),
+    Case(
+        "data-dir-under-a-file",
+        lambda d: subset(d / BREAST / "sub"),
+        D.DataDirError,
+        ("which is a file", "data_dir="),
+    ),
+    Case(
+        "mkdir-permission-denied",
+        _mkdir_denied,
+        D.DataDirError,
+        ("cannot create the data folder", "permission", "writable folder"),
+    ),
+    Case("data-dir-not-writable", _not_writable, D.DataDirError, ("not writable", "data_dir=")),
+    Case(
+        "read-only-parent",
+        lambda d: D.download("pneumoniamnist", data_dir=d / "ro" / "new", downloader=_broken),
+        D.DataDirError,
+        "writable folder",
+        setup=_read_only,
+        skip=_writable_anyway,
+    ),
+    # malformed files
+    Case(
+        "empty-file",
+        custom,
+        D.DataLayoutError,
+        ("empty", "delete it"),
+        setup=_write("bad.npz", b""),
+    ),
+    Case(
+        "truncated-zip",
+        lambda d: medlab.load("breastmnist", data_dir=d),
+        D.DataLayoutError,
+        ("corrupt or truncated", "delete it"),
+        setup=lambda d: (d / BREAST).write_bytes((d / BREAST).read_bytes()[:200_000]),
+    ),
+    Case(
+        "bit-flip",
+        lambda d: custom(d, "flipped.npz"),
+        D.DataLayoutError,
+        ("corrupt or truncated", "delete it"),
+        setup=_bit_flip,
+    ),
+    Case(
+        "garbage-bytes",
+        custom,
+        D.DataLayoutError,
+        ("not a .npz archive", "delete it"),
+        setup=_write("bad.npz", b"\x00\x01garbage" * 50),
+    ),
+    Case(
+        "npy-as-npz",
+        custom,
+        D.DataLayoutError,
+        ("is a .npy array, not a .npz archive", "numpy.savez"),
+        setup=lambda d: (
+            np.save(d / "bad.npy", _arrays(d / BREAST)["train_images"])
+            or os.replace(d / "bad.npy", d / "bad.npz")
+        ),
+    ),
+    Case(
+        "html-as-npz",
+        custom,
+        D.DataLayoutError,
+        "looks like an html page (a failed download?): delete it and download again",
+        setup=_write("bad.npz", b"\n<!DOCTYPE html>\n<html><body>Not Found</body></html>"),
+    ),
+    Case(
+        "object-arrays",
+        custom,
+        D.DataLayoutError,
+        ("holds object arrays (pickled)", "re-save with numeric arrays"),
+        setup=lambda d: resave(d, "bad.npz", val_labels=lambda y: y.astype(object)),
+    ),
+    Case(
+        "zip-not-npz",
+        custom,
+        D.DataLayoutError,
+        ("no .npy arrays", "numpy.savez"),
+        setup=_zip_not_npz,
+    ),
+    Case(
+        "missing-key",
+        custom,
+        D.DataLayoutError,
+        ("'val_labels' is missing", "expected keys"),
+        setup=lambda d: resave(d, "bad.npz", val_labels=None),
+    ),
+    Case(
+        "images-float",
+        custom,
+        D.DataLayoutError,
+        ("expected uint8", "astype('uint8')"),
+        setup=lambda d: resave(d, "bad.npz", test_images=lambda x: x / 255.0),
+    ),
+    Case(
+        "labels-float",
+        custom,
+        D.DataLayoutError,
+        ("expected integer", "astype('int64')"),
+        setup=lambda d: resave(d, "bad.npz", train_labels=lambda y: y.astype(np.float32)),
+    ),
+    Case(
+        "labels-negative",
+        custom,
+        D.DataLayoutError,
+        ("-1..0", "classes 0..1", "fix the labels"),
+        setup=lambda d: resave(d, "bad.npz", val_labels=lambda y: y.astype(np.int64) - 1),
+    ),
+    Case(
+        "labels-out-of-range",
+        custom,
+        D.DataLayoutError,
+        ("classes 0..1", "label_names="),
+        setup=lambda d: resave(d, "bad.npz", test_labels=lambda y: y * 5),
+    ),
+    Case(
+        "label-count-mismatch",
+        custom,
+        D.DataLayoutError,
+        ("'train_labels' has shape", "(n, 1)"),
+        setup=lambda d: resave(d, "bad.npz", train_labels=_half),
+    ),
+    Case(
+        "non-square-images",
+        custom,
+        D.DataLayoutError,
+        ("h == w",),
+        setup=lambda d: resave(d, "bad.npz", train_images=lambda x: x[:, :, :20]),
+    ),
+    Case(
+        "channel-mismatch",
+        custom,
+        D.DataLayoutError,
+        ("3 channel", "has 1"),
+        setup=lambda d: resave(
+            d,
+            "bad.npz",
+            **{f"{s}_images": lambda x: np.repeat(x[..., None], 3, -1) for s in D.SPLITS},
+        ),
+    ),
+    Case(
+        "channels-first",
+        custom,
+        D.DataLayoutError,
+        "x.transpose(0, 2, 3, 1)",
+        setup=lambda d: resave(d, "bad.npz", val_images=lambda x: x[:, None]),
+    ),
+    Case(
+        "splits-differ-in-pixel-size",
+        custom,
+        D.DataLayoutError,
+        "different image sizes",
+        setup=lambda d: resave(d, "bad.npz", val_images=lambda x: x[:, :27, :27]),
+    ),
+    Case(
+        "multilabel-not-binary",
+        lambda d: custom(d, like="chestmnist"),
+        D.DataLayoutError,
+        "other than 0 and 1",
+        setup=lambda d: resave(
+            d, "bad.npz", **{f"{s}_labels": lambda y: np.repeat(y, 14, 1) * 2 for s in D.SPLITS}
+        ),
+    ),
+    # Split.subset indices
+    Case(
+        "subset-float-indices",
+        lambda d: breast(d).train.subset(np.array([0.0, 1.0])),
+        D.DataArgumentError,
+        ("float indices", "astype(int)"),
+    ),
+    Case(
+        "subset-float-tensor",
+        lambda d: breast(d).train.subset(torch.rand(3)),
+        D.DataArgumentError,
+        ".long()",
+    ),
+    Case(
+        "subset-out-of-range",
+        lambda d: breast(d).train.subset([0, 546]),
+        D.DataIndexError,
+        ("546", "0..545"),
+    ),
+    Case(
+        "subset-negative",
+        lambda d: breast(d).test.subset(torch.tensor([-1])),
+        D.DataIndexError,
+        ("0..155", "negative"),
+    ),
+    Case(
+        "subset-mask-wrong-length",
+        lambda d: breast(d).val.subset(np.ones(10, dtype=bool)),
+        D.DataIndexError,
+        "78 images",
+    ),
+    Case(
+        "subset-scalar",
+        lambda d: breast(d).train.subset(3),
+        D.DataArgumentError,
+        "subset([0, 5, 7])",
+    ),
+    Case(
+        "subset-2d",
+        lambda d: breast(d).train.subset(np.zeros((2, 2), dtype=int)),
+        D.DataArgumentError,
+        "ravel()",
+    ),
+    Case(
+        "subset-set", lambda d: breast(d).train.subset({1, 2}), D.DataArgumentError, "sorted list"
+    ),
+    Case(
+        "subset-strings",
+        lambda d: breast(d).train.subset(["a"]),
+        D.DataArgumentError,
+        "integer row numbers",
+    ),
+]
+
+
+def _check_all_positive(sub: D.Split, n: int) -> None:
+    assert len(sub) == n and sub.images.dtype == torch.uint8
+
+
+def _empty_val(d: Path) -> None:
+    data = custom(d)
+    assert len(data.val) == 0 and data.val.images.shape == (0, 1, 28, 28)
+    assert data.val.class_counts() == {"malignant": 0, "normal, benign": 0}
+
+
+def _relative_data_dir(d: Path) -> None:
+    folder = D.resolve_data_dir(d.name)  # the working directory is d.parent
+    assert folder.is_absolute() and folder == d
+    assert D.resolve_data_dir("not/made") == d.parent / "not" / "made"
+    assert breast(Path(d.name)).provenance["file"] == str(d / BREAST)
+
+
+def _load_numpy_size(d: Path) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", D.UnofficialDataWarning)
+        data = medlab.load("breastmnist", data_dir=d, size=np.int64(28))
+    assert data.size == 28 and type(data.provenance["size"]) is int
+
+
+def _download_numpy_size(d: Path) -> None:
+    with patch.dict(INFO["breastmnist"], {"MD5": D.file_md5(d / BREAST)}):
+        assert D.download("breastmnist", data_dir=d, size=np.int32(28)) == d / BREAST
+
+
+OK_CASES: list[Ok] = [
+    Ok("numpy-int-size", _load_numpy_size),
+    Ok("numpy-int-size-download", _download_numpy_size),
+    Ok("subset-list", lambda d: _check_all_positive(breast(d).train.subset([0, 0, 5]), 3)),
+    Ok(
+        "subset-numpy-int32",
+        lambda d: _check_all_positive(breast(d).train.subset(np.array([1, 2], dtype=np.int32)), 2),
+    ),
+    Ok(
+        "subset-numpy-uint8",
+        lambda d: _check_all_positive(
+            breast(d).train.subset(np.array([1, 2, 3], dtype=np.uint8)), 3
+        ),
+    ),
+    Ok(
+        "subset-torch-long",
+        lambda d: _check_all_positive(breast(d).train.subset(torch.arange(10)), 10),
+    ),
+    Ok(
+        "subset-torch-bool-mask",
+        lambda d: _check_all_positive(
+            breast(d).val.subset(breast(d).val.labels == 0), int((breast(d).val.labels == 0).sum())
+        ),
+    ),
+    Ok(
+        "subset-numpy-bool-mask",
+        lambda d: _check_all_positive(breast(d).test.subset(np.arange(156) < 4), 4),
+    ),
+    Ok("subset-range", lambda d: _check_all_positive(breast(d).train.subset(range(5)), 5)),
+    Ok(
+        "subset-generator",
+        lambda d: _check_all_positive(breast(d).train.subset(i for i in (3, 4)), 2),
+    ),
+    Ok("subset-empty", lambda d: _check_all_positive(breast(d).train.subset([]), 0)),
+    Ok(
+        "check-names-list",
+        lambda d: (
+            D.check_names(["BreastMNIST", SUBSET_NAME]) == ["breastmnist", SUBSET_NAME]
+            or pytest.fail("names not normalised")
+        ),
+    ),
+    Ok(
+        "label-names-list",
+        lambda d: medlab.load_custom(
+            d / SUBSET, name="x", task="binary-class", label_names=["normal", "pneumonia"]
+        ),
+    ),
+    Ok("registered-custom-matches-card", subset),
+    Ok(
+        "empty-val-split-loads",
+        _empty_val,
+        setup=lambda d: resave(
+            d, "bad.npz", val_images=lambda x: x[:0], val_labels=lambda y: y[:0]
+        ),
+    ),
+    Ok("relative-data-dir", _relative_data_dir),
+]
+
+
+# --- the tests -----------------------------------------------------------------------------------
+
+
+def snapshot(root: Path) -> dict[str, tuple[object, ...]]:
+    """Every file and folder under ``root``: kind, mode, and for files size, mtime and md5."""
+    out: dict[str, tuple[object, ...]] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for n in dirnames + filenames:
+            p = Path(dirpath, n)
+            st = p.lstat()
+            rel = p.relative_to(root).as_posix()
+            if p.is_dir() and not p.is_symlink():
+                out[rel] = ("dir", st.st_mode)
+            else:
+                md5 = D.file_md5(p) if p.is_file() else None
+                out[rel] = ("file", st.st_mode, st.st_size, st.st_mtime_ns, md5)
+    return out
+
+
+@pytest.fixture
+def data_folder(tmp_path: Path, data_dir: Path | None, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh data folder with copies of the shared files; cwd is its parent; no network."""
+    if data_dir is None or not all((data_dir / f).exists() for f in (BREAST, SUBSET)):
+        pytest.skip("the shared real MedMNIST files are not here")
+    d = tmp_path / "data"
+    d.mkdir()
+    for f in (BREAST, SUBSET):
+        shutil.copy2(data_dir / f, d / f)
+        (d / f).chmod(0o644)  # the shared files are read-only; setups may rewrite the copies
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MEDLAB_DATA_DIR", str(d))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(pooch.HTTPDownloader, "__call__", _no_network)
+    yield d
+    for p in [tmp_path, *tmp_path.rglob("*")]:  # undo chmod so pytest can clean up
+        if p.is_dir() and not p.is_symlink():
+            p.chmod(0o755)
+
+
+def _prepare(case: Case | Ok, d: Path) -> dict[str, tuple[object, ...]]:
+    """Run the case's setup (and skip check); return the "before" snapshot of ``d.parent``."""
+    if case.setup is not None:
+        case.setup(d)
+    if isinstance(case, Case) and case.skip is not None and (reason := case.skip(d)):
+        pytest.skip(reason)
+    return snapshot(d.parent)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_bad_input(case: Case, data_folder: Path) -> None:
+    before = _prepare(case, data_folder)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", D.UnofficialDataWarning)
+        with pytest.raises(case.exc) as err:
+            case.call(data_folder)
+    msg = str(err.value).lower()
+    for fix in (case.fix,) if isinstance(case.fix, str) else case.fix:
+        assert fix.lower() in msg, f"{case.id}: the message does not say {fix!r}:\n{err.value}"
+    assert snapshot(data_folder.parent) == before, f"{case.id} changed the data folder"
+
+
+@pytest.mark.parametrize("case", OK_CASES, ids=[c.id for c in OK_CASES])
+def test_accepted_input(case: Ok, data_folder: Path) -> None:
+    before = _prepare(case, data_folder)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", D.UnofficialDataWarning)
+        case.call(data_folder)
+    assert snapshot(data_folder.parent) == before, f"{case.id} changed the data folder"
+
+
+def test_case_ids_are_unique() -> None:
+    ids = [c.id for c in CASES] + [c.id for c in OK_CASES]
+    assert len(ids) == len(set(ids))
