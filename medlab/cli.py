@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import keyword
 import sys
 
 import yaml
@@ -11,28 +12,115 @@ __all__ = ["main"]
 
 
 def _param(text: str) -> tuple[str, object]:
+    """``NAME=VALUE`` with VALUE read as YAML (``-p seed=3``, ``-p dataset=breastmnist``)."""
     if "=" not in text:
-        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
-    k, v = text.split("=", 1)
-    return k.strip(), yaml.safe_load(v)
+        raise argparse.ArgumentTypeError(
+            f"expected NAME=VALUE, got {text!r}; e.g. -p dataset=breastmnist"
+        )
+    name, value = (s.strip() for s in text.split("=", 1))
+    if not name.isidentifier() or keyword.iskeyword(name):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: {name!r} is not a parameter name; use -p NAME=VALUE, e.g. -p seed=1"
+        )
+    try:
+        return name, yaml.safe_load(value) if value else None
+    except yaml.YAMLError as exc:
+        problem = getattr(exc, "problem", None) or type(exc).__name__
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: the value is not valid YAML ({problem}); quote text values, e.g. "
+            f"-p '{name}=\"{value}\"'"
+        ) from None
 
 
-def main(argv: list[str] | None = None) -> int:
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"seed must be a non-negative integer, got {text!r}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="medlab", description=__doc__)
     sub = parser.add_subparsers(dest="cmd", required=True)
 
-    r = sub.add_parser("reproduce", help="execute notebooks headless and compare their numbers "
-                       "with notebooks/expected_results.yaml")
+    r = sub.add_parser(
+        "reproduce",
+        help="execute notebooks headless and compare their numbers with the expected values",
+        description="Execute notebooks headless into <output>/runs/<UTC time>-<mode>/ "
+        "(<output>/latest points at the newest run) and compare every recorded number with "
+        "notebooks/expected_results.yaml. Exit code 0: all reproduced; 1: a notebook failed, "
+        "a number deviated, was missing or has no expected value; 2: bad input.",
+    )
     r.add_argument("notebooks", nargs="*", help="notebook stems or prefixes (default: all)")
     r.add_argument("--quick", action="store_true", help="quick mode (CI): small, fast runs")
-    r.add_argument("--output", default="outputs", help="output folder (default: ./outputs)")
-    r.add_argument("--data-dir", default=None, help="folder with the MedMNIST .npz files "
-                   "(default: $MEDLAB_DATA_DIR or ~/.medmnist)")
-    r.add_argument("--seed", type=int, default=None)
-    r.add_argument("-p", "--parameter", action="append", type=_param, default=[],
-                   metavar="NAME=VALUE", help="extra papermill parameter, e.g. -p dataset=breastmnist")
-    r.add_argument("--update-expected", action="store_true",
-                   help="write the values of this run into notebooks/expected_results.yaml")
+    r.add_argument(
+        "--output",
+        default="outputs",
+        help="output folder; each run gets its own runs/<time>-<mode>/ in it (default: ./outputs)",
+    )
+    r.add_argument(
+        "--data-dir",
+        default=None,
+        help="folder with the MedMNIST .npz files, relative to the current folder "
+        "(default: $MEDLAB_DATA_DIR or ~/.medmnist)",
+    )
+    seeds = r.add_mutually_exclusive_group()
+    seeds.add_argument(
+        "--seed",
+        type=_seed,
+        default=None,
+        help="seed passed to every notebook (default: the notebook's own)",
+    )
+    seeds.add_argument(
+        "--seeds",
+        type=_seed,
+        nargs="+",
+        default=None,
+        metavar="SEED",
+        help="run each notebook once per seed, e.g. --seeds 0 1 2",
+    )
+    r.add_argument(
+        "-p",
+        "--parameter",
+        action="append",
+        type=_param,
+        default=[],
+        metavar="NAME=VALUE",
+        help="notebook parameter (VALUE read as YAML), e.g. -p dataset=breastmnist",
+    )
+    r.add_argument(
+        "--update-expected",
+        action="store_true",
+        help="write mean and tolerance over --seeds (at least 3) into the expected "
+        "file instead of comparing",
+    )
+    r.add_argument(
+        "--allow-new",
+        action="store_true",
+        help="accept numbers without an expected value (a new notebook or section)",
+    )
+    r.add_argument(
+        "--expected",
+        default=None,
+        metavar="FILE",
+        help="expected-results file (default: notebooks/expected_results.yaml)",
+    )
+    r.add_argument(
+        "--timeout", type=_seconds, default=None, metavar="SECONDS", help="time limit per cell"
+    )
     r.add_argument("--no-html", action="store_true", help="skip the HTML export")
 
     d = sub.add_parser("download", help="download official MedMNIST files (md5-verified)")
@@ -41,15 +129,47 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--data-dir", default=None)
 
     sub.add_parser("datasets", help="list the data cards")
+    return parser
 
-    args = parser.parse_args(argv)
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit code (2 for bad input, with the reason on stderr)."""
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse printed usage and the error
+        return exc.code if isinstance(exc.code, int) else 2
     if args.cmd == "reproduce":
-        from medlab.reproduce import reproduce
+        from medlab.reproduce import ReproduceError, reproduce
 
-        return reproduce(args.notebooks, quick=args.quick, output=args.output,
-                         data_dir=args.data_dir, seed=args.seed,
-                         parameters=dict(args.parameter), update=args.update_expected,
-                         html=not args.no_html)
+        params: dict[str, object] = {}
+        for name, value in args.parameter:
+            if name in params and params[name] != value:
+                print(
+                    f"medlab reproduce: error: -p {name} given twice ({params[name]!r} and "
+                    f"{value!r}); give each parameter once",
+                    file=sys.stderr,
+                )
+                return 2
+            params[name] = value
+        try:
+            return reproduce(
+                args.notebooks,
+                quick=args.quick,
+                output=args.output,
+                data_dir=args.data_dir,
+                seed=args.seed,
+                seeds=args.seeds,
+                parameters=params,
+                update=args.update_expected,
+                allow_new=args.allow_new,
+                expected=args.expected,
+                html=not args.no_html,
+                timeout=args.timeout,
+            )
+        except ReproduceError as exc:
+            print(f"medlab reproduce: error: {exc}", file=sys.stderr)
+            return 2
     if args.cmd == "download":
         from medlab.data import DataError, download, file_md5
 
@@ -66,8 +186,10 @@ def main(argv: list[str] | None = None) -> int:
         from medlab.cards import cards_table
 
         for row in cards_table():
-            print(f"{row['dataset']:<32} {row['kind']:<9} {row['task']:<26} "
-                  f"{row['train/val/test']:<18} {row['modality']}")
+            print(
+                f"{row['dataset']:<32} {row['kind']:<9} {row['task']:<26} "
+                f"{row['train/val/test']:<18} {row['modality']}"
+            )
         return 0
     return 2  # pragma: no cover
 

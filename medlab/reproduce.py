@@ -1,11 +1,30 @@
 """Re-execute the curriculum headless and compare every recorded number with its expected value.
 
-``medlab reproduce [--quick] [NOTEBOOK ...]`` runs each notebook with papermill, writes executed
-copies to ``<output>/executed/``, figures to ``<output>/figures/`` and results to
-``<output>/results/``, then prints one row per recorded number: expected value and tolerance
-(from ``notebooks/expected_results.yaml``), the value reproduced now, and ``reproduced`` /
-``DEVIATED`` / ``new``. It exits non-zero on a deviation or a failed notebook, naming the
-notebook and the cell.
+``medlab reproduce [--quick] [--seed N | --seeds N N N] [NOTEBOOK ...]`` first checks its inputs
+(``-p`` parameters against each notebook's cell tagged ``parameters``, the data folder, the
+expected-results file) and refuses bad ones (:class:`ReproduceError`; the command exits 2)
+before anything runs or is written. It then executes
+each notebook with papermill (cwd = the notebooks folder) into a new run folder::
+
+    <output>/runs/<UTC time>-<quick|full>[-N]/   executed/ html/ figures/ results/ logs/
+                                                 reproduce_<mode>.txt  reproduce_<mode>.csv
+    <output>/latest -> runs/<newest run>          (or latest.txt holding its path)
+    <output>/cache/                                shared across runs ($MEDLAB_CACHE_DIR)
+
+With several seeds each seed gets its own ``seed<k>/`` (executed/, results/, ...) in the run
+folder. Nothing of an earlier run is deleted or overwritten. The kernels see
+``MEDLAB_OUTPUT_DIR`` (where :class:`medlab.Recorder` writes), ``MEDLAB_RUN_DIR`` and
+``MEDLAB_CACHE_DIR`` (``<output>/cache`` unless already set). Kernel noise goes to ``logs/``.
+
+The terminal shows one line per notebook run, then one row per number: expected value and
+tolerance, the value now and a status: ``reproduced``, ``DEVIATED``, ``MISSING`` (expected but
+not recorded) or ``new`` (no expected value), then a one-line summary. The exit code is 0 only
+if every notebook ran and recorded numbers and every number was compared and reproduced
+(``allow_new`` / ``--allow-new`` accepts numbers without expected values, e.g. a new notebook).
+
+``--update-expected --seeds 0 1 2`` runs each notebook once per seed and writes, for the sections
+it ran, the mean over seeds and a tolerance derived from their spread (:func:`derive`); it
+refuses fewer than 3 seeds and stops, writing nothing, at the first failed notebook.
 
 Expected values are kept apart by data origin (``official`` files vs ``unofficial`` copies such
 as the shared CI data) and by mode (``quick`` / ``full``)::
@@ -14,230 +33,1170 @@ as the shared CI data) and by mode (``quick`` / ``full``)::
       quick:
         01_baseline:
           pneumoniamnist_balanced_subset:
-            smallcnn.test_auc: {value: 0.95, tol: 0.03}
+            smallcnn.test_auc:
+              value: 0.9512
+              tol: 0.0213
+              sd: 0.00709
+              n_seeds: 3
+              seeds: [0, 1, 2]
+              derived: tol = 3*SD = 3*0.00709 over 3 seeds (above default floor 0.01), rounded up
+
+Entries written before tolerances were derived (``{value, tol}`` only) still load, with a
+warning. An AUC/accuracy key whose tolerance exceeds 0.1 needs a ``reason``.
 """
 
 from __future__ import annotations
 
+import ast
+import csv
+import datetime as _dt
+import itertools
 import json
+import keyword
+import logging
+import math
+import numbers
 import os
+import re
+import statistics
+import sys
 import time
-from dataclasses import dataclass, field
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from decimal import ROUND_CEILING, Decimal
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-__all__ = ["find_notebooks", "run_notebook", "compare", "reproduce", "Row", "NotebookRun"]
+from medlab.results import check_key
+
+__all__ = [
+    "find_notebooks",
+    "notebook_parameters",
+    "run_notebook",
+    "load_expected",
+    "check_expected",
+    "compare",
+    "derive",
+    "update_expected",
+    "format_table",
+    "reproduce",
+    "is_rate_key",
+    "Row",
+    "NotebookRun",
+    "ReproduceError",
+    "ExpectedFileError",
+]
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 EXPECTED = NOTEBOOKS / "expected_results.yaml"
-DEFAULT_TOL = 0.05
+ORIGINS = ("official", "unofficial")
+MODES = ("quick", "full")
+MIN_SEEDS = 3  # --update-expected measures the spread over at least this many seeds
+TOL_FLOOR = 0.01  # tolerance floor when the notebook gives no hint (rec.record(..., tol=))
+WIDE_TOL = 0.1  # an AUC/accuracy tolerance above this needs a reason
+UNEXPLAINED = "UNEXPLAINED: spread over seeds is large"
+ENTRY_FIELDS = ("value", "tol", "sd", "n_seeds", "seeds", "derived", "reason")
+FIX = (
+    "Fix the entry by hand, or regenerate that section from real runs with `medlab reproduce "
+    "--update-expected --seeds 0 1 2 [--quick] ...` (CONTRIBUTING.md, 'Expected results')"
+)
+HEADER = f"""\
+# Expected values for `medlab reproduce`, written by
+# `medlab reproduce --update-expected --seeds 0 1 2 [--quick] ...` from real runs (never typed in
+# by hand; review the diff). Layout: <origin>/<mode>/<notebook>/<dataset>/<key>. origin:
+# official = official MedMNIST files (md5 match), unofficial = other copies (e.g. the shared CI
+# data); mode: quick or full. A number is reproduced when |now - value| <= tol.
+# How each entry is derived, from one run per seed (n_seeds >= {MIN_SEEDS}):
+#   value = mean over the seeds; sd = sample standard deviation over the seeds (ddof=1);
+#   tol = max(3 * sd, floor), floor = the notebook author's hint (rec.record(..., tol=)) or
+#   {TOL_FLOOR}; when sd == 0 (exact numbers such as image counts) tol = the hint, else 0;
+#   tol is rounded up to 3 significant digits. `derived` says which term set tol.
+#   An AUC/accuracy key (a segment containing auc/acc) with tol > {WIDE_TOL} needs a `reason`,
+#   taken from the record's note; "{UNEXPLAINED}" marks one to investigate.
+"""
+_NOISY_LOGGERS = (
+    "papermill",
+    "traitlets",
+    "jupyter_client",
+    "nbclient",
+    "nbconvert",
+    "asyncio",
+    "tornado",
+)
+
+
+class ReproduceError(ValueError):
+    """A rejected ``medlab reproduce`` request (bad input); nothing was run or written."""
+
+
+class ExpectedFileError(ReproduceError):
+    """The expected-results file is unreadable or malformed."""
 
 
 @dataclass
 class NotebookRun:
-    """Outcome of executing one notebook."""
+    """Outcome of executing one notebook (once, with one seed)."""
 
     notebook: str
     ok: bool
     seconds: float
     executed: Path
     error: str = ""
+    seed: int | None = None
+    log: Path | None = None
 
 
 @dataclass
 class Row:
-    """One recorded number compared with its expected value."""
+    """One recorded number compared with its expected value (``value`` None: MISSING)."""
 
     notebook: str
     dataset: str
     key: str
-    value: float
+    value: float | None
     origin: str  # "official" / "unofficial"
     expected: float | None = None
     tol: float | None = None
     status: str = "new"
     unit: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
+    seed: int | None = None
+    hint: float | None = None  # the author's tolerance hint
+    note: str = ""
+
+
+# --------------------------------------------------------------------------------------------
+# notebooks
 
 
 def find_notebooks(selection: list[str] | None = None, folder: Path = NOTEBOOKS) -> list[Path]:
     """Numbered notebooks (``NN_*.ipynb``) in order; ``selection`` filters by stem or prefix
     (``"01"``, ``"01_baseline"`` or a path)."""
-    all_nb = sorted(p for p in folder.glob("[0-9][0-9]_*.ipynb"))
+    all_nb = sorted(p for p in Path(folder).glob("[0-9][0-9]_*.ipynb"))
+    if not all_nb:
+        raise ReproduceError(f"no numbered notebooks (NN_*.ipynb) in {folder}")
     if not selection:
         return all_nb
-    chosen = []
+    chosen: list[Path] = []
     for s in selection:
         stem = Path(s).stem
-        hits = [p for p in all_nb if p.stem == stem or p.stem.startswith(stem + "_")
-                or p.stem.split("_")[0] == stem]
+        hits = [
+            p
+            for p in all_nb
+            if p.stem == stem or p.stem.startswith(stem + "_") or p.stem.split("_")[0] == stem
+        ]
         if not hits:
-            raise SystemExit(f"medlab reproduce: no notebook matches {s!r}; available: "
-                             f"{', '.join(p.stem for p in all_nb)}")
+            raise ReproduceError(
+                f"no notebook matches {s!r}; available: {', '.join(p.stem for p in all_nb)}"
+            )
         chosen += [h for h in hits if h not in chosen]
     return chosen
 
 
-def run_notebook(path: Path, output: Path, parameters: dict[str, Any], *,
-                 timeout: int | None = None) -> NotebookRun:
-    """Execute one notebook with papermill (cwd = its folder); never raises on cell errors."""
+def notebook_parameters(path: Path) -> dict[str, Any]:
+    """Names and default values assigned in the notebook's cell tagged ``parameters`` (a
+    default that is not a literal is given as its source text)."""
+    import nbformat
+
+    try:
+        nb = nbformat.read(path, as_version=4)
+    except Exception as exc:  # any unreadable notebook is the same user error
+        raise ReproduceError(f"{path} is not a readable notebook ({exc})") from None
+    cells = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    if not cells:
+        raise ReproduceError(
+            f"{path.name} has no cell tagged 'parameters', so it takes no "
+            "parameters; tag its first code cell 'parameters' (CONTRIBUTING.md, "
+            "notebook rule 1)"
+        )
+    try:
+        tree = ast.parse(cells[0].source)
+    except SyntaxError:
+        from papermill.inspection import inspect_notebook
+
+        return {k: v.get("default") for k, v in inspect_notebook(str(path)).items()}
+    out: dict[str, Any] = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign):
+            targets, value = node.targets, node.value
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            targets, value = [node.target], node.value
+        else:
+            continue
+        for t in targets:
+            if isinstance(t, ast.Name):
+                try:
+                    out[t.id] = ast.literal_eval(value)
+                except ValueError:
+                    out[t.id] = ast.unparse(value)
+    return out
+
+
+@contextmanager
+def _quiet(log: Path | None, *, fds: bool = True) -> Iterator[None]:
+    """Silence the jupyter stack: its loggers, Python warnings and (``fds``) everything the kernel
+    process writes to stdout/stderr, which goes to ``log`` instead of the terminal."""
+    loggers = [logging.getLogger(n) for n in _NOISY_LOGGERS]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL + 1)
+    saved: list[tuple[int, int]] = []
+    if log is not None:
+        log.parent.mkdir(parents=True, exist_ok=True)
+    sink = open(log if log is not None else os.devnull, "ab")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if fds:
+                for stream in (sys.stdout, sys.stderr):
+                    stream.flush()
+                for fd in (1, 2):
+                    try:
+                        saved.append((fd, os.dup(fd)))
+                        os.dup2(sink.fileno(), fd)
+                    except OSError:
+                        pass
+            yield
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        for fd, copy in saved:
+            os.dup2(copy, fd)
+            os.close(copy)
+        sink.close()
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+
+
+def _one_line(text: str, limit: int = 400) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def run_notebook(
+    path: Path,
+    output: Path,
+    parameters: dict[str, Any],
+    *,
+    timeout: float | None = None,
+    env: dict[str, str] | None = None,
+    log: Path | None = None,
+) -> NotebookRun:
+    """Execute one notebook with papermill (cwd = its folder) into ``output/executed/``, with
+    ``MEDLAB_OUTPUT_DIR=output`` and ``env`` set for the kernel; kernel output goes to ``log``.
+    Never raises on cell errors: the returned run names the failing cell."""
     import papermill as pm
 
     executed = output / "executed" / path.name
     executed.parent.mkdir(parents=True, exist_ok=True)
-    env_backup = {k: os.environ.get(k) for k in ("MEDLAB_OUTPUT_DIR", "MEDLAB_NOTEBOOK",
-                                                  "MEDLAB_QUIET")}
-    os.environ.update(MEDLAB_OUTPUT_DIR=str(output.resolve()), MEDLAB_NOTEBOOK=path.stem,
-                      MEDLAB_QUIET="1")
+    settings = {
+        "MEDLAB_OUTPUT_DIR": str(output.resolve()),
+        "MEDLAB_NOTEBOOK": path.stem,
+        "MEDLAB_QUIET": "1",
+        **(env or {}),
+    }
+    backup = {k: os.environ.get(k) for k in settings}
+    os.environ.update(settings)
     t0 = time.perf_counter()
     try:
-        pm.execute_notebook(str(path), str(executed), parameters=parameters, cwd=str(path.parent),
-                            kernel_name="python3", progress_bar=False, log_output=False,
-                            execution_timeout=timeout)
-        return NotebookRun(path.stem, True, time.perf_counter() - t0, executed)
+        with _quiet(log):
+            pm.execute_notebook(
+                str(path),
+                str(executed),
+                parameters=parameters,
+                cwd=str(path.parent),
+                kernel_name="python3",
+                progress_bar=False,
+                log_output=False,
+                execution_timeout=timeout,
+            )
+        return NotebookRun(path.stem, True, time.perf_counter() - t0, executed, log=log)
     except pm.PapermillExecutionError as exc:
         where = f"cell {exc.cell_index} (execution count {exc.exec_count})"
-        msg = f"{where}: {exc.ename}: {str(exc.evalue).strip()[:500]}"
-        return NotebookRun(path.stem, False, time.perf_counter() - t0, executed, msg)
-    except Exception as exc:  # kernel died, bad parameters, missing kernel, ...
-        return NotebookRun(path.stem, False, time.perf_counter() - t0, executed,
-                           f"{type(exc).__name__}: {exc}")
+        msg = f"{where}: {exc.ename}: {_one_line(exc.evalue)}"
+        return NotebookRun(path.stem, False, time.perf_counter() - t0, executed, msg, log=log)
+    except Exception as exc:  # kernel died, missing kernel, timeout, ...
+        return NotebookRun(
+            path.stem,
+            False,
+            time.perf_counter() - t0,
+            executed,
+            f"{type(exc).__name__}: {_one_line(exc)}",
+            log=log,
+        )
     finally:
-        for k, v in env_backup.items():
+        for k, v in backup.items():
             if v is None:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
 
 
-def load_expected(path: Path = EXPECTED) -> dict[str, Any]:
-    if not path.exists():
+# --------------------------------------------------------------------------------------------
+# expected values
+
+
+def is_rate_key(key: str) -> bool:
+    """Whether ``key`` names an AUC or accuracy (a segment with a word starting ``auc``/``acc``)."""
+    return any(re.search(r"(?:^|_)(?:auc|acc)", seg.split("[")[0]) for seg in key.split("."))
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(float(x))
+
+
+def _check_entry(
+    entry: Any, key: str, fail: Any, *, strict: bool = True
+) -> tuple[bool, bool, bool]:
+    """Validate one ``{value, tol, ...}`` entry; returns (legacy, unexplained, unjustified);
+    ``strict``: an unjustified wide AUC/accuracy tolerance is an error, not just reported."""
+    if not isinstance(entry, dict):
+        fail(f"must be a mapping such as {{value: 0.95, tol: 0.03}}, got {entry!r}")
+    unknown = sorted(set(entry) - set(ENTRY_FIELDS), key=str)
+    if unknown:
+        fail(f"unknown field(s) {', '.join(map(str, unknown))}; allowed: {', '.join(ENTRY_FIELDS)}")
+    for name in ("value", "tol"):
+        if name not in entry:
+            fail(f"lacks `{name}`")
+        if not _is_number(entry[name]):
+            tip = (
+                "; write numbers like 0.001 or 1.0e-03 (YAML reads 1e-3 as text)"
+                if isinstance(entry[name], str)
+                else ""
+            )
+            fail(f"`{name}` must be a finite number, got {entry[name]!r}{tip}")
+    if entry["tol"] < 0:
+        fail(f"`tol` must be >= 0, got {entry['tol']}")
+    if "sd" in entry and (not _is_number(entry["sd"]) or entry["sd"] < 0):
+        fail(f"`sd` must be a number >= 0, got {entry['sd']!r}")
+    n = entry.get("n_seeds", 1)
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        fail(f"`n_seeds` must be a positive integer, got {n!r}")
+    seeds = entry.get("seeds", [])
+    if not isinstance(seeds, list) or not all(
+        isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds
+    ):
+        fail(f"`seeds` must be a list of non-negative integers, got {seeds!r}")
+    for name in ("derived", "reason"):
+        if name in entry and (not isinstance(entry[name], str) or not entry[name].strip()):
+            fail(f"`{name}` must be a non-empty string, got {entry[name]!r}")
+    reason = entry.get("reason", "")
+    unjustified = entry["tol"] > WIDE_TOL and is_rate_key(key) and not reason
+    if unjustified and strict:
+        fail(
+            f"tol {entry['tol']} > {WIDE_TOL} on an AUC/accuracy key checks almost nothing "
+            "and needs a `reason:` saying why the number varies this much (the record's note)"
+        )
+    return "derived" not in entry, reason.startswith("UNEXPLAINED"), unjustified
+
+
+def check_expected(
+    tree: Any, source: str = "expected results", *, strict: bool = True
+) -> list[str]:
+    """Validate an expected-results tree; raises :class:`ExpectedFileError` naming ``source``,
+    the entry and the fix. Returns warnings (legacy entries without derivation, unexplained
+    wide tolerances). ``strict=False`` (used while regenerating) only warns about a wide
+    AUC/accuracy tolerance without a reason."""
+
+    def fail_at(where: str) -> Any:
+        def fail(problem: str) -> None:
+            raise ExpectedFileError(f"{source}: {where}: {problem}. {FIX}")
+
+        return fail
+
+    if tree is None:
+        return []
+    if not isinstance(tree, dict):
+        fail_at("top level")(
+            f"must map data origin ({' / '.join(ORIGINS)}) to modes, got {type(tree).__name__}"
+        )
+    legacy, unexplained, unjustified = 0, [], []
+    for origin, modes in tree.items():
+        if origin not in ORIGINS:
+            fail_at(f"{origin!r}")(f"unknown data origin; use {' or '.join(ORIGINS)}")
+        for mode, nbs in _mapping(modes, origin, fail_at).items():
+            if mode not in MODES:
+                fail_at(f"{origin} > {mode!r}")(f"unknown mode; use {' or '.join(MODES)}")
+            for nb, dsets in _mapping(nbs, f"{origin} > {mode}", fail_at).items():
+                for ds, keys in _mapping(dsets, f"{origin} > {mode} > {nb}", fail_at).items():
+                    for key, entry in _mapping(
+                        keys, f"{origin} > {mode} > {nb} > {ds}", fail_at
+                    ).items():
+                        where = f"{origin} > {mode} > {nb} > {ds} > {key}"
+                        try:
+                            check_key(key)
+                        except (TypeError, ValueError) as exc:
+                            fail_at(where)(str(exc))
+                        old, unexp, unjust = _check_entry(entry, key, fail_at(where), strict=strict)
+                        legacy += old
+                        if unexp:
+                            unexplained.append(where)
+                        if unjust:
+                            unjustified.append(where)
+    out = []
+    if legacy:
+        out.append(
+            f"{legacy} expected value(s) in {source} have no `derived` field (written "
+            f"before tolerances were measured over >= {MIN_SEEDS} seeds); regenerate "
+            "them with `medlab reproduce --update-expected --seeds 0 1 2 ...`"
+        )
+    if unexplained:
+        out.append(
+            f"{len(unexplained)} expected value(s) in {source} have a wide tolerance "
+            f"marked UNEXPLAINED, e.g. {unexplained[0]}"
+        )
+    if unjustified:
+        out.append(
+            f"{len(unjustified)} expected value(s) in {source} have a tolerance > "
+            f"{WIDE_TOL} on an AUC/accuracy key without a `reason`, e.g. {unjustified[0]}; "
+            "regenerate those sections with --update-expected --seeds 0 1 2"
+        )
+    return out
+
+
+def _mapping(node: Any, where: str, fail_at: Any) -> dict[Any, Any]:
+    if node is None:
         return {}
-    return yaml.safe_load(path.read_text()) or {}
+    if not isinstance(node, dict):
+        fail_at(where)(f"must be a mapping, got {type(node).__name__} {node!r}")
+    for k in node:
+        if not isinstance(k, str):
+            fail_at(where)(f"name {k!r} must be a string")
+    return node
 
 
-def compare(results: dict[str, Any], expected: dict[str, Any], mode: str) -> list[Row]:
-    """Rows for one notebook's results file against the expected-results tree."""
-    rows = []
+def _read_expected(path: Path, *, strict: bool = True) -> tuple[dict[str, Any], list[str]]:
+    if not path.exists():
+        return {}, []
+    if not path.is_file():
+        raise ExpectedFileError(f"{path} is not a file; pass the expected-results YAML file")
+    try:
+        tree = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        where = ""
+        mark = getattr(exc, "problem_mark", None)
+        if mark is not None:
+            where = f" at line {mark.line + 1}, column {mark.column + 1}"
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ExpectedFileError(
+            f"{path} is not valid YAML{where} ({_one_line(problem)}). {FIX}"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ExpectedFileError(f"{path} cannot be read ({exc})") from None
+    notes = check_expected(tree, str(path), strict=strict)
+    return tree or {}, notes
+
+
+def load_expected(path: str | os.PathLike[str] = EXPECTED) -> dict[str, Any]:
+    """The validated expected-results tree (``{}`` if the file does not exist); raises
+    :class:`ExpectedFileError` on bad YAML or a malformed entry."""
+    return _read_expected(Path(path))[0]
+
+
+def _node(tree: dict[str, Any], *names: str) -> dict[str, Any]:
+    for n in names:
+        tree = (tree or {}).get(n) or {}
+    return tree
+
+
+def compare(
+    results: dict[str, Any],
+    expected: dict[str, Any],
+    mode: str,
+    *,
+    seed: int | None = None,
+    strict: bool = True,
+) -> list[Row]:
+    """Rows for one notebook's results against the expected tree: each recorded number, and
+    each expected key of a dataset the notebook used that it did not record (``MISSING``).
+    The tree is validated first (:func:`check_expected`, ``strict``)."""
+    check_expected(expected, strict=strict)
     nb = results["notebook"]
+    prov = results.get("provenance") or {}
+    if prov.get("seed") is not None:
+        seed = prov["seed"]
+    origins = {
+        ds: "official" if (p or {}).get("official") else "unofficial"
+        for ds, p in (prov.get("datasets") or {}).items()
+    }
+    rows = []
     for dataset, recs in results["records"].items():
         for key, r in recs.items():
             origin = "official" if r.get("official") else "unofficial"
-            row = Row(nb, dataset, key, float(r["value"]), origin, unit=r.get("unit", ""),
-                      extra={"tol_hint": r.get("tol")})
-            exp = (expected.get(origin, {}).get(mode, {}).get(nb, {}).get(dataset, {})
-                   .get(key))
+            origins[dataset] = origin
+            row = Row(
+                nb,
+                dataset,
+                key,
+                float(r["value"]),
+                origin,
+                unit=r.get("unit") or "",
+                seed=seed,
+                hint=r.get("tol"),
+                note=r.get("note") or "",
+            )
+            exp = _node(expected, origin, mode, nb, dataset).get(key)
             if exp is not None:
-                row.expected, row.tol = float(exp["value"]), float(exp.get("tol", DEFAULT_TOL))
-                row.status = ("reproduced" if abs(row.value - row.expected) <= row.tol + 1e-12
-                              else "DEVIATED")
+                row.expected, row.tol = float(exp["value"]), float(exp["tol"])
+                slack = 1e-9 * max(1.0, abs(row.expected))
+                ok = abs(row.value - row.expected) <= row.tol + slack
+                row.status = "reproduced" if ok else "DEVIATED"
             rows.append(row)
+    for dataset, origin in origins.items():
+        recorded = results["records"].get(dataset) or {}
+        for key, exp in sorted(_node(expected, origin, mode, nb, dataset).items()):
+            if key not in recorded:
+                rows.append(
+                    Row(
+                        nb,
+                        dataset,
+                        key,
+                        None,
+                        origin,
+                        float(exp["value"]),
+                        float(exp["tol"]),
+                        "MISSING",
+                        seed=seed,
+                    )
+                )
     return rows
 
 
-def update_expected(rows: list[Row], mode: str, path: Path = EXPECTED) -> None:
-    """Write the values of ``rows`` into the expected file (keeps tolerances already there)."""
-    tree = load_expected(path)
+def _round_up(x: float, digits: int = 3) -> float:
+    if x <= 0:
+        return 0.0
+    d = Decimal(f"{x:.12g}")  # drop float noise first: 3 * 0.01 must stay 0.03
+    q = Decimal(1).scaleb(d.adjusted() - digits + 1)
+    return float((d / q).to_integral_value(rounding=ROUND_CEILING) * q)
+
+
+def derive(values: list[float], *, hint: float | None = None) -> dict[str, Any]:
+    """Expected entry from one value per seed: ``value`` (mean), ``tol`` = max(3 SD, floor)
+    (floor = ``hint`` or 0.01; SD 0 gives ``hint`` or 0), ``sd`` (ddof=1), ``n_seeds`` and a
+    one-line ``derived`` saying which term set the tolerance."""
+    n = len(values)
+    if n < MIN_SEEDS:
+        raise ValueError(f"need values from at least {MIN_SEEDS} seeds, got {n}")
+    if all(v == values[0] for v in values):
+        mean, sd = float(values[0]), 0.0
+    else:
+        mean, sd = statistics.fmean(values), statistics.stdev(values)
+    if sd == 0:
+        tol = float(hint or 0.0)
+        how = f"SD 0 over {n} seeds (exact); tol = " + (f"author's hint {hint:g}" if hint else "0")
+    else:
+        floor, src = (
+            (float(hint), "author's hint") if hint is not None else (TOL_FLOOR, "default floor")
+        )
+        if 3 * sd >= floor:
+            tol, how = 3 * sd, f"tol = 3*SD = 3*{sd:.3g} over {n} seeds (above {src} {floor:g})"
+        else:
+            tol, how = floor, f"tol = {src} {floor:g} (above 3*SD = 3*{sd:.3g} over {n} seeds)"
+    tol = _round_up(tol, 3)
+    short = float(f"{mean:.6g}")
+    value = short if abs(short - mean) <= tol / 100 else mean
+    return {
+        "value": value,
+        "tol": tol,
+        "sd": float(f"{sd:.3g}"),
+        "n_seeds": n,
+        "derived": how + ("" if sd == 0 else ", rounded up"),
+    }
+
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+def _list_flow(dumper: yaml.SafeDumper, data: list[Any]) -> yaml.Node:
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=True)
+
+
+_Dumper.add_representer(list, _list_flow)
+
+
+def _sorted_tree(tree: dict[str, Any], depth: int = 0) -> dict[str, Any]:
+    if depth == 5:  # an entry: fields in their documented order
+        return {k: tree[k] for k in ENTRY_FIELDS if k in tree}
+    return {
+        k: _sorted_tree(v, depth + 1) if isinstance(v, dict) else v for k, v in sorted(tree.items())
+    }
+
+
+def update_expected(
+    rows: list[Row], mode: str, *, path: str | os.PathLike[str] = EXPECTED
+) -> list[str]:
+    """Write the entries derived from ``rows`` (one per seed, >= 3 seeds) into the expected file,
+    replacing the sections (origin, mode, notebook) they come from and keeping all others.
+    Returns warnings (wide AUC/accuracy tolerances without a note)."""
+    path = Path(path)
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    groups: dict[tuple[str, str, str, str], list[Row]] = {}
+    nb_seeds: dict[tuple[str, str], set[Any]] = {}
     for r in rows:
-        node = (tree.setdefault(r.origin, {}).setdefault(mode, {}).setdefault(r.notebook, {})
-                .setdefault(r.dataset, {}))
-        old = node.get(r.key, {})
-        hint = r.extra.get("tol_hint")
-        tol = old.get("tol", DEFAULT_TOL if hint is None else hint)
-        node[r.key] = {"value": round(r.value, 4), "tol": float(tol)}
-    header = ("# Expected values for `medlab reproduce`, written by\n"
-              "# `medlab reproduce --update-expected` from real runs (never typed in by hand).\n"
-              "# official: official MedMNIST files (md5 match); unofficial: other copies, e.g. the\n"
-              "# shared CI data. Each entry: {value, tol}: reproduced when |now - value| <= tol.\n")
-    path.write_text(header + yaml.safe_dump(tree, sort_keys=True, width=100))
+        if r.value is None:
+            continue
+        groups.setdefault((r.origin, r.notebook, r.dataset, r.key), []).append(r)
+        nb_seeds.setdefault((r.origin, r.notebook), set()).add(r.seed)
+    tree, _ = _read_expected(path, strict=False)
+    sections: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
+    notes = []
+    for (origin, nb, dataset, key), rs in sorted(groups.items()):
+        seeds = sorted({r.seed for r in rs}, key=str)
+        if None in seeds or len(seeds) != len(rs):
+            raise ReproduceError(
+                f"{nb} {dataset} {key}: each value needs its own seed, got "
+                f"seeds {[r.seed for r in rs]}"
+            )
+        if len(seeds) < MIN_SEEDS:
+            raise ReproduceError(
+                f"{nb} {dataset} {key}: recorded for seeds {seeds}; deriving a "
+                f"tolerance needs >= {MIN_SEEDS} seeds (--seeds 0 1 2)"
+            )
+        if set(seeds) != nb_seeds[origin, nb]:
+            raise ReproduceError(
+                f"{nb} {dataset} {key}: recorded for seeds {seeds} but the "
+                f"notebook ran with seeds {sorted(nb_seeds[origin, nb])}; a key "
+                "must be recorded by every seed"
+            )
+        hint = next((r.hint for r in rs if r.hint is not None), None)
+        entry = derive([r.value for r in rs], hint=hint)
+        entry["seeds"] = seeds
+        if entry["tol"] > WIDE_TOL and is_rate_key(key):
+            note = next((r.note for r in rs if r.note and r.note.strip()), "")
+            entry["reason"] = _one_line(note) if note else UNEXPLAINED
+            if not note:
+                notes.append(
+                    f"{nb} {dataset} {key}: tol {entry['tol']:g} > {WIDE_TOL} (SD "
+                    f"{entry['sd']:g} over seeds {seeds}) and the notebook gives no note "
+                    f"explaining it; marked UNEXPLAINED in {path.name}"
+                )
+        sections.setdefault((origin, nb), {}).setdefault(dataset, {})[key] = entry
+    for (origin, nb), section in sections.items():
+        if not isinstance(tree.get(origin), dict):
+            tree[origin] = {}
+        if not isinstance(tree[origin].get(mode), dict):
+            tree[origin][mode] = {}
+        tree[origin][mode][nb] = section
+    text = HEADER + yaml.dump(
+        _sorted_tree(tree), Dumper=_Dumper, sort_keys=False, width=4096, allow_unicode=True
+    )
+    # never write what cannot be read back; report unjustified tolerances left in other sections
+    for w in check_expected(yaml.safe_load(text), str(path), strict=False):
+        if "without a `reason`" in w:
+            notes.append(w)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+    return notes
+
+
+# --------------------------------------------------------------------------------------------
+# reporting
 
 
 def format_table(rows: list[Row], runs: list[NotebookRun]) -> str:
     """Plain-text table of the comparison (one line per number, then one per failed run)."""
-    head = f"{'notebook':<18} {'dataset':<32} {'key':<40} {'data':<10} {'expected':>9} " \
-           f"{'tol':>6} {'now':>9}  status"
-    lines = [head, "-" * len(head)]
+    cols = ["notebook", "seed", "dataset", "key", "data", "expected", "tol", "now", "status"]
+    body = []
     for r in rows:
-        exp = f"{r.expected:9.4f}" if r.expected is not None else f"{'-':>9}"
-        tol = f"{r.tol:6.3f}" if r.tol is not None else f"{'-':>6}"
-        lines.append(f"{r.notebook:<18} {r.dataset:<32} {r.key:<40} {r.origin:<10} {exp} {tol} "
-                     f"{r.value:9.4f}  {r.status}")
+        body.append(
+            [
+                r.notebook,
+                "-" if r.seed is None else str(r.seed),
+                r.dataset,
+                r.key,
+                r.origin,
+                "-" if r.expected is None else f"{r.expected:.4f}",
+                "-" if r.tol is None else f"{r.tol:.3g}",
+                "-" if r.value is None else f"{r.value:.4f}",
+                r.status,
+            ]
+        )
+    widths = [max([len(c)] + [len(b[i]) for b in body]) for i, c in enumerate(cols)]
+    right = {"expected", "tol", "now"}
+
+    def line(cells: list[str]) -> str:
+        return " ".join(
+            c.rjust(w) if name in right else c.ljust(w)
+            for c, w, name in zip(cells, widths, cols, strict=True)
+        ).rstrip()
+
+    head = line(cols)
+    lines = [head, "-" * len(head)] + [line(b) for b in body]
     for run in runs:
         if not run.ok:
-            lines.append(f"{run.notebook:<18} FAILED in {run.error}  (see {run.executed})")
+            seed = "" if run.seed is None else f" (seed {run.seed})"
+            lines.append(f"{run.notebook}{seed} FAILED in {run.error}  (see {run.executed})")
     return "\n".join(lines)
 
 
-def reproduce(selection: list[str] | None = None, *, quick: bool = False,
-              output: str | os.PathLike[str] = "outputs", data_dir: str | None = None,
-              seed: int | None = None, parameters: dict[str, Any] | None = None,
-              update: bool = False, html: bool = True, folder: Path = NOTEBOOKS) -> int:
-    """Run notebooks, compare with expected values, print the table; returns the exit code."""
-    out = Path(output).resolve()
-    mode = "quick" if quick else "full"
-    params: dict[str, Any] = {"quick": quick}
-    if data_dir is not None:
-        params["data_dir"] = str(Path(data_dir).expanduser().resolve())
-    if seed is not None:
-        params["seed"] = seed
-    params.update(parameters or {})
-    expected = load_expected()
-    runs, rows = [], []
-    for nb in find_notebooks(selection, folder):
-        res_file = out / "results" / f"{nb.stem}.json"
-        res_file.unlink(missing_ok=True)
-        print(f"[medlab] running {nb.name} ({mode} mode) ...", flush=True)
-        run = run_notebook(nb, out, params)
-        runs.append(run)
-        status = "ok" if run.ok else f"FAILED: {run.error}"
-        print(f"[medlab]   {nb.stem}: {status} ({run.seconds:.1f} s)", flush=True)
-        if run.ok and html:
-            _export_html(run.executed, out / "html")
-        if res_file.exists():
-            rows += compare(json.loads(res_file.read_text()), expected, mode)
-        elif run.ok:
-            run.ok, run.error = False, "notebook recorded no results (no rec.record call ran)"
-    if update:
-        update_expected(rows, mode)
-        print(f"[medlab] wrote {len(rows)} expected values ({mode}) to {EXPECTED}")
-        for r in rows:
-            r.status = "updated"
-    table = format_table(rows, runs)
-    print()
-    print(table)
-    (out / f"reproduce_{mode}.txt").write_text(table + "\n")
-    _write_csv(rows, out / f"reproduce_{mode}.csv")
-    n_dev = sum(r.status == "DEVIATED" for r in rows)
-    n_fail = sum(not r.ok for r in runs)
-    n_new = sum(r.status == "new" for r in rows)
-    print(f"\n[medlab] {len(runs)} notebooks, {len(rows)} numbers: "
-          f"{sum(r.status == 'reproduced' for r in rows)} reproduced, {n_dev} deviated, "
-          f"{n_new} without expected value; {n_fail} notebook(s) failed. Outputs in {out}")
-    return 1 if (n_dev or n_fail) else 0
-
-
-def _export_html(executed: Path, folder: Path) -> None:
-    try:
-        import nbconvert
-        import nbformat
-
-        folder.mkdir(parents=True, exist_ok=True)
-        body, _ = nbconvert.HTMLExporter().from_notebook_node(nbformat.read(executed, 4))
-        (folder / executed.with_suffix(".html").name).write_text(body)
-    except Exception as exc:  # a failed export must not hide the results
-        print(f"[medlab]   (HTML export of {executed.name} failed: {exc})")
-
-
 def _write_csv(rows: list[Row], path: Path) -> None:
-    import csv
-
     with path.open("w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["notebook", "dataset", "key", "data", "expected", "tol", "value", "unit",
-                    "status"])
+        w.writerow(
+            [
+                "notebook",
+                "seed",
+                "dataset",
+                "key",
+                "data",
+                "expected",
+                "tol",
+                "value",
+                "unit",
+                "status",
+            ]
+        )
         for r in rows:
-            w.writerow([r.notebook, r.dataset, r.key, r.origin, r.expected, r.tol, r.value,
-                        r.unit, r.status])
+            w.writerow(
+                [
+                    r.notebook,
+                    r.seed,
+                    r.dataset,
+                    r.key,
+                    r.origin,
+                    r.expected,
+                    r.tol,
+                    r.value,
+                    r.unit,
+                    r.status,
+                ]
+            )
+
+
+def _export_html(executed: Path, folder: Path, log: Path | None) -> str:
+    """HTML copy of an executed notebook; returns an error text ('' if it worked)."""
+    try:
+        with _quiet(log, fds=False):
+            import nbconvert
+            import nbformat
+
+            folder.mkdir(parents=True, exist_ok=True)
+            body, _ = nbconvert.HTMLExporter().from_notebook_node(nbformat.read(executed, 4))
+            (folder / executed.with_suffix(".html").name).write_text(body)
+        return ""
+    except Exception as exc:  # a failed export must not hide the results
+        return f"HTML export failed: {_one_line(exc, 200)}"
+
+
+# --------------------------------------------------------------------------------------------
+# the command
+
+
+def _check_seed(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+        raise ReproduceError(f"{what} must be a non-negative integer, got {value!r}")
+    return int(value)
+
+
+def _resolve(path: Any, what: str) -> Path:
+    if not isinstance(path, str | os.PathLike) or not str(path).strip():
+        raise ReproduceError(f"{what} must be a folder path, got {path!r}")
+    p = Path(path).expanduser()
+    return (p if p.is_absolute() else Path.cwd() / p).resolve()
+
+
+def _check_output(output: Any) -> Path:
+    out = _resolve(output, "--output")
+    for p in (out, *out.parents):
+        if p.exists():
+            if not p.is_dir():
+                raise ReproduceError(
+                    f"--output {output}: {p} is a file, not a folder; pass a "
+                    "folder (it is created if missing), e.g. --output outputs"
+                )
+            break
+    return out
+
+
+def _plan(
+    selection: list[str] | None,
+    *,
+    quick: bool,
+    output: Any,
+    data_dir: Any,
+    seed: Any,
+    seeds: Any,
+    parameters: dict[str, Any] | None,
+    update: bool,
+    folder: Path,
+) -> tuple[Path, dict[str, Any], list[int | None], list[Path], dict[Path, dict[str, Any]]]:
+    """Check every input before anything runs; returns (output folder, base parameters, seeds,
+    notebooks, their parameters)."""
+    if not isinstance(quick, bool):
+        raise ReproduceError(f"quick must be True or False, got {quick!r}")
+    out = _check_output(output)
+    params = dict(parameters or {})
+    for name in params:
+        if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
+            raise ReproduceError(
+                f"parameter name {name!r} is not a Python name; use -p "
+                "NAME=VALUE with NAME one of the notebook's parameters"
+            )
+    if "quick" in params:
+        q = params.pop("quick")
+        flag = "--quick" if quick else "no --quick (full mode)"
+        if q is not quick:
+            shown = str(q).lower() if isinstance(q, bool) else repr(q)
+            raise ReproduceError(
+                f"-p quick={shown} contradicts {flag}: the mode is set by --quick alone, and "
+                f"expected values are filed under it. Drop -p quick=...; use --quick for quick "
+                "mode, leave it out for full mode"
+            )
+    if "seed" in params:
+        s = _check_seed(params.pop("seed"), "-p seed")
+        if seeds is not None:
+            raise ReproduceError("-p seed=... and --seeds both given; use --seeds only")
+        if seed is not None and _check_seed(seed, "--seed") != s:
+            raise ReproduceError(
+                f"-p seed={s} contradicts --seed {seed}; give the seed once, with --seed"
+            )
+        seed = s
+    if seed is not None:
+        seed = _check_seed(seed, "--seed")
+    if seeds is not None:
+        if isinstance(seeds, str | bytes) or not hasattr(seeds, "__iter__"):
+            raise ReproduceError(f"--seeds must be a list of integers, e.g. 0 1 2; got {seeds!r}")
+        seeds = [_check_seed(s, "each --seeds value") for s in seeds]
+        if not seeds:
+            raise ReproduceError("--seeds is empty; give seeds such as --seeds 0 1 2")
+        if len(set(seeds)) != len(seeds):
+            raise ReproduceError(f"--seeds {seeds} repeats a seed; give each seed once")
+        if seed is not None:
+            raise ReproduceError("--seed and --seeds both given; use one of them")
+    if update and (seeds is None or len(seeds) < MIN_SEEDS):
+        got = "one run" if seeds is None else f"{len(seeds)} seed(s)"
+        raise ReproduceError(
+            f"--update-expected derives each tolerance from the spread over at least {MIN_SEEDS} "
+            f"seeds, got {got}; use e.g. --update-expected --seeds 0 1 2"
+            + (" --quick" if quick else "")
+        )
+    if "data_dir" in params:
+        d = params.pop("data_dir")
+        if d is not None:
+            d = _resolve(d, "-p data_dir")
+            if data_dir is not None and _resolve(data_dir, "--data-dir") != d:
+                raise ReproduceError(
+                    f"-p data_dir={d} contradicts --data-dir {data_dir}; give "
+                    "the data folder once, with --data-dir"
+                )
+            data_dir = d
+    base: dict[str, Any] = {"quick": quick}
+    if data_dir is not None:
+        dd = _resolve(data_dir, "--data-dir")
+        if not dd.is_dir():
+            state = "is not a folder" if dd.exists() else "does not exist"
+            raise ReproduceError(
+                f"data folder {str(data_dir)!r} {state} (resolved against the current folder: "
+                f"{dd}); pass the folder with the MedMNIST .npz files, or leave --data-dir out "
+                "to use $MEDLAB_DATA_DIR or ~/.medmnist"
+            )
+        base["data_dir"] = str(dd)
+    for k, v in params.items():  # a relative .npz path means one relative to the caller
+        if (
+            isinstance(v, str)
+            and v.endswith(".npz")
+            and not Path(v).is_absolute()
+            and Path(v).expanduser().exists()
+        ):
+            params[k] = str(Path(v).expanduser().resolve())
+    base.update(params)
+    notebooks = find_notebooks(selection, folder)
+    given = set(base) | ({"seed"} if seed is not None or seeds is not None else set())
+    nb_params = {}
+    for nb in notebooks:
+        names = notebook_parameters(nb)
+        unknown = sorted(given - set(names))
+        if unknown:
+            raise ReproduceError(
+                f"{nb.name} has no parameter {', '.join(unknown)}; its parameters (cell tagged "
+                f"'parameters') are: {', '.join(names) or 'none'}. Check -p NAME=VALUE"
+            )
+        nb_params[nb] = names
+    return out, base, list(seeds) if seeds is not None else [seed], notebooks, nb_params
+
+
+def _new_run_dir(out: Path, mode: str) -> Path:
+    stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    runs = out / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    for i in itertools.count(1):
+        run = runs / (f"{stamp}-{mode}" if i == 1 else f"{stamp}-{mode}-{i}")
+        try:
+            run.mkdir()
+            return run
+        except FileExistsError:
+            continue
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _point_latest(out: Path, run: Path) -> Path:
+    """Make ``out/latest`` a link to ``run`` (or write ``out/latest.txt`` if links fail)."""
+    link = out / "latest"
+    try:
+        if link.exists() and not link.is_symlink():
+            raise OSError(f"{link} exists and is not a link")
+        tmp = out / f".latest.{os.getpid()}.tmp"
+        if tmp.is_symlink():
+            tmp.unlink()
+        tmp.symlink_to(Path("runs") / run.name, target_is_directory=True)
+        os.replace(tmp, link)
+        return link
+    except (OSError, NotImplementedError):
+        if link.is_symlink():  # a stale pointer of an earlier run would win over latest.txt
+            link.unlink()
+        txt = out / "latest.txt"
+        txt.write_text(f"{run}\n")
+        return txt
+
+
+def reproduce(
+    selection: list[str] | None = None,
+    *,
+    quick: bool = False,
+    output: str | os.PathLike[str] = "outputs",
+    data_dir: str | os.PathLike[str] | None = None,
+    seed: int | None = None,
+    seeds: list[int] | None = None,
+    parameters: dict[str, Any] | None = None,
+    update: bool = False,
+    allow_new: bool = False,
+    expected: str | os.PathLike[str] | None = None,
+    html: bool = True,
+    timeout: float | None = None,
+    folder: Path = NOTEBOOKS,
+) -> int:
+    """Run notebooks into a new run folder, compare with expected values (or, with ``update``,
+    write them from >= 3 ``seeds``), print the table; returns the exit code (0 ok, 1 failed).
+
+    Raises :class:`ReproduceError` (and writes nothing) on bad input: contradicting or unknown
+    parameters, a missing data folder, an output path that is a file, a malformed expected
+    file, ``update`` with fewer than 3 seeds.
+    """
+    mode = "quick" if quick else "full"
+    out, base, seed_list, notebooks, nb_params = _plan(
+        selection,
+        quick=quick,
+        output=output,
+        data_dir=data_dir,
+        seed=seed,
+        seeds=seeds,
+        parameters=parameters,
+        update=update,
+        folder=Path(folder),
+    )
+    if timeout is not None and (not _is_number(timeout) or timeout <= 0):
+        raise ReproduceError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    exp_path = _resolve(expected, "expected") if expected is not None else EXPECTED
+    tree, exp_notes = _read_expected(exp_path, strict=not update)
+
+    run_dir = _new_run_dir(out, mode)
+    env = {
+        "MEDLAB_RUN_DIR": str(run_dir),
+        "MEDLAB_CACHE_DIR": os.environ.get("MEDLAB_CACHE_DIR") or str(out / "cache"),
+    }
+    for note in exp_notes:
+        print(f"[medlab] warning: {note}")
+    runs: list[NotebookRun] = []
+    rows: list[Row] = []
+    try:
+        for nb, s in itertools.product(notebooks, seed_list):
+            if update and any(not r.ok for r in runs):
+                break  # --update-expected writes nothing after a failure: stop early
+            target = run_dir if len(seed_list) == 1 else run_dir / f"seed{s}"
+            params = dict(base) | ({} if s is None else {"seed": s})
+            shown = s if s is not None else nb_params[nb].get("seed")
+            run, new = _run_one(
+                nb,
+                target,
+                params,
+                seed=shown if isinstance(shown, int) else None,
+                mode=mode,
+                tree=tree,
+                strict=not update,
+                html=html,
+                timeout=timeout,
+                env=env,
+            )
+            runs.append(run)
+            rows += new
+        status = _finish(
+            rows,
+            runs,
+            tree,
+            mode=mode,
+            update=update,
+            allow_new=allow_new,
+            exp_path=exp_path,
+            run_dir=run_dir,
+        )
+    finally:
+        _point_latest(out, run_dir)
+    return status
+
+
+def _run_one(
+    nb: Path,
+    target: Path,
+    params: dict[str, Any],
+    *,
+    seed: int | None,
+    mode: str,
+    tree: dict[str, Any],
+    strict: bool,
+    html: bool,
+    timeout: float | None,
+    env: dict[str, str],
+) -> tuple[NotebookRun, list[Row]]:
+    """Run one notebook with one seed, printing its progress line; returns the run and rows."""
+    label = f"{nb.stem} ({mode}" + ("" if seed is None else f", seed {seed}") + ")"
+    print(f"[medlab] {label} ... ", end="", flush=True)
+    log = target / "logs" / f"{nb.stem}.log"
+    results_dir = target / "results"
+
+    def snapshot() -> dict[Path, int]:
+        return {f: f.stat().st_mtime_ns for f in results_dir.glob("*.json")}
+
+    before = snapshot()
+    run = run_notebook(nb, target, params, timeout=timeout, env=env, log=log)
+    run.seed = seed
+    docs, bad = [], ""
+    for f, mtime in sorted(snapshot().items()):
+        if before.get(f) == mtime:
+            continue  # another notebook's results
+        try:
+            docs.append(json.loads(f.read_text()))
+        except (OSError, json.JSONDecodeError) as exc:
+            bad = f"results file {f.name} is unreadable ({exc})"
+            continue
+        if docs[-1].get("notebook") != nb.stem:
+            bad = (
+                f"it records under the name {docs[-1].get('notebook')!r}, not its own "
+                f"{nb.stem!r}; use medlab.Recorder({nb.stem!r}, ...)"
+            )
+    n_rec = sum(len(recs or {}) for d in docs for recs in (d.get("records") or {}).values())
+    if run.ok and bad:
+        run.ok, run.error = False, bad
+    elif run.ok and not n_rec:
+        run.ok, run.error = (
+            False,
+            (
+                "notebook ran but recorded no numbers (no rec.record call "
+                "ran; CONTRIBUTING.md notebook rule 2)"
+            ),
+        )
+    rows: list[Row] = []
+    for d in docs:
+        new = compare(d, tree, mode, seed=seed, strict=strict)
+        rows += new if run.ok else [r for r in new if r.status != "MISSING"]
+    extra = (
+        _export_html(run.executed, target / "html", log) if (html and run.executed.exists()) else ""
+    )
+    done = ("ok" if run.ok else "FAILED") + f" {run.seconds:.1f} s"
+    if not run.ok:
+        done += f": {_one_line(run.error, 300)}"
+    print(done + (f" ({extra})" if extra else ""), flush=True)
+    return run, rows
+
+
+def _finish(
+    rows: list[Row],
+    runs: list[NotebookRun],
+    tree: dict[str, Any],
+    *,
+    mode: str,
+    update: bool,
+    allow_new: bool,
+    exp_path: Path,
+    run_dir: Path,
+) -> int:
+    """Update or judge, write the table, print it and the summary; returns the exit code."""
+    n_fail = sum(not r.ok for r in runs)
+    hints = []
+    status = 0
+    if update:
+        if n_fail:
+            hints.append(
+                f"not updating {exp_path}: {n_fail} notebook run(s) failed; fix them and run again"
+            )
+            status = 1
+        else:
+            try:
+                for w in update_expected(rows, mode, path=exp_path):
+                    print(f"[medlab] warning: {w}")
+            except ReproduceError as exc:
+                hints.append(f"not updating {exp_path}: {exc}")
+                status = 1
+            else:
+                written = _read_expected(exp_path, strict=False)[0]
+                rows = [r for r in rows if r.value is not None]
+                for r in rows:
+                    e = _node(written, r.origin, mode, r.notebook, r.dataset).get(r.key) or {}
+                    r.expected, r.tol, r.status = e.get("value"), e.get("tol"), "updated"
+                hints.append(
+                    f"wrote {len({(r.origin, r.notebook, r.dataset, r.key) for r in rows})}"
+                    f" expected values ({mode}) to {exp_path}; review the diff"
+                )
+    table = format_table(rows, runs)
+    (run_dir / f"reproduce_{mode}.txt").write_text(table + "\n")
+    _write_csv(rows, run_dir / f"reproduce_{mode}.csv")
+    count = {
+        s: sum(r.status == s for r in rows)
+        for s in ("reproduced", "DEVIATED", "MISSING", "new", "updated")
+    }
+    if not update:
+        for origin in sorted({r.origin for r in rows}):
+            if not _node(tree, origin, mode):
+                hints.append(
+                    f"{exp_path.name} has no expected values for {origin} data in {mode} "
+                    "mode, so nothing was checked"
+                )
+        if count["new"] and not allow_new:
+            hints.append(
+                f"{count['new']} number(s) have no expected value: record them with "
+                f"`medlab reproduce --update-expected --seeds 0 1 2"
+                f"{' --quick' if mode == 'quick' else ''} ...` (or pass --allow-new)"
+            )
+        if count["MISSING"]:
+            hints.append(
+                f"{count['MISSING']} expected number(s) were not recorded (MISSING): "
+                "a renamed or dropped key; update the expected values if intended"
+            )
+        failed = (
+            n_fail
+            or not rows
+            or count["DEVIATED"]
+            or count["MISSING"]
+            or (count["new"] and not allow_new)
+        )
+        status = 1 if failed else 0
+    print()
+    print(table)
+    done = ("updated" if update else "reproduced") if status == 0 else "FAILED"
+    parts = (
+        [f"{count['updated']} updated"]
+        if update
+        else [
+            f"{count['reproduced']} reproduced",
+            f"{count['DEVIATED']} deviated",
+            f"{count['MISSING']} missing",
+            f"{count['new']} new",
+        ]
+    )
+    print(
+        f"\n[medlab] {done}: {len(runs)} notebook run(s), {n_fail} failed; {len(rows)} numbers: "
+        f"{', '.join(parts)}. Run folder: {run_dir}"
+    )
+    for h in hints:
+        print(f"[medlab] {h}")
+    return status

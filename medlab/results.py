@@ -1,4 +1,4 @@
-"""Provenance and result recording for the reproduce harness.
+"""Provenance and result recording for the reproduce harness, and reading results back.
 
 A notebook creates one :class:`Recorder` and records each key number through one call::
 
@@ -6,9 +6,14 @@ A notebook creates one :class:`Recorder` and records each key number through one
     rec.record("smallcnn.test_auc", auc, dataset=data)
     rec.figure(fig, "learning_curves")           # shows the figure and saves it
 
-Records go to ``$MEDLAB_OUTPUT_DIR/results/<notebook>.json`` (default ``./outputs``) together
-with their provenance: dataset file, md5, whether it is the official file, seed, quick mode,
-package versions. ``medlab reproduce`` compares them with ``notebooks/expected_results.yaml``.
+Records go to ``$MEDLAB_OUTPUT_DIR/results/<notebook>.json`` (default ``./outputs``; ``medlab
+reproduce`` points it at its run folder) together with their provenance: dataset file, md5,
+whether it is the official file, seed, quick mode, package versions. ``medlab reproduce``
+compares them with ``notebooks/expected_results.yaml``; :func:`load` reads them back as a table.
+
+Record keys follow one scheme, ``<subject>.<metric>[.<condition>]``: at least two dot-separated
+lowercase segments, each ``[a-z0-9][a-z0-9_+-]*``, optionally followed by ``[<source dataset>]``,
+e.g. ``smallcnn.test_auc``, ``share5.baseline.tpr_gap``, ``transfer[breastmnist].test_auc.k10``.
 """
 
 from __future__ import annotations
@@ -16,27 +21,113 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import math
+import numbers
 import os
 import platform
+import re
 import subprocess
 from functools import cache
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from medlab.data import MedMNISTData
 
-__all__ = ["Recorder", "provenance", "package_versions", "output_dir", "PACKAGES"]
+__all__ = [
+    "Recorder",
+    "provenance",
+    "package_versions",
+    "output_dir",
+    "check_key",
+    "load",
+    "latest_run",
+    "KEY_SCHEME",
+    "PACKAGES",
+]
 
-PACKAGES = ("medlab", "torch", "torchvision", "numpy", "scikit-learn", "medmnist", "fairlearn",
-            "opacus", "shap", "captum", "lime", "plotly", "papermill")
+PACKAGES = (
+    "medlab",
+    "torch",
+    "torchvision",
+    "numpy",
+    "scikit-learn",
+    "medmnist",
+    "fairlearn",
+    "opacus",
+    "shap",
+    "captum",
+    "lime",
+    "plotly",
+    "papermill",
+)
+
+_SEGMENT = r"[a-z0-9][a-z0-9_+\-]*(?:\[[a-z0-9][a-z0-9_+\-]*\])?"
+KEY_RE = re.compile(rf"{_SEGMENT}(?:\.{_SEGMENT})+")
+KEY_SCHEME = (
+    "<subject>.<metric>[.<condition>]: at least two dot-separated lowercase segments, each "
+    "[a-z0-9][a-z0-9_+-]* optionally followed by [<source dataset>], e.g. 'smallcnn.test_auc', "
+    "'share5.baseline.tpr_gap', 'transfer[breastmnist].test_auc.k10'"
+)
+COLUMNS = [
+    "notebook",
+    "dataset",
+    "key",
+    "value",
+    "unit",
+    "tol",
+    "official",
+    "note",
+    "seed",
+    "quick",
+    "md5",
+    "file",
+]
 
 
 def output_dir(path: str | os.PathLike[str] | None = None) -> Path:
     """``path``, else ``$MEDLAB_OUTPUT_DIR``, else ``./outputs``."""
     return Path(path or os.environ.get("MEDLAB_OUTPUT_DIR") or "outputs").expanduser()
+
+
+def check_key(key: Any) -> str:
+    """``key`` if it follows the record-key scheme (:data:`KEY_SCHEME`), else an error."""
+    if not isinstance(key, str):
+        raise TypeError(f"record key must be a string, got {type(key).__name__} {key!r}")
+    if not key:
+        raise ValueError(f"record key is empty; keys follow {KEY_SCHEME}")
+    if not KEY_RE.fullmatch(key):
+        raise ValueError(f"record key {key!r} does not follow the key scheme {KEY_SCHEME}")
+    return key
+
+
+def _as_number(key: str, value: Any) -> float:
+    """A finite Python float from a number, numpy scalar or 0-d array/tensor (not a bool)."""
+    what = "a number (int, float, numpy scalar, 0-d array or 0-d tensor)"
+    if isinstance(value, torch.Tensor):
+        if value.dim() != 0:
+            raise ValueError(
+                f"record({key!r}): value must be {what}, got a tensor of shape "
+                f"{tuple(value.shape)}; reduce it first (e.g. .mean())"
+            )
+        value = value.item()
+    elif isinstance(value, np.ndarray):
+        if value.ndim != 0:
+            raise ValueError(
+                f"record({key!r}): value must be {what}, got an array of shape "
+                f"{value.shape}; reduce it first (e.g. .mean())"
+            )
+        value = value.item()
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
+        raise TypeError(
+            f"record({key!r}): value must be {what}, got {type(value).__name__} {value!r}"
+        )
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"record({key!r}): value must be finite, got {value}")
+    return value
 
 
 @cache
@@ -55,15 +146,26 @@ def package_versions() -> dict[str, str | None]:
 def _git_commit() -> str | None:
     try:
         here = Path(__file__).resolve().parent
-        res = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
-                             text=True, timeout=5, check=False)
+        res = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
         return res.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None
 
 
-def provenance(datasets: list[MedMNISTData] | None = None, *, seed: int | None = None,
-               quick: bool | None = None, **extra: Any) -> dict[str, Any]:
+def provenance(
+    datasets: list[MedMNISTData] | None = None,
+    *,
+    seed: int | None = None,
+    quick: bool | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
     """Where a number came from: datasets (file, md5, official?), seed, mode, software, machine."""
     return {
         "datasets": {d.name: dict(d.provenance) for d in (datasets or [])},
@@ -89,9 +191,16 @@ class Recorder:
         output: output folder (default ``$MEDLAB_OUTPUT_DIR`` or ``./outputs``).
     """
 
-    def __init__(self, notebook: str | None = None, *, datasets: list[MedMNISTData] | None = None,
-                 seed: int | None = None, quick: bool | None = None,
-                 output: str | os.PathLike[str] | None = None, **params: Any) -> None:
+    def __init__(
+        self,
+        notebook: str | None = None,
+        *,
+        datasets: list[MedMNISTData] | None = None,
+        seed: int | None = None,
+        quick: bool | None = None,
+        output: str | os.PathLike[str] | None = None,
+        **params: Any,
+    ) -> None:
         self.notebook = notebook or os.environ.get("MEDLAB_NOTEBOOK") or "interactive"
         self.output = output_dir(output)
         self.datasets = {d.name: d for d in (datasets or [])}
@@ -103,22 +212,40 @@ class Recorder:
     def add_dataset(self, data: MedMNISTData) -> None:
         self.datasets[data.name] = data
 
-    def record(self, key: str, value: float, *, dataset: MedMNISTData | str | None = None,
-               unit: str = "", tol: float | None = None, note: str = "") -> float:
-        """Record one number (finite) under ``key`` for ``dataset``; returns the value.
+    def record(
+        self,
+        key: str,
+        value: float,
+        *,
+        dataset: MedMNISTData | str | None = None,
+        unit: str = "",
+        tol: float | None = None,
+        note: str = "",
+    ) -> float:
+        """Record one finite number under ``key`` for ``dataset``; returns it as a float.
 
-        ``tol`` is the author's suggested reproduction tolerance (absolute), used when the
-        expected-results file is updated; ``unit`` is shown in the table.
+        ``key`` follows :data:`KEY_SCHEME`. ``value``: int, float, numpy scalar or 0-d
+        array/tensor (not a bool). ``tol`` is the author's hint for the reproduction tolerance
+        (absolute; ``medlab reproduce --update-expected`` uses it as the floor of the tolerance
+        it derives from the spread over seeds); ``note`` explains the number (it becomes the
+        ``reason`` of a wide AUC/accuracy tolerance); ``unit`` is shown in the table.
         """
-        if isinstance(value, torch.Tensor):
-            value = value.item()
-        value = float(value)
-        if not math.isfinite(value):
-            raise ValueError(f"record({key!r}): value must be finite, got {value}")
+        check_key(key)
+        value = _as_number(key, value)
+        if tol is not None:
+            if isinstance(tol, bool) or not isinstance(tol, numbers.Real):
+                raise TypeError(f"record({key!r}): tol must be a number or None, got {tol!r}")
+            tol = float(tol)
+            if not math.isfinite(tol) or tol < 0:
+                raise ValueError(f"record({key!r}): tol must be finite and >= 0, got {tol}")
+        if not isinstance(unit, str) or not isinstance(note, str):
+            raise TypeError(f"record({key!r}): unit and note must be strings")
         if dataset is None:
             if len(self.datasets) != 1:
-                raise ValueError(f"record({key!r}): say which dataset (dataset=...); this "
-                                 f"recorder has {sorted(self.datasets) or 'none'}")
+                raise ValueError(
+                    f"record({key!r}): say which dataset (dataset=...); this "
+                    f"recorder has {sorted(self.datasets) or 'none'}"
+                )
             dataset = next(iter(self.datasets.values()))
         if isinstance(dataset, MedMNISTData):
             self.add_dataset(dataset)
@@ -126,10 +253,15 @@ class Recorder:
         else:
             name = str(dataset)
             if name not in self.datasets:
-                raise ValueError(f"record({key!r}): unknown dataset {name!r}; pass the "
-                                 "MedMNISTData object so its provenance is recorded")
+                raise ValueError(
+                    f"record({key!r}): unknown dataset {name!r}; pass the "
+                    "MedMNISTData object so its provenance is recorded"
+                )
         self.records.setdefault(name, {})[key] = {
-            "value": value, "unit": unit, "tol": tol, "note": note,
+            "value": value,
+            "unit": unit,
+            "tol": tol,
+            "note": note,
             "official": bool(self.datasets[name].provenance.get("official")),
         }
         self.save()
@@ -149,8 +281,9 @@ class Recorder:
     def as_dict(self) -> dict[str, Any]:
         return {
             "notebook": self.notebook,
-            "provenance": provenance(list(self.datasets.values()), seed=self.seed,
-                                     quick=self.quick, params=self.params),
+            "provenance": provenance(
+                list(self.datasets.values()), seed=self.seed, quick=self.quick, params=self.params
+            ),
             "records": self.records,
             "figures": self.figures,
         }
@@ -166,7 +299,139 @@ class Recorder:
         """The records as a pandas DataFrame (dataset, key, value, unit, official)."""
         import pandas as pd
 
-        rows = [{"dataset": d, "key": k, "value": r["value"], "unit": r["unit"],
-                 "official data": r["official"]}
-                for d, recs in self.records.items() for k, r in recs.items()]
+        rows = [
+            {
+                "dataset": d,
+                "key": k,
+                "value": r["value"],
+                "unit": r["unit"],
+                "official data": r["official"],
+            }
+            for d, recs in self.records.items()
+            for k, r in recs.items()
+        ]
         return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------------------------
+# reading results back
+
+
+def latest_run(root: str | os.PathLike[str]) -> Path | None:
+    """The newest run folder of an output folder: ``latest`` (link), ``latest.txt`` (a path),
+    else the last of ``runs/*``; None if there is none."""
+    root = Path(root)
+    link = root / "latest"
+    if link.is_dir():
+        return link.resolve()
+    txt = root / "latest.txt"
+    if txt.is_file():
+        p = Path(txt.read_text().strip())
+        p = p if p.is_absolute() else root / p
+        if p.is_dir():
+            return p
+    runs = sorted(p for p in (root / "runs").glob("*") if p.is_dir())
+    return runs[-1] if runs else None
+
+
+def _results_files(path: Path) -> tuple[list[Path], str]:
+    """Results files under ``path`` (a json file, a results folder, a run folder or an output
+    folder) and a description of where they were looked for."""
+    if path.is_file():
+        return [path], str(path)
+    if not path.is_dir():
+        return [], f"{path} (does not exist)"
+    if path.name == "results" or (not (path / "results").is_dir() and any(path.glob("*.json"))):
+        return sorted(path.glob("*.json")), f"{path}/*.json"
+    run = path
+    if any(
+        (path / n).exists() or (path / n).is_symlink() for n in ("latest", "latest.txt", "runs")
+    ):
+        run = latest_run(path) or path  # an output folder: its newest run
+    files = sorted(run.glob("results/*.json")) + sorted(run.glob("seed*/results/*.json"))
+    where = f"{run}/results/*.json" + (f" (latest run of {path})" if run != path else "")
+    return files, where
+
+
+def load(
+    path_or_run_dir: str | os.PathLike[str] | None = None, *, notebook: str | None = None
+) -> Any:
+    """Recorded numbers as a tidy pandas DataFrame, one row per (notebook, seed, dataset, key).
+
+    Args:
+        path_or_run_dir: a run folder, a results folder, one results ``.json``, or an output
+            folder (its latest run); default ``$MEDLAB_OUTPUT_DIR`` or ``./outputs``.
+        notebook: only this notebook (stem such as ``"03_bias"`` or prefix ``"03"``).
+
+    Columns: notebook, dataset, key, value, unit, tol (the author's hint), official, note,
+    seed, quick, md5 and file (of the dataset). ``df.attrs["provenance"]`` maps each notebook
+    (``"<notebook>/seed<k>"`` when a run holds several seeds) to its full provenance.
+    """
+    import pandas as pd
+
+    base = output_dir(path_or_run_dir)
+    files, where = _results_files(base)
+    docs = []
+    for f in files:
+        try:
+            doc = json.loads(f.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ValueError(
+                f"results file {f} is not readable JSON ({exc}); re-run the "
+                "notebook or `medlab reproduce` to rewrite it"
+            ) from None
+        if not isinstance(doc, dict) or not isinstance(doc.get("records"), dict):
+            raise ValueError(
+                f"{f} is not a medlab results file (no 'records'); it was not "
+                "written by medlab.Recorder"
+            )
+        docs.append((f, doc))
+    if notebook is not None:
+        names = sorted({d.get("notebook", f.stem) for f, d in docs})
+        docs = [(f, d) for f, d in docs if _matches(d.get("notebook", f.stem), notebook)]
+        if not docs:
+            raise FileNotFoundError(
+                f"no results of notebook {notebook!r} in {where}; it has "
+                f"{', '.join(names) or 'none'}"
+            )
+    if not docs:
+        raise FileNotFoundError(
+            f"no recorded results found: looked in {where}. `medlab "
+            "reproduce` writes them (or run a notebook that uses "
+            "medlab.Recorder); pass a run folder, results folder or file"
+        )
+    rows, prov = [], {}
+    by_nb: dict[str, int] = {}
+    for f, d in docs:
+        by_nb[d.get("notebook", f.stem)] = by_nb.get(d.get("notebook", f.stem), 0) + 1
+    for f, d in docs:
+        nb = d.get("notebook", f.stem)
+        p = d.get("provenance") or {}
+        prov[nb if by_nb[nb] == 1 else f"{nb}/seed{p.get('seed')}"] = p
+        for dataset, recs in d["records"].items():
+            dprov = (p.get("datasets") or {}).get(dataset) or {}
+            for key, r in recs.items():
+                rows.append(
+                    {
+                        "notebook": nb,
+                        "dataset": dataset,
+                        "key": key,
+                        "value": r.get("value"),
+                        "unit": r.get("unit", ""),
+                        "tol": r.get("tol"),
+                        "official": r.get("official"),
+                        "note": r.get("note", ""),
+                        "seed": p.get("seed"),
+                        "quick": p.get("quick"),
+                        "md5": dprov.get("md5"),
+                        "file": dprov.get("file"),
+                    }
+                )
+    df = pd.DataFrame(rows, columns=COLUMNS)
+    df.attrs["provenance"] = prov
+    return df
+
+
+def _matches(name: str, selection: str) -> bool:
+    stem = Path(selection).stem
+    return name == stem or name.startswith(stem + "_") or name.split("_")[0] == stem

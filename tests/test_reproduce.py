@@ -1,16 +1,43 @@
-"""The reproduce harness: records with provenance, comparison, expected-file updates, failures."""
+"""The reproduce harness: records with provenance, the key scheme, comparison (missing keys, empty
+sections), tolerances derived over seeds, run folders, input checks, quiet output, results.load."""
 
 from __future__ import annotations
 
 import json
+import re
 import warnings
 
 import nbformat
+import numpy as np
 import pytest
+import torch
+import yaml
 
 import medlab
 from medlab import reproduce as R
+from medlab import results as results_mod
+from medlab.cli import main
 from medlab.data import UnofficialDataWarning
+
+VALID_KEYS = [
+    "share5.baseline.tpr_gap",
+    "transfer[breastmnist].test_auc.k10",
+    "faithfulness.gradcam.deletion_auc",
+    "test.majority_share",
+    "majority.test_acc",
+    "hcm.biased.evidence_ratio",
+    "pca.biased.group_probe_auc",
+    "share5.group_thresholds.eod",
+    "selfsup[pneumoniamnist_balanced_subset].test_acc.kall",
+    "smallcnn.test_auc",
+    "share2.5.baseline.acc",
+    "a+b.x-y",
+]
+BAD_KEYS = ["AUC", "auc", "a..b", "../x.y", "a.B", "a. b", "x.y[Breast]", ".a.b", "a.b.", "a/b.c"]
+PROGRESS = re.compile(
+    r"^\[medlab\] (\d\d_\w+) \((quick|full)(, seed \d+)?\) \.\.\. (ok|FAILED) "
+    r"\d+\.\d s"
+)
 
 
 @pytest.fixture()
@@ -18,10 +45,19 @@ def rec(breast, tmp_path):
     return medlab.Recorder("99_demo", datasets=[breast], seed=1, quick=True, output=tmp_path)
 
 
+@pytest.fixture()
+def origin(breast):
+    return "official" if breast.official else "unofficial"
+
+
+# ---------------------------------------------------------------------------- Recorder
+
+
 def test_record_writes_provenance(rec, breast):
-    assert rec.record("auc", 0.8125, tol=0.01) == 0.8125
+    assert rec.record("demo.auc", 0.8125, tol=0.01, note="why") == 0.8125
     doc = json.loads(rec.path.read_text())
-    assert doc["records"]["breastmnist"]["auc"]["value"] == 0.8125
+    r = doc["records"]["breastmnist"]["demo.auc"]
+    assert r["value"] == 0.8125 and r["tol"] == 0.01 and r["note"] == "why"
     prov = doc["provenance"]
     assert prov["seed"] == 1 and prov["quick"] is True
     assert prov["datasets"]["breastmnist"]["md5"] == breast.provenance["md5"]
@@ -31,9 +67,53 @@ def test_record_writes_provenance(rec, breast):
 
 def test_record_rejects_nan_and_unknown_dataset(rec):
     with pytest.raises(ValueError, match="finite"):
-        rec.record("x", float("nan"))
+        rec.record("x.y", float("nan"))
     with pytest.raises(ValueError, match="unknown dataset"):
-        rec.record("x", 1.0, dataset="dermamnist")
+        rec.record("x.y", 1.0, dataset="dermamnist")
+    with pytest.raises(ValueError, match="tol"):
+        rec.record("x.y", 1.0, tol=-0.1)
+
+
+@pytest.mark.parametrize("key", VALID_KEYS)
+def test_record_key_scheme_accepts(rec, key):
+    assert rec.record(key, 0.5) == 0.5
+
+
+@pytest.mark.parametrize("key", BAD_KEYS + [""])
+def test_record_key_scheme_rejects(rec, key):
+    with pytest.raises(ValueError, match="key"):
+        rec.record(key, 0.5)
+    assert not rec.records
+
+
+def test_record_key_must_be_a_string(rec):
+    with pytest.raises(TypeError, match="string"):
+        rec.record(3, 0.5)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [np.float32(0.25), np.float64(0.25), np.int64(2), torch.tensor(0.25), np.array(0.25), 2],
+)
+def test_record_accepts_numpy_and_0d_tensors(rec, value):
+    out = rec.record("demo.value", value)
+    assert type(out) is float and out == float(value)
+
+
+@pytest.mark.parametrize(
+    "value, error",
+    [
+        (True, TypeError),
+        (np.bool_(True), TypeError),
+        ("0.5", TypeError),
+        (None, TypeError),
+        (torch.tensor([0.1, 0.2]), ValueError),
+        (np.array([0.1]), ValueError),
+    ],
+)
+def test_record_rejects_non_numbers(rec, value, error):
+    with pytest.raises(error, match="demo.value"):
+        rec.record("demo.value", value)
 
 
 def test_figure_is_saved(rec):
@@ -43,33 +123,332 @@ def test_figure_is_saved(rec):
     assert (rec.output / "figures" / "99_demo" / "demo.html").exists()
 
 
-def test_compare_and_update(rec, tmp_path, monkeypatch):
-    rec.record("auc", 0.80, tol=0.02)
-    rec.record("acc", 0.70)
+# ---------------------------------------------------------------------------- results.load
+
+
+def test_results_load_round_trip(rec, breast, tmp_path):
+    rec.record("demo.test_auc", 0.8, tol=0.02, unit="", note="n")
+    rec.record("demo.test_acc", np.float32(0.75))
+    for where in (tmp_path, tmp_path / "results", rec.path):  # output, results folder, file
+        df = results_mod.load(where)
+        assert list(df.columns) == results_mod.COLUMNS
+        assert set(df.key) == {"demo.test_auc", "demo.test_acc"}
+        row = df.set_index("key").loc["demo.test_auc"]
+        assert row.value == 0.8 and row.tol == 0.02 and row.note == "n" and row.seed == 1
+        assert row.md5 == breast.provenance["md5"] and row.notebook == "99_demo"
+        assert bool(row.official) == breast.official and bool(row.quick)
+        assert df.attrs["provenance"]["99_demo"]["seed"] == 1
+    assert len(results_mod.load(tmp_path, notebook="99")) == 2
+    with pytest.raises(FileNotFoundError, match="99_demo"):
+        results_mod.load(tmp_path, notebook="42")
+
+
+def test_results_load_follows_latest_and_says_where_it_looked(tmp_path, monkeypatch):
+    for name, value in (("20240101T000000Z-quick", 0.1), ("20240102T000000Z-quick", 0.2)):
+        res = tmp_path / "out" / "runs" / name / "results"
+        res.mkdir(parents=True)
+        doc = {
+            "notebook": "00_x",
+            "provenance": {"seed": 0, "quick": True, "datasets": {}},
+            "records": {"d": {"a.b": {"value": value, "official": False}}},
+        }
+        (res / "00_x.json").write_text(json.dumps(doc))
+    (tmp_path / "out" / "latest").symlink_to("runs/20240101T000000Z-quick")
+    assert results_mod.load(tmp_path / "out").value.tolist() == [0.1]
+    (tmp_path / "out" / "latest").unlink()
+    assert results_mod.load(tmp_path / "out").value.tolist() == [0.2]  # newest run
+    monkeypatch.setenv("MEDLAB_OUTPUT_DIR", str(tmp_path / "out"))
+    assert results_mod.load().value.tolist() == [0.2]
+    with pytest.raises(FileNotFoundError, match=r"looked in .*empty.*medlab reproduce"):
+        results_mod.load(tmp_path / "empty")
+
+
+def test_latest_falls_back_to_a_text_file(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    runs = [tmp_path / "runs" / name for name in ("b-quick", "a-quick")]
+    for run in runs:
+        (run / "results").mkdir(parents=True)
+    assert R._point_latest(tmp_path, runs[0]) == tmp_path / "latest"
+    assert results_mod.latest_run(tmp_path) == runs[0].resolve()
+
+    def no_links(*args, **kwargs):
+        raise OSError("symlinks are not supported here")
+
+    monkeypatch.setattr(Path, "symlink_to", no_links)
+    assert R._point_latest(tmp_path, runs[1]) == tmp_path / "latest.txt"
+    assert not (tmp_path / "latest").is_symlink()  # the stale link is gone
+    assert results_mod.latest_run(tmp_path) == runs[1]
+
+
+# ---------------------------------------------------------------------------- expected values
+
+
+def _tree(origin, entries, nb="99_demo", dataset="breastmnist", mode="quick"):
+    return {origin: {mode: {nb: {dataset: entries}}}}
+
+
+def test_compare_reproduced_deviated_missing_new(rec, origin):
+    rec.record("demo.auc", 0.80, tol=0.02)
+    rec.record("demo.acc", 0.70)
+    rec.record("demo.fresh", 0.1)
     results = json.loads(rec.path.read_text())
-    origin = "official" if rec.datasets["breastmnist"].official else "unofficial"
-    expected = {origin: {"quick": {"99_demo": {"breastmnist": {"auc": {"value": 0.81, "tol": 0.02},
-                                                              "acc": {"value": 0.5, "tol": 0.1}}}}}}
+    expected = _tree(
+        origin,
+        {
+            "demo.auc": {"value": 0.81, "tol": 0.02},
+            "demo.acc": {"value": 0.5, "tol": 0.1},
+            "demo.gone": {"value": 1.0, "tol": 0.0},
+        },
+    )
     rows = {r.key: r for r in R.compare(results, expected, "quick")}
-    assert rows["auc"].status == "reproduced" and rows["acc"].status == "DEVIATED"
+    assert rows["demo.auc"].status == "reproduced" and rows["demo.acc"].status == "DEVIATED"
+    assert rows["demo.fresh"].status == "new"
+    assert rows["demo.gone"].status == "MISSING" and rows["demo.gone"].value is None
     other = {"official" if origin == "unofficial" else "unofficial": expected[origin]}
     assert {r.status for r in R.compare(results, other, "quick")} == {"new"}  # kept apart
     assert {r.status for r in R.compare(results, expected, "full")} == {"new"}
+    table = R.format_table(list(rows.values()), [])
+    assert "DEVIATED" in table and "MISSING" in table
+
+
+@pytest.mark.parametrize(
+    "text, gist",
+    [
+        ("unofficial: [1, 2", "not valid YAML"),
+        ("- 1\n- 2\n", "top level"),
+        ("elsewhere:\n  quick: {}\n", "unknown data origin"),
+        ("unofficial:\n  fast: {}\n", "unknown mode"),
+        ("unofficial:\n  quick:\n    00_x: [1]\n", "must be a mapping"),
+        ("unofficial: {quick: {00_x: {d: {a.b: {value: high, tol: 0.1}}}}}", "`value` must be"),
+        ("unofficial: {quick: {00_x: {d: {a.b: {value: 0.5, tol: 1e-3}}}}}", "YAML reads 1e-3"),
+        ("unofficial: {quick: {00_x: {d: {a.b: {value: 0.5, tol: -0.1}}}}}", "must be >= 0"),
+        ("unofficial: {quick: {00_x: {d: {a.b: {value: 0.5}}}}}", "lacks `tol`"),
+        ("unofficial: {quick: {00_x: {d: {a.b: {value: .nan, tol: 0.1}}}}}", "finite"),
+        (
+            "unofficial: {quick: {00_x: {d: {a.b: {value: 0.5, tol: 0.1, tolerance: 1}}}}}",
+            "unknown field",
+        ),
+        ("unofficial: {quick: {00_x: {d: {AUC: {value: 0.5, tol: 0.1}}}}}", "key scheme"),
+        ("unofficial: {quick: {00_x: {d: {a.test_auc: {value: 0.5, tol: 0.2}}}}}", "reason"),
+    ],
+)
+def test_corrupt_expected_file_is_named_with_the_fix(tmp_path, text, gist):
     path = tmp_path / "expected.yaml"
-    R.update_expected(list(rows.values()), "quick", path=path)
-    again = {r.key: r for r in R.compare(results, R.load_expected(path), "quick")}
-    assert {r.status for r in again.values()} == {"reproduced"}
-    assert again["auc"].tol == 0.02 and again["acc"].tol == R.DEFAULT_TOL
-    assert "DEVIATED" in R.format_table(list(rows.values()), [])
+    path.write_text(text)
+    with pytest.raises(R.ExpectedFileError) as err:
+        R.load_expected(path)
+    msg = str(err.value)
+    assert gist in msg and str(path) in msg
+    assert "--update-expected" in msg or "Fix" in msg
+
+
+def test_legacy_entries_load_with_a_warning(tmp_path):
+    path = tmp_path / "expected.yaml"
+    path.write_text("unofficial: {quick: {00_x: {d: {a.test_auc: {value: 0.5, tol: 0.05}}}}}")
+    assert R.load_expected(path)["unofficial"]["quick"]["00_x"]["d"]["a.test_auc"]["tol"] == 0.05
+    assert any("derived" in w for w in R.check_expected(R.load_expected(path), str(path)))
+    assert R.load_expected(tmp_path / "absent.yaml") == {}
+    # the committed file is at least well-formed (wide tolerances are a warning while regenerating)
+    R.check_expected(yaml.safe_load(R.EXPECTED.read_text()), strict=False)
+
+
+def test_wide_tolerance_on_auc_or_accuracy_needs_a_reason():
+    def tree(key, **entry):
+        return {"unofficial": {"quick": {"00_x": {"d": {key: {"value": 0.5, **entry}}}}}}
+
+    for key in (
+        "m.test_auc",
+        "share5.baseline.acc",
+        "faithfulness.ig.deletion_auc",
+        "augment.test_acc.k50",
+    ):
+        assert R.is_rate_key(key)
+        with pytest.raises(R.ExpectedFileError, match="reason"):
+            R.check_expected(tree(key, tol=0.2))
+        R.check_expected(tree(key, tol=0.2, reason="few test images"))
+        R.check_expected(tree(key, tol=0.1))
+        assert any("reason" in w for w in R.check_expected(tree(key, tol=0.2), strict=False))
+    for key in ("hcm.biased.evidence_ratio", "test.images", "share5.baseline.eod"):
+        assert not R.is_rate_key(key)
+        R.check_expected(tree(key, tol=0.2))
+
+
+def test_derive_tolerance_from_seed_spread():
+    e = R.derive([0.80, 0.82, 0.81])
+    assert e["value"] == pytest.approx(0.81) and e["sd"] == pytest.approx(0.01)
+    assert e["tol"] == pytest.approx(0.03) and e["n_seeds"] == 3 and "3*SD" in e["derived"]
+    e = R.derive([0.800, 0.801, 0.802])  # tiny spread: the default floor
+    assert e["tol"] == 0.01 and "default floor" in e["derived"]
+    e = R.derive([0.800, 0.801, 0.802], hint=0.05)
+    assert e["tol"] == 0.05 and "hint" in e["derived"]
+    assert R.derive([468.0] * 3) == {
+        "value": 468.0,
+        "tol": 0.0,
+        "sd": 0.0,
+        "n_seeds": 3,
+        "derived": "SD 0 over 3 seeds (exact); tol = 0",
+    }
+    assert R.derive([0.5] * 3, hint=1e-6)["tol"] == 1e-6
+    assert R.derive([0.1, 0.2, 0.4])["tol"] == pytest.approx(0.459)  # 3 * 0.1528 rounded up
+    with pytest.raises(ValueError, match="at least 3"):
+        R.derive([0.1, 0.2])
+
+
+def _rows(origin, values, key="demo.test_auc", hint=None, note="", nb="99_demo"):
+    return [
+        R.Row(nb, "breastmnist", key, v, origin, seed=s, hint=hint, note=note)
+        for s, v in enumerate(values)
+    ]
+
+
+def test_update_expected_keeps_other_sections_and_needs_3_seeds(tmp_path):
+    path = tmp_path / "expected.yaml"
+    other = {"value": 0.5, "tol": 0.05}
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "official": {"full": {"00_x": {"d": {"a.b": other}}}},
+                "unofficial": {
+                    "quick": {"99_demo": {"old": {"a.b": other}}, "98_y": {"d": {"a.b": other}}}
+                },
+            }
+        )
+    )
+    with pytest.raises(R.ReproduceError, match="3 seeds"):
+        R.update_expected(_rows("unofficial", [0.8, 0.81]), "quick", path=path)
+    rows = (
+        _rows("unofficial", [0.8, 0.82, 0.81])
+        + _rows("unofficial", [0.5, 0.7, 0.9], key="demo.test_acc")
+        + _rows("unofficial", [0.5, 0.7, 0.9], key="demo.wide_auc", note="tiny test set")
+        + _rows("unofficial", [468.0] * 3, key="test.images")
+    )
+    notes = R.update_expected(rows, "quick", path=path)
+    assert len(notes) == 1 and "UNEXPLAINED" in notes[0] and "demo.test_acc" in notes[0]
+    text = path.read_text()
+    assert text.startswith("# Expected values") and "max(3 * sd, floor)" in text
+    tree = R.load_expected(path)  # valid: the wide ones carry a reason
+    assert tree["official"]["full"]["00_x"]["d"]["a.b"] == other
+    assert tree["unofficial"]["quick"]["98_y"]["d"]["a.b"] == other
+    section = tree["unofficial"]["quick"]["99_demo"]
+    assert set(section) == {"breastmnist"}  # the notebook's section is replaced as a whole
+    auc = section["breastmnist"]["demo.test_auc"]
+    assert set(auc) == {"value", "tol", "sd", "n_seeds", "seeds", "derived"}
+    assert auc["n_seeds"] == 3 and auc["seeds"] == [0, 1, 2] and auc["tol"] == pytest.approx(0.03)
+    assert section["breastmnist"]["demo.test_acc"]["reason"].startswith("UNEXPLAINED")
+    assert section["breastmnist"]["demo.wide_auc"]["reason"] == "tiny test set"
+    assert section["breastmnist"]["test.images"]["tol"] == 0.0
+    before = path.read_text()
+    four = _rows("unofficial", [0.1, 0.2, 0.3, 0.4]) + _rows("unofficial", [1.0] * 3, key="x.y")
+    with pytest.raises(R.ReproduceError, match="every seed"):
+        R.update_expected(four, "quick", path=path)
+    assert path.read_text() == before  # refused: nothing written
+
+
+# ---------------------------------------------------------------------------- bad input
+
+
+def test_find_notebooks_selection():
+    stems = [p.stem for p in R.find_notebooks(["01"])]
+    assert stems == ["01_baseline"]
+    with pytest.raises(R.ReproduceError, match="no notebook matches"):
+        R.find_notebooks(["99"])
+
+
+@pytest.mark.parametrize(
+    "args, gist",
+    [
+        (["--quick", "-p", "quick=false"], "contradicts --quick"),
+        (["-p", "quick=true"], "contradicts no --quick"),
+        (["--quick", "-p", "x"], "NAME=VALUE"),
+        (["--quick", "-p", "=3"], "not a parameter name"),
+        (["--quick", "-p", "a=[1"], "not valid YAML"),
+        (["--quick", "-p", "nosuch=1"], "no parameter nosuch; its parameters"),
+        (["--quick", "--seed", "-1"], "non-negative"),
+        (["--quick", "--seed", "x"], "non-negative"),
+        (["--quick", "-p", "seed=-2"], "non-negative"),
+        (["--quick", "--seed", "1", "--seeds", "0", "1", "2"], "not allowed with"),
+        (["--quick", "--data-dir", "no/such/folder"], "does not exist"),
+        (["--quick", "-p", "data_dir=no/such/folder"], "does not exist"),
+        (["--quick", "--output", "{file}"], "is a file"),
+        (["--quick", "--update-expected", "--seeds", "0", "1"], "at least 3"),
+        (["--quick", "--update-expected"], "at least 3"),
+        (["--quick", "--expected", "{bad}"], "not valid YAML"),
+        (["--quick", "-p", "dataset=a", "-p", "dataset=b"], "given twice"),
+    ],
+)
+def test_cli_rejects_bad_input_before_running(tmp_path, monkeypatch, capsys, args, gist):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "bad.yaml").write_text("unofficial: [")
+    args = [a.format(file=tmp_path / "file", bad=tmp_path / "bad.yaml") for a in args]
+    out = tmp_path / "out"
+    if "--output" not in args:
+        args += ["--output", str(out)]
+    status = main(["reproduce", "00", *args])
+    cap = capsys.readouterr()
+    assert status == 2, cap
+    assert gist in cap.err and "Traceback" not in cap.err + cap.out
+    assert not out.exists()  # nothing written, nothing ran
+
+
+def test_update_expected_api_refuses_two_seeds(tmp_path):
+    with pytest.raises(R.ReproduceError, match="at least 3 seeds"):
+        R.reproduce(
+            ["00"],
+            quick=True,
+            output=tmp_path / "out",
+            seeds=[0, 1],
+            update=True,
+            expected=tmp_path / "e.yaml",
+        )
+    assert not (tmp_path / "out").exists()
+
+
+# ---------------------------------------------------------------------------- runs (tiny notebooks)
 
 
 def _notebook(path, source):
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell("quick = True\nseed = 0\ndataset = 'x'\ndata_dir = None",
-                                          metadata={"tags": ["parameters"]}),
-                nbformat.v4.new_code_cell(source)]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [
+        nbformat.v4.new_code_cell(
+            "quick = True\nseed = 0\ndataset = 'x'\ndata_dir = None",
+            metadata={"tags": ["parameters"]},
+        ),
+        nbformat.v4.new_code_cell(source),
+    ]
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     nbformat.write(nb, path)
+
+
+RECORDING = """\
+import os
+import medlab
+assert os.path.isabs(data_dir), data_dir
+data = medlab.load("breastmnist", data_dir=data_dir)
+rec = medlab.Recorder("00_rec", datasets=[data], seed=seed, quick=quick)
+rec.record("demo.test_auc", 0.8 + 0.01 * seed, tol=0.005)
+rec.record("test.images", 156)
+rec.record("demo.test_acc", 0.5 + 0.1 * seed)
+print("Kernel is running over TCP")  # noise inside the kernel stays in the notebook
+assert os.environ["MEDLAB_OUTPUT_DIR"].startswith(os.environ["MEDLAB_RUN_DIR"])
+os.makedirs(os.environ["MEDLAB_CACHE_DIR"], exist_ok=True)
+open(os.path.join(os.environ["MEDLAB_CACHE_DIR"], "used"), "w").close()
+"""
+
+
+@pytest.fixture()
+def recording(tmp_path, data_dir):
+    if data_dir is None:
+        pytest.skip("needs the shared data folder")
+    folder = tmp_path / "nbs"
+    folder.mkdir()
+    _notebook(folder / "00_rec.ipynb", RECORDING)
+    return folder
 
 
 @pytest.mark.notebook
@@ -78,30 +457,139 @@ def test_failed_notebook_is_named_with_its_cell(tmp_path, capsys):
     folder.mkdir()
     _notebook(folder / "00_ok.ipynb", "assert quick")
     _notebook(folder / "01_bad.ipynb", "x = 1\nassert x == 2, 'lesson does not hold'")
-    status = R.reproduce(None, quick=True, output=tmp_path / "out", html=False, folder=folder)
+    status = R.reproduce(
+        None,
+        quick=True,
+        output=tmp_path / "out",
+        html=False,
+        folder=folder,
+        expected=tmp_path / "none.yaml",
+    )
     out = capsys.readouterr().out
     assert status == 1
-    assert "01_bad" in out and "cell 2" in out and "AssertionError" in out and "lesson does not hold" in out
-    assert "00_ok" in out and "recorded no results" in out
+    assert (
+        "01_bad" in out
+        and "cell 2" in out
+        and "AssertionError" in out
+        and "lesson does not hold" in out
+    )
+    assert "00_ok" in out and "recorded no numbers" in out
 
 
-def test_find_notebooks_selection():
-    stems = [p.stem for p in R.find_notebooks(["01"])]
-    assert stems == ["01_baseline"]
-    with pytest.raises(SystemExit, match="no notebook matches"):
-        R.find_notebooks(["99"])
+@pytest.mark.notebook
+def test_missing_key_and_empty_section_fail(recording, tmp_path, data_dir, origin, capsys):
+    expected = tmp_path / "expected.yaml"
+    entries = {
+        "demo.test_auc": {"value": 0.8, "tol": 0.01},
+        "test.images": {"value": 156.0, "tol": 0.0},
+        "demo.test_acc": {"value": 0.5, "tol": 0.01},
+        "demo.dropped": {"value": 1.0, "tol": 0.0},
+    }
+    expected.write_text(yaml.safe_dump(_tree(origin, entries, nb="00_rec")))
+    kw = {
+        "quick": True,
+        "data_dir": data_dir,
+        "html": False,
+        "folder": recording,
+        "expected": expected,
+    }
+    assert R.reproduce(None, output=tmp_path / "a", **kw) == 1
+    out = capsys.readouterr().out
+    assert re.search(r"demo\.dropped .* MISSING", out) and "1 missing" in out
+    expected.write_text(yaml.safe_dump({origin: {"quick": {}}}))  # empty section
+    assert R.reproduce(None, output=tmp_path / "b", **kw) == 1
+    out = capsys.readouterr().out
+    assert "nothing was checked" in out and "3 new" in out
+    assert R.reproduce(None, output=tmp_path / "c", allow_new=True, **kw) == 0
+
+
+@pytest.mark.notebook
+def test_runs_are_kept_apart_quiet_and_resolve_relative_paths(
+    recording, tmp_path, data_dir, origin, monkeypatch, capfd
+):
+    monkeypatch.delenv("MEDLAB_CACHE_DIR", raising=False)
+    caller = tmp_path / "caller"
+    caller.mkdir()
+    (caller / "data").symlink_to(data_dir)
+    monkeypatch.chdir(caller)
+    expected = tmp_path / "expected.yaml"
+    expected.write_text(
+        yaml.safe_dump(
+            _tree(
+                origin,
+                {
+                    "demo.test_auc": {"value": 0.8, "tol": 0.01},
+                    "test.images": {"value": 156.0, "tol": 0.0},
+                    "demo.test_acc": {"value": 0.5, "tol": 0.01},
+                },
+                nb="00_rec",
+            )
+        )
+    )
+    kw = {"quick": True, "output": "out", "folder": recording, "expected": expected}
+    assert R.reproduce(None, data_dir="data", html=False, **kw) == 0
+    assert R.reproduce(None, parameters={"data_dir": "data"}, **kw) == 0
+    cap = capfd.readouterr()
+    assert "Kernel is running over TCP" not in cap.out + cap.err
+    assert "KeyboardInterrupt" not in cap.out + cap.err and not cap.err.strip()
+    progress = [line for line in cap.out.splitlines() if line.startswith("[medlab] 00_rec")]
+    assert len(progress) == 2 and all(PROGRESS.match(p) for p in progress), cap.out
+    assert "00_rec (quick, seed 0) ... ok" in progress[0]
+    assert not (recording / "data").exists()  # nothing resolved against the notebooks folder
+    runs = sorted((caller / "out" / "runs").iterdir())
+    assert len(runs) == 2 and all(r.name.endswith(("-quick", "-quick-2")) for r in runs)
+    for run in runs:
+        assert (run / "results" / "00_rec.json").exists()
+        assert (run / "executed" / "00_rec.ipynb").exists()
+        assert (run / "reproduce_quick.txt").exists() and (run / "reproduce_quick.csv").exists()
+    assert (runs[1] / "html" / "00_rec.html").exists()
+    assert (caller / "out" / "latest").resolve() == runs[1].resolve()
+    assert (caller / "out" / "cache" / "used").exists()  # the kernels' shared cache
+    df = results_mod.load(caller / "out")
+    assert set(df.key) == {"demo.test_auc", "test.images", "demo.test_acc"}
+    assert df.file.iloc[0].startswith(str(data_dir.resolve()))
+
+
+@pytest.mark.notebook
+def test_update_expected_over_three_seeds(recording, tmp_path, data_dir, origin, capsys):
+    expected = tmp_path / "expected.yaml"
+    kw = {
+        "quick": True,
+        "data_dir": data_dir,
+        "html": False,
+        "folder": recording,
+        "expected": expected,
+        "output": tmp_path / "out",
+    }
+    assert R.reproduce(None, seeds=[0, 1, 2], update=True, **kw) == 0
+    out = capsys.readouterr().out
+    assert len(re.findall(r"^\[medlab\] 00_rec \(quick, seed \d\) \.\.\. ok", out, re.M)) == 3
+    assert "UNEXPLAINED" in out  # demo.test_acc spreads by 0.1 per seed: warned and marked
+    tree = R.load_expected(expected)
+    entries = tree[origin]["quick"]["00_rec"]["breastmnist"]
+    auc = entries["demo.test_auc"]
+    assert auc["value"] == pytest.approx(0.81) and auc["sd"] == pytest.approx(0.01)
+    assert auc["tol"] == pytest.approx(0.03) and auc["n_seeds"] == 3 and auc["seeds"] == [0, 1, 2]
+    assert "3*SD" in auc["derived"]
+    assert entries["test.images"]["tol"] == 0.0 and entries["test.images"]["value"] == 156
+    assert entries["demo.test_acc"]["reason"].startswith("UNEXPLAINED")
+    run = (tmp_path / "out" / "latest").resolve()
+    for s in (0, 1, 2):  # every seed reproduces what was written
+        doc = json.loads((run / f"seed{s}" / "results" / "00_rec.json").read_text())
+        assert {r.status for r in R.compare(doc, tree, "quick")} == {"reproduced"}
+    assert sorted(results_mod.load(run).seed.unique()) == [0, 1, 2]
+
+
+# ---------------------------------------------------------------------------- other commands
 
 
 def test_cli_datasets_lists_cards(capsys):
-    from medlab.cli import main
-
     assert main(["datasets"]) == 0
     assert "breastmnist" in capsys.readouterr().out
 
 
 def test_cli_download_reports_failure(tmp_path, capsys, monkeypatch):
     from medlab import data as D
-    from medlab.cli import main
 
     def offline(name, **kw):
         raise D.DataNotFoundError(f"{name}.npz is not in {tmp_path} and downloading it failed")
