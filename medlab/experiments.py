@@ -90,8 +90,9 @@ class Lesson:
     def mode(self) -> str:
         return "quick" if self.quick else "full"
 
-    def epochs(self, n_train: int, *, minimum: int = 1, maximum: int | None = None,
-               scale: float = 1.0) -> int:
+    def epochs(
+        self, n_train: int, *, minimum: int = 1, maximum: int | None = None, scale: float = 1.0
+    ) -> int:
         """Epochs for a model to see about ``scale * images_seen`` images on ``n_train``
         training images, clipped to [minimum, maximum]."""
         n_train = check_int("n_train", n_train, 1)
@@ -140,8 +141,10 @@ def _points(grid: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]]) -> 
             if len(v) == 0:
                 raise ValueError(f"grid[{k!r}] is empty: give at least one value")
         keys = list(grid)
-        return [dict(zip(keys, combo, strict=True)) for combo in
-                itertools.product(*(list(grid[k]) for k in keys))]
+        return [
+            dict(zip(keys, combo, strict=True))
+            for combo in itertools.product(*(list(grid[k]) for k in keys))
+        ]
     if isinstance(grid, str | bytes) or not isinstance(grid, Sequence):
         raise ValueError("grid must be a dict {name: [values]} or a list of dicts of parameters")
     points = [dict(p) for p in grid]
@@ -319,8 +322,11 @@ class ModelCache:
             model.load_state_dict(blob["state"])
             return json.loads(blob["info"])
         except Exception as exc:  # corrupt file, other architecture: retrain
-            warnings.warn(f"ignoring unreadable cached model {p.name} ({type(exc).__name__}: "
-                          f"{exc}); it will be retrained and replaced", stacklevel=2)
+            warnings.warn(
+                f"ignoring unreadable cached model {p.name} ({type(exc).__name__}: "
+                f"{exc}); it will be retrained and replaced",
+                stacklevel=2,
+            )
             return None
 
     def put(self, key: str, model: nn.Module, info: Mapping[str, Any]) -> Path:
@@ -329,8 +335,10 @@ class ModelCache:
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise OSError(f"cannot create the model cache folder {self.folder} ({exc}); set "
-                          "MEDLAB_CACHE_DIR to a writable folder") from exc
+            raise OSError(
+                f"cannot create the model cache folder {self.folder} ({exc}); set "
+                "MEDLAB_CACHE_DIR to a writable folder"
+            ) from exc
         state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pt", dir=self.folder)
         os.close(fd)
@@ -382,10 +390,20 @@ def cached_model(
         info = dict(train(model) or {})
         model.eval()
         return model, {**info, "cached": False}
-    store = cache if isinstance(cache, ModelCache) else ModelCache(
-        None if cache in (None, True) else cache)
-    key = store.key(kind, data=data, train=train_split, seed=seed, settings=settings,
-                    val=val_split, weights=weights)
+    store = (
+        cache
+        if isinstance(cache, ModelCache)
+        else ModelCache(None if cache in (None, True) else cache)
+    )
+    key = store.key(
+        kind,
+        data=data,
+        train=train_split,
+        seed=seed,
+        settings=settings,
+        val=val_split,
+        weights=weights,
+    )
     info = store.get(key, model)
     if info is not None:
         model.eval()

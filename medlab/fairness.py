@@ -94,8 +94,18 @@ def hcm_metrics(
 ) -> GroupMetrics:
     """:func:`medlab.metrics.group_metrics` for the two HCM groups (majority = reference, so
     gaps are majority minus minority; ``row()`` columns end in ``_maj`` / ``_min``)."""
-    return group_metrics(y_true, y_score, groups, threshold=threshold, y_pred=y_pred,
-                         names=GROUP_NAMES, reference=0, n_boot=n_boot, seed=seed)
+    return group_metrics(
+        y_true,
+        y_score,
+        groups,
+        threshold=threshold,
+        y_pred=y_pred,
+        names=GROUP_NAMES,
+        reference=0,
+        n_boot=n_boot,
+        seed=seed,
+    )
+
 
 # --------------------------------------------------------------------------------------------
 # training, with training-time mitigations
@@ -122,7 +132,6 @@ def group_balanced_index(groups: np.ndarray, *, seed: int = 0) -> np.ndarray:
         extra = rng.choice(idx, size=n_max - n, replace=True) if n < n_max else idx[:0]
         out.append(np.concatenate([idx, extra]))
     return np.sort(np.concatenate(out))
-
 
 
 def train_scenario(
@@ -174,9 +183,17 @@ def train_scenario(
         return hist.as_dict()
 
     model, info = cached_model(
-        "smallcnn-hcm", lambda: SmallCNN(c, train.n_classes, width=width), run,
-        data=scenario, train_split=train, val_split=scenario.val, weights=weights, seed=seed,
-        settings=settings, cache=cache)
+        "smallcnn-hcm",
+        lambda: SmallCNN(c, train.n_classes, width=width),
+        run,
+        data=scenario,
+        train_split=train,
+        val_split=scenario.val,
+        weights=weights,
+        seed=seed,
+        settings=settings,
+        cache=cache,
+    )
     info.pop("cached", None), info.pop("key", None)
     return model, History.from_dict(info)
 
@@ -265,6 +282,7 @@ def group_thresholds(
             y_score[apply_rows, None], sensitive_features=groups[apply_rows], random_state=seed + f
         )
     return out
+
 
 # --------------------------------------------------------------------------------------------
 # diversity of a training set's group composition (the seed paper's measures)
@@ -377,8 +395,9 @@ def run_sweep(
             scenarios[(share, seed)] = hcm(data, share, strength=strength, seed=seed)
         sc = scenarios[(share, seed)]
         method = mitigation
-        model, _ = train_scenario(sc, seed=seed, mitigation=None if method == "baseline"
-                                  else method, **config)
+        model, _ = train_scenario(
+            sc, seed=seed, mitigation=None if method == "baseline" else method, **config
+        )
         s = disease_scores(model, sc)
         t = decision_threshold(model, sc)
         models[(share, seed, method)], scores[(share, seed, method)] = model, s
@@ -388,8 +407,9 @@ def run_sweep(
         out = [{"method": method, **base, **hcm_metrics(y, s, g, threshold=t).row(SHORT)}]
         if method == "baseline" and group_threshold:
             pred = group_thresholds(y, s, g, seed=seed)
-            out.append({"method": THRESHOLD_METHOD, **base,
-                        **hcm_metrics(y, s, g, y_pred=pred).row(SHORT)})
+            out.append(
+                {"method": THRESHOLD_METHOD, **base, **hcm_metrics(y, s, g, y_pred=pred).row(SHORT)}
+            )
         return out
 
     points = [{"share": sh, "mitigation": "baseline"} for sh in shares]
@@ -407,8 +427,12 @@ METRICS = ("auc_maj", "auc_min", "auc_gap", "tpr_maj", "tpr_min", "tpr_gap", "eo
 def summarize(rows: Any, metrics: Sequence[str] = METRICS) -> Any:
     """:func:`medlab.summarize` of a sweep per (share, method): ``<metric>`` (mean),
     ``<metric>_sd`` (sample SD over seeds, ddof=1) and ``n_seeds``."""
-    return _summarize(rows, ["share", "method"], list(metrics)).sort_values(
-        ["share"], kind="stable").reset_index(drop=True)
+    return (
+        _summarize(rows, ["share", "method"], list(metrics))
+        .sort_values(["share"], kind="stable")
+        .reset_index(drop=True)
+    )
+
 
 # --------------------------------------------------------------------------------------------
 # figures
@@ -540,9 +564,13 @@ def calibration_curves(
     for i, name in enumerate(GROUP_NAMES.values()):
         d = table[table["group"] == name]
         fig.add_trace(
-            go.Scatter(x=d["mean_predicted"], y=d["observed"], mode="lines+markers",
-                       name=f"{name} (ECE {table.attrs['ece'][name]:.3f})",
-                       line=dict(color=COLORS[i]))
+            go.Scatter(
+                x=d["mean_predicted"],
+                y=d["observed"],
+                mode="lines+markers",
+                name=f"{name} (ECE {table.attrs['ece'][name]:.3f})",
+                line=dict(color=COLORS[i]),
+            )
         )
     return finish(
         fig,
@@ -570,7 +598,8 @@ def gap_vs_share(rows: Any, metric: str = "tpr_gap", *, title: str | None = None
     if metric not in rows.columns:
         raise ValueError(f"unknown metric {metric!r}; choose one of {list(_METRIC_LABELS)}")
     summ = _summarize(rows, ["method", "share"], metric).rename(
-        columns={metric: "mean", f"{metric}_sd": "std", "n_seeds": "count"})
+        columns={metric: "mean", f"{metric}_sd": "std", "n_seeds": "count"}
+    )
     fig = go.Figure()
     methods = ["baseline"] + [m for m in summ["method"].unique() if m != "baseline"]
     for i, m in enumerate(methods):
@@ -600,6 +629,7 @@ def gap_vs_share(rows: Any, metric: str = "tpr_gap", *, title: str | None = None
         x="minority share of the training set (%, log scale)",
         y=_METRIC_LABELS.get(metric, metric),
     )
+
 
 # --------------------------------------------------------------------------------------------
 # the widget

@@ -43,11 +43,15 @@ def medmnist_metrics(y_true: np.ndarray, y_score: np.ndarray, task: str) -> dict
     y_score = np.asarray(y_score, dtype=np.float64)
     if y_true.shape[0] != y_score.shape[0]:
         raise ValueError(f"y_true has {y_true.shape[0]} rows but y_score has {y_score.shape[0]}")
-    return {"acc": float(getACC(y_true, y_score, task)), "auc": float(getAUC(y_true, y_score, task))}
+    return {
+        "acc": float(getACC(y_true, y_score, task)),
+        "auc": float(getAUC(y_true, y_score, task)),
+    }
 
 
-def majority_baseline(train_labels: np.ndarray, test_labels: np.ndarray, task: str
-                      ) -> dict[str, float]:
+def majority_baseline(
+    train_labels: np.ndarray, test_labels: np.ndarray, task: str
+) -> dict[str, float]:
     """ACC/AUC of always predicting the training split's class frequencies (AUC is 0.5)."""
     train_labels = np.asarray(train_labels)
     n = len(test_labels)
@@ -152,8 +156,9 @@ def _groups(groups: Any, n: int) -> np.ndarray:
     return g
 
 
-def _group_labels(g: np.ndarray, names: dict[Any, str] | None, *, default_all: bool = False
-                  ) -> dict[Any, str]:
+def _group_labels(
+    g: np.ndarray, names: dict[Any, str] | None, *, default_all: bool = False
+) -> dict[Any, str]:
     values = sorted(np.unique(g).tolist(), key=str)
     if default_all:
         return {values[0]: "all"}
@@ -315,8 +320,11 @@ def group_metrics(
     }
     kw: dict[str, Any] = {}
     if n_boot:
-        kw = dict(n_boot=check_int("n_boot", n_boot, 2), ci_quantiles=[0.025, 0.975],
-                  random_state=check_int("seed", seed, 0))
+        kw = dict(
+            n_boot=check_int("n_boot", n_boot, 2),
+            ci_quantiles=[0.025, 0.975],
+            random_state=check_int("seed", seed, 0),
+        )
     mf = MetricFrame(
         metrics=metrics,
         y_true=y_true,

@@ -26,8 +26,11 @@ class ConvBlock(nn.Sequential):
     """3x3 conv -> norm -> ReLU (out-of-place)."""
 
     def __init__(self, c_in: int, c_out: int, norm: str = "group") -> None:
-        super().__init__(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), _norm(norm, c_out),
-                         nn.ReLU(inplace=False))
+        super().__init__(
+            nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
+            _norm(norm, c_out),
+            nn.ReLU(inplace=False),
+        )
 
 
 class SmallCNN(nn.Module):
@@ -38,14 +41,25 @@ class SmallCNN(nn.Module):
     Output: logits (N, n_classes).
     """
 
-    def __init__(self, in_channels: int = 1, n_classes: int = 2, width: int = 32,
-                 norm: str = "group", dropout: float = 0.1) -> None:
+    def __init__(
+        self,
+        in_channels: int = 1,
+        n_classes: int = 2,
+        width: int = 32,
+        norm: str = "group",
+        dropout: float = 0.1,
+    ) -> None:
         super().__init__()
         w = width
         self.features = nn.Sequential(
-            ConvBlock(in_channels, w, norm), ConvBlock(w, w, norm), nn.MaxPool2d(2),
-            ConvBlock(w, 2 * w, norm), ConvBlock(2 * w, 2 * w, norm), nn.MaxPool2d(2),
-            ConvBlock(2 * w, 4 * w, norm), ConvBlock(4 * w, 4 * w, norm),
+            ConvBlock(in_channels, w, norm),
+            ConvBlock(w, w, norm),
+            nn.MaxPool2d(2),
+            ConvBlock(w, 2 * w, norm),
+            ConvBlock(2 * w, 2 * w, norm),
+            nn.MaxPool2d(2),
+            ConvBlock(2 * w, 4 * w, norm),
+            ConvBlock(4 * w, 4 * w, norm),
         )
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.dropout = nn.Dropout(dropout)
@@ -77,8 +91,9 @@ class BasicBlock(nn.Module):
         self.relu2 = nn.ReLU(inplace=False)
         self.shortcut: nn.Module = nn.Identity()
         if stride != 1 or c_in != c_out:
-            self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False),
-                                          _norm(norm, c_out))
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(c_in, c_out, 1, stride, bias=False), _norm(norm, c_out)
+            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.relu1(self.n1(self.conv1(x)))
@@ -95,8 +110,9 @@ class ResNet18(nn.Module):
 
     def __init__(self, in_channels: int = 1, n_classes: int = 2, norm: str = "batch") -> None:
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False),
-                                  _norm(norm, 64), nn.ReLU(inplace=False))
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False), _norm(norm, 64), nn.ReLU(inplace=False)
+        )
         layers, c_in = [], 64
         for c_out, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
             layers += [BasicBlock(c_in, c_out, stride, norm), BasicBlock(c_out, c_out, 1, norm)]

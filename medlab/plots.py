@@ -16,8 +16,15 @@ import plotly.io as pio
 
 from medlab.data import Split
 
-__all__ = ["finish", "line_with_band", "learning_curves", "confusion_matrix", "montage",
-           "bar", "COLORS"]
+__all__ = [
+    "finish",
+    "line_with_band",
+    "learning_curves",
+    "confusion_matrix",
+    "montage",
+    "bar",
+    "COLORS",
+]
 
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2"]
 
@@ -49,8 +56,16 @@ def finish(fig: go.Figure, *, title: str, x: str, y: str, height: int | None = N
     return fig
 
 
-def line_with_band(x: Sequence[float], series: dict[str, np.ndarray], *, title: str, xlabel: str,
-                   ylabel: str, log_x: bool = False, band: str = "std") -> go.Figure:
+def line_with_band(
+    x: Sequence[float],
+    series: dict[str, np.ndarray],
+    *,
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    log_x: bool = False,
+    band: str = "std",
+) -> go.Figure:
     """Mean line with a +/- band per series. ``series[name]`` has shape (n_repeats, len(x));
     band is ``"std"`` (+/- 1 sample SD over repeats, ddof=1, as everywhere in medlab; no band
     with one repeat) or ``"minmax"``."""
@@ -66,33 +81,60 @@ def line_with_band(x: Sequence[float], series: dict[str, np.ndarray], *, title: 
         else:
             lo, hi = vals.min(0), vals.max(0)
         color = COLORS[i % len(COLORS)]
-        fig.add_trace(go.Scatter(x=list(x) + list(x)[::-1], y=list(hi) + list(lo)[::-1],
-                                 fill="toself", line=dict(width=0), fillcolor=color,
-                                 opacity=0.18, hoverinfo="skip", showlegend=False))
-        fig.add_trace(go.Scatter(x=list(x), y=mean, mode="lines+markers", name=name,
-                                 line=dict(color=color)))
+        fig.add_trace(
+            go.Scatter(
+                x=list(x) + list(x)[::-1],
+                y=list(hi) + list(lo)[::-1],
+                fill="toself",
+                line=dict(width=0),
+                fillcolor=color,
+                opacity=0.18,
+                hoverinfo="skip",
+                showlegend=False,
+            )
+        )
+        fig.add_trace(
+            go.Scatter(x=list(x), y=mean, mode="lines+markers", name=name, line=dict(color=color))
+        )
     if log_x:
         fig.update_xaxes(type="log")
     return finish(fig, title=title, x=xlabel, y=ylabel)
 
 
-def learning_curves(histories: dict[str, Any], *, metric: str = "val_auc",
-                    title: str = "Learning curves") -> go.Figure:
+def learning_curves(
+    histories: dict[str, Any], *, metric: str = "val_auc", title: str = "Learning curves"
+) -> go.Figure:
     """Validation metric per epoch for several runs; ``histories[name]`` is a
     :class:`~medlab.train.History`."""
     fig = go.Figure()
     for name, h in histories.items():
         df = h.frame()
-        fig.add_trace(go.Scatter(x=df["epoch"], y=df[metric], mode="lines+markers", name=name,
-                                 customdata=df["seconds"],
-                                 hovertemplate="epoch %{x}<br>%{y:.3f}<br>%{customdata:.1f} s"))
-    label = {"val_auc": "validation AUC (0-1)", "val_acc": "validation accuracy (0-1)",
-             "train_loss": "training loss (cross-entropy, nats)"}.get(metric, metric)
+        fig.add_trace(
+            go.Scatter(
+                x=df["epoch"],
+                y=df[metric],
+                mode="lines+markers",
+                name=name,
+                customdata=df["seconds"],
+                hovertemplate="epoch %{x}<br>%{y:.3f}<br>%{customdata:.1f} s",
+            )
+        )
+    label = {
+        "val_auc": "validation AUC (0-1)",
+        "val_acc": "validation accuracy (0-1)",
+        "train_loss": "training loss (cross-entropy, nats)",
+    }.get(metric, metric)
     return finish(fig, title=title, x="epoch (passes over the training set)", y=label)
 
 
-def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, labels: dict[int, str], *,
-                     title: str = "Confusion matrix", normalize: bool = True) -> go.Figure:
+def confusion_matrix(
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    labels: dict[int, str],
+    *,
+    title: str = "Confusion matrix",
+    normalize: bool = True,
+) -> go.Figure:
     """Heatmap of counts (and row-normalised shares) for single-label tasks."""
     k = len(labels)
     cm = np.zeros((k, k), dtype=int)
@@ -100,15 +142,25 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, labels: dict[int, s
     share = cm / np.maximum(cm.sum(1, keepdims=True), 1)
     names = [f"{i}: {labels[i]}"[:28] for i in range(k)]
     text = [[f"{cm[i, j]}<br>({share[i, j]:.0%})" for j in range(k)] for i in range(k)]
-    fig = go.Figure(go.Heatmap(z=share if normalize else cm, x=names, y=names, text=text,
-                               texttemplate="%{text}", colorscale="Blues", zmin=0,
-                               colorbar=dict(title="share of row" if normalize else "count")))
+    fig = go.Figure(
+        go.Heatmap(
+            z=share if normalize else cm,
+            x=names,
+            y=names,
+            text=text,
+            texttemplate="%{text}",
+            colorscale="Blues",
+            zmin=0,
+            colorbar=dict(title="share of row" if normalize else "count"),
+        )
+    )
     fig.update_yaxes(autorange="reversed")
     return finish(fig, title=title, x="predicted class", y="true class")
 
 
-def montage(split: Split, *, per_class: int = 8, seed: int = 0,
-            title: str | None = None) -> go.Figure:
+def montage(
+    split: Split, *, per_class: int = 8, seed: int = 0, title: str | None = None
+) -> go.Figure:
     """Random real images, one row per class (first label's positives for multi-label)."""
     rng = np.random.default_rng(seed)
     imgs = split.images.numpy()
@@ -121,27 +173,49 @@ def montage(split: Split, *, per_class: int = 8, seed: int = 0,
         take = rng.choice(idx, size=min(per_class, len(idx)), replace=False) if len(idx) else []
         row = np.zeros((c, h, w * per_class), dtype=np.uint8)
         for j, i in enumerate(take):
-            row[:, :, j * w:(j + 1) * w] = imgs[i]
+            row[:, :, j * w : (j + 1) * w] = imgs[i]
         rows.append(row)
         names.append(f"{k}: {name}"[:30])
     grid = np.concatenate(rows, axis=1).transpose(1, 2, 0)
     if c == 1:
         grid = np.repeat(grid, 3, axis=2)
     fig = go.Figure(go.Image(z=grid))
-    fig.update_yaxes(tickvals=[h * (i + 0.5) for i in range(len(names))], ticktext=names,
-                     showgrid=False)
-    fig.update_xaxes(tickvals=[w * (j + 0.5) for j in range(per_class)],
-                     ticktext=[str(j + 1) for j in range(per_class)], showgrid=False)
-    return finish(fig, title=title or f"{split.name}: random {split.split} images per class",
-                  x=f"example ({w} x {h} px each)", y="class", height=max(250, 60 * len(names) + 120))
+    fig.update_yaxes(
+        tickvals=[h * (i + 0.5) for i in range(len(names))], ticktext=names, showgrid=False
+    )
+    fig.update_xaxes(
+        tickvals=[w * (j + 0.5) for j in range(per_class)],
+        ticktext=[str(j + 1) for j in range(per_class)],
+        showgrid=False,
+    )
+    return finish(
+        fig,
+        title=title or f"{split.name}: random {split.split} images per class",
+        x=f"example ({w} x {h} px each)",
+        y="class",
+        height=max(250, 60 * len(names) + 120),
+    )
 
 
-def bar(names: Sequence[str], values: Sequence[float], *, title: str, xlabel: str, ylabel: str,
-        errors: Sequence[float] | None = None, text_format: str = "{:.3f}") -> go.Figure:
+def bar(
+    names: Sequence[str],
+    values: Sequence[float],
+    *,
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    errors: Sequence[float] | None = None,
+    text_format: str = "{:.3f}",
+) -> go.Figure:
     """A simple bar chart with optional error bars and value labels."""
-    fig = go.Figure(go.Bar(x=list(names), y=list(values),
-                           error_y=dict(type="data", array=list(errors)) if errors is not None
-                           else None,
-                           text=[text_format.format(v) for v in values], textposition="outside",
-                           marker_color=[COLORS[i % len(COLORS)] for i in range(len(names))]))
+    fig = go.Figure(
+        go.Bar(
+            x=list(names),
+            y=list(values),
+            error_y=dict(type="data", array=list(errors)) if errors is not None else None,
+            text=[text_format.format(v) for v in values],
+            textposition="outside",
+            marker_color=[COLORS[i % len(COLORS)] for i in range(len(names))],
+        )
+    )
     return finish(fig, title=title, x=xlabel, y=ylabel)

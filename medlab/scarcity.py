@@ -247,10 +247,24 @@ def _pretrain(
     epochs, bs, _ = epochs_for(len(train_split), schedule)
 
     def run(model: nn.Module) -> dict[str, Any]:
-        hist = fit(model, train_split, val_split, epochs=epochs, batch_size=bs, lr=schedule.lr,
-                   augment=augment, seed=seed, desc=f"pretraining ({kind}, {source.name})")
-        info: dict[str, Any] = {"settings": settings, "seed": seed, "epochs": epochs,
-                                "seconds": hist.seconds, "best_epoch": hist.best_epoch}
+        hist = fit(
+            model,
+            train_split,
+            val_split,
+            epochs=epochs,
+            batch_size=bs,
+            lr=schedule.lr,
+            augment=augment,
+            seed=seed,
+            desc=f"pretraining ({kind}, {source.name})",
+        )
+        info: dict[str, Any] = {
+            "settings": settings,
+            "seed": seed,
+            "epochs": epochs,
+            "seconds": hist.seconds,
+            "best_epoch": hist.best_epoch,
+        }
         if val_split is not None and len(val_split):
             info["val"] = evaluate(model, val_split)
         return info
@@ -259,13 +273,26 @@ def _pretrain(
     if force and store is None:
         store = ModelCache()
     if force:
-        key = store.key(f"pretrain-{kind}", data=source, train=train_split, seed=seed,
-                        settings=settings, val=val_split)
+        key = store.key(
+            f"pretrain-{kind}",
+            data=source,
+            train=train_split,
+            seed=seed,
+            settings=settings,
+            val=val_split,
+        )
         store.path(key).unlink(missing_ok=True)
     model, info = cached_model(
-        f"pretrain-{kind}", lambda: SmallCNN(source.n_channels, n_out, width=schedule.width), run,
-        data=source, train_split=train_split, val_split=val_split, seed=seed, settings=settings,
-        cache=store)
+        f"pretrain-{kind}",
+        lambda: SmallCNN(source.n_channels, n_out, width=schedule.width),
+        run,
+        data=source,
+        train_split=train_split,
+        val_split=val_split,
+        seed=seed,
+        settings=settings,
+        cache=store,
+    )
     state = {k: v.detach().clone() for k, v in model.features.state_dict().items()}
     path = (store or ModelCache()).path(info["key"])
     return Pretrained(kind, source.name, md5, state, path, bool(info["cached"]), info)
@@ -446,7 +473,9 @@ def learning_curve(
     seeds = check_seeds(seeds)
     pretrained = pretrained or {}
     if isinstance(variants, str):
-        raise ValueError(f"variants must be a list such as ['scratch', 'augment'], got {variants!r}")
+        raise ValueError(
+            f"variants must be a list such as ['scratch', 'augment'], got {variants!r}"
+        )
     for v in variants:
         if v not in VARIANTS:
             raise ValueError(f"unknown variant {v!r}; choose from {VARIANTS}")
@@ -473,19 +502,39 @@ def learning_curve(
         pre = pretrained[need] if need else None
         epochs, bs, steps = epochs_for(len(sub), schedule)
         variant_aug = aug if variant in _AUGMENTED else None
-        settings = {"variant": variant, "schedule": asdict(schedule), "epochs": epochs,
-                    "augment": asdict(variant_aug) if variant_aug else None,
-                    "pretrained": pre.info.get("key") if pre is not None else None}
+        settings = {
+            "variant": variant,
+            "schedule": asdict(schedule),
+            "epochs": epochs,
+            "augment": asdict(variant_aug) if variant_aug else None,
+            "pretrained": pre.info.get("key") if pre is not None else None,
+        }
 
         def run(model: nn.Module) -> dict[str, Any]:
             t0 = time.perf_counter()
-            fit(model, sub, None, epochs=epochs, batch_size=bs, lr=schedule.lr,
-                augment=variant_aug, seed=seed, desc=variant)
+            fit(
+                model,
+                sub,
+                None,
+                epochs=epochs,
+                batch_size=bs,
+                lr=schedule.lr,
+                augment=variant_aug,
+                seed=seed,
+                desc=variant,
+            )
             return {"seconds": time.perf_counter() - t0}
 
         model, info = cached_model(
-            "smallcnn-budget", lambda: fresh_model(data, width=schedule.width, pretrained=pre),
-            run, data=data, train_split=sub, seed=seed, settings=settings, cache=cache)
+            "smallcnn-budget",
+            lambda: fresh_model(data, width=schedule.width, pretrained=pre),
+            run,
+            data=data,
+            train_split=sub,
+            seed=seed,
+            settings=settings,
+            cache=cache,
+        )
         m = evaluate(model, data.test)
         return {
             "dataset": data.name,
@@ -501,8 +550,9 @@ def learning_curve(
         }
 
     grid = [{"budget": str(b), "variant": v} for b in budgets for v in variants]
-    df = run_grid(lambda budget, variant, seed: one(_budget(budget), variant, seed), grid,
-                  seeds, desc=desc)
+    df = run_grid(
+        lambda budget, variant, seed: one(_budget(budget), variant, seed), grid, seeds, desc=desc
+    )
     cols = ["dataset", "variant", "source", "budget", "per_class", "n_train", "seed"]
     return df[cols + [c for c in df.columns if c not in cols]]
 

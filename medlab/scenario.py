@@ -108,8 +108,7 @@ class PresentationShift:
         the average disease pattern, 2 = zoom 0.6 and none of the average disease pattern."""
         if not (_number(strength) and 0.0 <= strength <= 2.0):
             raise ValueError(
-                f"strength must be a number in [0, 2] (0 = no shift, 1 = default), got "
-                f"{strength!r}"
+                f"strength must be a number in [0, 2] (0 = no shift, 1 = default), got {strength!r}"
             )
         return cls(zoom=round(1.0 - 0.2 * strength, 6), contrast=round(1.0 - 0.5 * strength, 6))
 
@@ -293,7 +292,9 @@ class Scenario:
         if isinstance(group, str):
             ids = [k for k, v in self.group_names.items() if v == group]
             if not ids:
-                raise KeyError(f"no group named {group!r}; groups: {list(self.group_names.values())}")
+                raise KeyError(
+                    f"no group named {group!r}; groups: {list(self.group_names.values())}"
+                )
             return ids[0]
         gid = check_int("group", group)
         if gid not in self.group_names:
@@ -328,12 +329,16 @@ class Scenario:
 
 def _check_shares(shares: Any, name: str) -> np.ndarray:
     if isinstance(shares, str) or not isinstance(shares, Sequence | np.ndarray):
-        raise ValueError(f"{name} must be a list of group shares such as [0.95, 0.05], got {shares!r}")
+        raise ValueError(
+            f"{name} must be a list of group shares such as [0.95, 0.05], got {shares!r}"
+        )
     p = np.asarray(shares, dtype=float)
     if p.ndim != 1 or len(p) < 1 or not np.all(np.isfinite(p)) or np.any(p < 0):
         raise ValueError(f"{name} must be non-negative numbers, one per group, got {shares!r}")
     if abs(p.sum() - 1.0) > 1e-6:
-        raise ValueError(f"{name} must sum to 1 (one share per group), got {shares!r} (sum {p.sum():g})")
+        raise ValueError(
+            f"{name} must sum to 1 (one share per group), got {shares!r} (sum {p.sum():g})"
+        )
     return p
 
 
@@ -402,22 +407,36 @@ def from_groups(
         if len(g) != len(split):
             raise ValueError(f"groups[{s!r}] has {len(g)} entries but the split has {len(split)}")
         if len(g) and not np.isin(g, list(names)).all():
-            raise ValueError(f"groups[{s!r}] holds ids {sorted(set(g.tolist()) - set(names))} "
-                             f"that names does not name")
+            raise ValueError(
+                f"groups[{s!r}] holds ids {sorted(set(g.tolist()) - set(names))} "
+                f"that names does not name"
+            )
         images = split.images.clone()
         for gid, fn in shifts.items():
             m = torch.from_numpy(g == gid)
             if bool(m.any()):
                 shifted = fn(split.images[m], split.labels[m], seed=seed * 3 + k)
                 if shifted.shape != images[m].shape or shifted.dtype != torch.uint8:
-                    raise ValueError(f"the shift of group {gid} must return uint8 images of the "
-                                     f"same shape, got {shifted.dtype} {tuple(shifted.shape)}")
+                    raise ValueError(
+                        f"the shift of group {gid} must return uint8 images of the "
+                        f"same shape, got {shifted.dtype} {tuple(shifted.shape)}"
+                    )
                 images[m] = shifted
         out_groups[s] = g.astype(np.int64)
-        splits[s] = Split(split.name, s, images, split.labels.clone(), split.task,
-                          dict(split.label_names))
-    return Scenario(data.name, splits, out_groups, names, positive, seed, dict(info or {}),
-                    dict(data.provenance), pattern)
+        splits[s] = Split(
+            split.name, s, images, split.labels.clone(), split.task, dict(split.label_names)
+        )
+    return Scenario(
+        data.name,
+        splits,
+        out_groups,
+        names,
+        positive,
+        seed,
+        dict(info or {}),
+        dict(data.provenance),
+        pattern,
+    )
 
 
 def make_scenario(
@@ -438,8 +457,11 @@ def make_scenario(
     group. Each split is seeded by ``[seed, split index]``."""
     seed = check_int("seed", seed, 0)
     p = _check_shares(shares, "shares")
-    q = _check_shares(test_shares, "test_shares") if test_shares is not None else \
-        np.full(len(p), 1.0 / len(p))
+    q = (
+        _check_shares(test_shares, "test_shares")
+        if test_shares is not None
+        else np.full(len(p), 1.0 / len(p))
+    )
     if len(q) != len(p):
         raise ValueError(f"test_shares has {len(q)} groups but shares has {len(p)}")
     names = dict(names) if names is not None else {k: f"group {k}" for k in range(len(p))}
@@ -450,8 +472,9 @@ def make_scenario(
         for k, s in enumerate(SPLITS)
     }
     info = {"shares": p.tolist(), "test_shares": q.tolist(), **(info or {})}
-    return from_groups(data, groups, names, shifts=shifts, seed=seed, positive=positive,
-                       info=info, pattern=pattern)
+    return from_groups(
+        data, groups, names, shifts=shifts, seed=seed, positive=positive, info=info, pattern=pattern
+    )
 
 
 def default_strength(data: MedMNISTData | str) -> float:
@@ -508,11 +531,23 @@ def hcm(
         raise ValueError(f"positive={positive} is not a class of {data.name} ({data.label_names})")
     pattern = disease_pattern(data.train.images, data.train.labels, positive=positive)
     fn = functools.partial(apply_shift, shift=shift, positive=positive, pattern=pattern)
-    info = {"preset": "hcm", "share": float(share), "strength": float(strength),
-            "shift": {"zoom": shift.zoom, "contrast": shift.contrast}}
-    return make_scenario(data, [1.0 - float(share), float(share)], names=GROUP_NAMES,
-                         test_shares=[0.5, 0.5], shifts={1: fn}, seed=seed, positive=positive,
-                         info=info, pattern=pattern)
+    info = {
+        "preset": "hcm",
+        "share": float(share),
+        "strength": float(strength),
+        "shift": {"zoom": shift.zoom, "contrast": shift.contrast},
+    }
+    return make_scenario(
+        data,
+        [1.0 - float(share), float(share)],
+        names=GROUP_NAMES,
+        test_shares=[0.5, 0.5],
+        shifts={1: fn},
+        seed=seed,
+        positive=positive,
+        info=info,
+        pattern=pattern,
+    )
 
 
 def disease_scores(

@@ -118,9 +118,7 @@ class BatchAugment:
         grid = F.affine_grid(theta, list(x.shape), align_corners=False)
         # pad with the darkest value (-1): MedMNIST backgrounds are dark
         out = (
-            F.grid_sample(
-                x + 1.0, grid, mode="bilinear", padding_mode="zeros", align_corners=False
-            )
+            F.grid_sample(x + 1.0, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
             - 1.0
         )
         c = u(1.0 - self.contrast, 1.0 + self.contrast).view(n, 1, 1, 1)

@@ -12,8 +12,15 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
-__all__ = ["seed_everything", "quiet", "progress", "set_threads", "default_threads", "check_int",
-           "check_seeds"]
+__all__ = [
+    "seed_everything",
+    "quiet",
+    "progress",
+    "set_threads",
+    "default_threads",
+    "check_int",
+    "check_seeds",
+]
 
 T = TypeVar("T")
 

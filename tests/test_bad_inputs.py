@@ -806,6 +806,394 @@ OK_CASES: list[Ok] = [
 ]
 
 
+# --- the core beyond the data layer: training loop, experiments, scenario, harness, CLI --------
+# (appended to the same table; each call gets the same fresh data folder and snapshot check)
+
+import contextlib  # noqa: E402
+import io  # noqa: E402
+
+from medlab import experiments, scenario  # noqa: E402
+from medlab import results as Res  # noqa: E402
+from medlab.models import SmallCNN  # noqa: E402
+from medlab.reproduce import ExpectedFileError, ReproduceError, reproduce  # noqa: E402
+from medlab.train import batches, evaluate, fit, make_optimizer, predict, train_steps  # noqa: E402
+
+
+class CliError(Exception):
+    """`medlab ...` exited non-zero; the message is what it printed on stderr."""
+
+
+def _cli(args: list[str]) -> None:
+    from medlab.cli import main
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = main(args)
+    text = err.getvalue()
+    if "Traceback" in text:
+        raise AssertionError(f"medlab {' '.join(args)} printed a traceback:\n{text}")
+    if code != 0:
+        raise CliError(f"exit {code}: {text}")
+
+
+def _tiny(d: Path) -> D.Split:
+    return subset(d).train.subset(range(64))
+
+
+def _fit(d: Path, **kw: object) -> object:
+    kw = {"epochs": 1, "batch_size": 32, **kw}
+    return fit(SmallCNN(1, 2, width=4), _tiny(d), None, **kw)
+
+
+def _weights(value: float, n: int = 64) -> torch.Tensor:
+    w = torch.ones(n)
+    w[3] = value
+    return w
+
+
+def _one_class_val(d: Path) -> object:
+    s = subset(d)
+    val = s.val.subset(np.flatnonzero(s.val.labels.numpy() == 0))
+    return fit(SmallCNN(1, 2, width=4), _tiny(d), val, epochs=1)
+
+
+def _empty(d: Path, split: str = "test") -> D.Split:
+    return subset(d)[split].subset([])
+
+
+def _reproduce(d: Path, **kw: object) -> object:
+    kw.setdefault("quick", True)
+    return reproduce(["00"], output=d.parent / "out", html=False, **kw)
+
+
+def _bad_expected(d: Path) -> object:
+    p = d.parent / "expected.yaml"
+    p.write_text("unofficial: {quick: [1, 2")
+    try:
+        return reproduce(["00"], quick=True, output=d.parent / "out", expected=p, html=False)
+    finally:
+        p.unlink()
+
+
+def _loose_expected(d: Path) -> object:
+    p = d.parent / "expected.yaml"
+    p.write_text(
+        "unofficial:\n  quick:\n    00_tour:\n      breastmnist:\n"
+        "        smallcnn.test_auc: {value: 0.9, tol: 0.3}\n"
+    )
+    try:
+        return reproduce(["00"], quick=True, output=d.parent / "out", expected=p, html=False)
+    finally:
+        p.unlink()
+
+
+def _threads_env(value: str) -> object:
+    with patch.dict(os.environ, {"MEDLAB_THREADS": value}):
+        return medlab.lesson(True, 0)
+
+
+def _record(d: Path, key: object, value: object = 0.5) -> object:
+    rec = medlab.Recorder("99_x", datasets=[breast(d)], seed=0, quick=True, output=d.parent / "o")
+    return rec.record(key, value)
+
+
+def _steps(d: Path, steps: object) -> object:
+    model = SmallCNN(1, 2, width=4)
+    opt, _ = make_optimizer(model, total_steps=4)
+    return train_steps(model, batches(_tiny(d), batch_size=16), opt, steps)
+
+
+def _grid(d: Path, grid: object, seeds: object = (0,)) -> object:
+    return experiments.run_grid(lambda seed, **p: {"x": 1.0}, grid, seeds)
+
+
+CASES += [
+    Case(
+        "fit-nan-weight",
+        lambda d: _fit(d, sample_weight=_weights(float("nan"))),
+        ValueError,
+        ("sample_weight", "finite"),
+    ),
+    Case(
+        "fit-inf-weight",
+        lambda d: _fit(d, sample_weight=_weights(float("inf"))),
+        ValueError,
+        ("sample_weight", "finite"),
+    ),
+    Case(
+        "fit-negative-weight",
+        lambda d: _fit(d, sample_weight=_weights(-1.0)),
+        ValueError,
+        "non-negative",
+    ),
+    Case(
+        "fit-all-zero-weight",
+        lambda d: _fit(d, sample_weight=torch.zeros(64)),
+        ValueError,
+        "all zero",
+    ),
+    Case(
+        "fit-weight-shape",
+        lambda d: _fit(d, sample_weight=torch.ones(3)),
+        ValueError,
+        "one weight per training image",
+    ),
+    Case(
+        "fit-float-epochs",
+        lambda d: fit(SmallCNN(1, 2, width=4), _tiny(d), epochs=2.5),
+        ValueError,
+        ("epochs", "integer"),
+    ),
+    Case(
+        "fit-string-epochs",
+        lambda d: fit(SmallCNN(1, 2, width=4), _tiny(d), epochs="3"),
+        ValueError,
+        ("epochs", "integer"),
+    ),
+    Case(
+        "fit-float-batch", lambda d: _fit(d, batch_size=32.0), ValueError, ("batch_size", "use 32")
+    ),
+    Case(
+        "fit-zero-batch",
+        lambda d: fit(SmallCNN(1, 2, width=4), _tiny(d), batch_size=0),
+        ValueError,
+        ("batch_size", ">= 1"),
+    ),
+    Case("fit-bad-lr", lambda d: _fit(d, lr=-1.0), ValueError, "lr"),
+    Case(
+        "fit-empty-train",
+        lambda d: fit(SmallCNN(1, 2, width=4), _empty(d, "train")),
+        ValueError,
+        "empty",
+    ),
+    Case(
+        "fit-empty-val",
+        lambda d: fit(SmallCNN(1, 2, width=4), _tiny(d), _empty(d, "val")),
+        ValueError,
+        "val=none",
+    ),
+    Case("fit-one-class-val", _one_class_val, ValueError, ("one class", "select_best=false")),
+    Case("fit-not-a-split", lambda d: fit(SmallCNN(1, 2, width=4), subset(d)), TypeError, "split"),
+    Case("fit-bad-augment", lambda d: _fit(d, augment="yes"), TypeError, "batchaugment"),
+    Case(
+        "evaluate-empty-split",
+        lambda d: evaluate(SmallCNN(1, 2, width=4), _empty(d)),
+        ValueError,
+        "empty",
+    ),
+    Case(
+        "predict-empty", lambda d: predict(SmallCNN(1, 2, width=4), _empty(d)), ValueError, "empty"
+    ),
+    Case(
+        "predict-3d-images",
+        lambda d: predict(SmallCNN(1, 2, width=4), _tiny(d).images[:, 0]),
+        ValueError,
+        "(n, c, h, w)",
+    ),
+    Case(
+        "train-model-with-split",
+        lambda d: medlab.train_model(_tiny(d)),
+        TypeError,
+        "medlab.train.fit",
+    ),
+    Case("train-steps-float", lambda d: _steps(d, 2.5), ValueError, ("steps", "integer")),
+    Case("seed-negative", lambda d: medlab.seed_everything(-1), ValueError, ">= 0"),
+    Case("seed-float", lambda d: medlab.seed_everything(1.5), ValueError, "integer"),
+    Case(
+        "lesson-quick-string",
+        lambda d: medlab.lesson("False", 0),
+        ValueError,
+        ("quick must be true or false", "-p quick true"),
+    ),
+    Case("lesson-seed-string", lambda d: medlab.lesson(True, "0"), ValueError, "integer"),
+    Case(
+        "lesson-threads-env",
+        lambda d: _threads_env("two"),
+        ValueError,
+        ("medlab_threads", "unset it"),
+    ),
+    Case(
+        "grid-bare-string-value",
+        lambda d: _grid(d, {"variant": "scratch"}),
+        ValueError,
+        "list of values",
+    ),
+    Case(
+        "grid-bare-string-seeds",
+        lambda d: _grid(d, {"a": [1]}, "012"),
+        ValueError,
+        "list of integers",
+    ),
+    Case("grid-empty-seeds", lambda d: _grid(d, {"a": [1]}, []), ValueError, "at least one seed"),
+    Case("grid-repeated-seeds", lambda d: _grid(d, {"a": [1]}, [0, 0]), ValueError, "repeated"),
+    Case("grid-empty-values", lambda d: _grid(d, {"a": []}), ValueError, "at least one value"),
+    Case(
+        "summarize-empty",
+        lambda d: experiments.summarize(__import__("pandas").DataFrame(), "a"),
+        ValueError,
+        "non-empty",
+    ),
+    Case("scenario-not-binary", lambda d: scenario.hcm(_multiclass(d)), ValueError, "binary-class"),
+    Case("scenario-share-too-big", lambda d: scenario.hcm(breast(d), 0.7), ValueError, "[0, 0.5]"),
+    Case(
+        "scenario-share-string",
+        lambda d: scenario.hcm(breast(d), "0.05"),
+        ValueError,
+        "number in [0, 0.5]",
+    ),
+    Case(
+        "scenario-strength",
+        lambda d: scenario.hcm(breast(d), 0.05, strength=3),
+        ValueError,
+        "[0, 2]",
+    ),
+    Case(
+        "scenario-shares-sum",
+        lambda d: scenario.make_scenario(breast(d), [0.5, 0.6]),
+        ValueError,
+        "sum to 1",
+    ),
+    Case(
+        "scenario-shares-string",
+        lambda d: scenario.make_scenario(breast(d), "0.5"),
+        ValueError,
+        "list of group shares",
+    ),
+    Case(
+        "scenario-unknown-group",
+        lambda d: scenario.hcm(breast(d), 0.1).group("test", 7),
+        KeyError,
+        "no group 7",
+    ),
+    Case(
+        "metrics-one-group",
+        lambda d: medlab.metrics.group_metrics([0, 1], [0.2, 0.8], [0, 0]),
+        ValueError,
+        "at least two groups",
+    ),
+    Case(
+        "metrics-nan-scores",
+        lambda d: medlab.metrics.group_metrics(
+            [0, 1, 0, 1], [0.2, float("nan"), 0.3, 0.9], [0, 0, 1, 1]
+        ),
+        ValueError,
+        "nan",
+    ),
+    Case(
+        "youden-one-class",
+        lambda d: medlab.metrics.youden_threshold([1, 1], [0.2, 0.8]),
+        ValueError,
+        "both classes",
+    ),
+    Case("record-key-scheme", lambda d: _record(d, "AUC"), ValueError, "key scheme"),
+    Case("record-key-traversal", lambda d: _record(d, "../x.y"), ValueError, "key scheme"),
+    Case("record-bool-value", lambda d: _record(d, "a.b", True), TypeError, "must be a number"),
+    Case("record-nan-value", lambda d: _record(d, "a.b", float("nan")), ValueError, "finite"),
+    Case(
+        "results-load-nothing", lambda d: Res.load(d.parent), FileNotFoundError, "medlab reproduce"
+    ),
+    Case(
+        "reproduce-quick-contradiction",
+        lambda d: _reproduce(d, parameters={"quick": False}),
+        ReproduceError,
+        "drop -p quick",
+    ),
+    Case(
+        "reproduce-unknown-parameter",
+        lambda d: _reproduce(d, parameters={"nosuch": 1}),
+        ReproduceError,
+        ("no parameter nosuch", "quick, seed, dataset, data_dir"),
+    ),
+    Case(
+        "reproduce-missing-data-dir",
+        lambda d: _reproduce(d, data_dir="no/such"),
+        ReproduceError,
+        ("does not exist", "current folder"),
+    ),
+    Case(
+        "reproduce-output-is-file",
+        lambda d: reproduce(["00"], output=d / BREAST, html=False),
+        ReproduceError,
+        "not a folder",
+    ),
+    Case(
+        "reproduce-two-seeds-update",
+        lambda d: _reproduce(d, seeds=[0, 1], update=True),
+        ReproduceError,
+        "--seeds 0 1 2",
+    ),
+    Case("reproduce-corrupt-expected", _bad_expected, ExpectedFileError, "not valid yaml"),
+    Case("reproduce-loose-tolerance", _loose_expected, ExpectedFileError, "reason"),
+    Case(
+        "reproduce-unknown-notebook",
+        lambda d: reproduce(["42"], output=d.parent / "out"),
+        ReproduceError,
+        "available",
+    ),
+    Case("cli-param-no-equals", lambda d: _cli(["reproduce", "-p", "x"]), CliError, "name=value"),
+    Case(
+        "cli-param-bad-yaml",
+        lambda d: _cli(["reproduce", "-p", "a=[1"]),
+        CliError,
+        "quote text values",
+    ),
+    Case(
+        "cli-param-empty-name", lambda d: _cli(["reproduce", "-p", "=3"]), CliError, "-p name=value"
+    ),
+    Case(
+        "cli-seed-negative",
+        lambda d: _cli(["reproduce", "--seed", "-1"]),
+        CliError,
+        "non-negative integer",
+    ),
+    Case(
+        "cli-quick-contradiction",
+        lambda d: _cli(["reproduce", "--quick", "-p", "quick=false", "00"]),
+        CliError,
+        "drop -p quick",
+    ),
+    Case(
+        "cli-download-unofficial-copy",
+        lambda d: _cli(["download", "breastmnist", "--data-dir", str(d)]),
+        CliError,
+        "official",
+    ),
+]
+
+
+def _multiclass(d: Path) -> D.MedMNISTData:
+    """The BreastMNIST copy marked as a multi-class task (for the binary-only check)."""
+    data = breast(d)
+    data.task = "multi-class"
+    return data
+
+
+def _numpy_seed(d: Path) -> None:
+    out = experiments.run_grid(lambda a, seed: {"y": a + seed}, {"a": [1]}, np.array([0, 1]))
+    assert out["y"].tolist() == [1, 2]
+    assert medlab.lesson(np.bool_(True), np.int64(3)).seeds == (3, 4)
+
+
+def _train_is_a_module(d: Path) -> None:
+    import medlab.train as module
+
+    assert medlab.train is module and callable(medlab.train.fit)
+
+
+def _cache_name_stays_inside(d: Path) -> None:
+    cache = experiments.ModelCache(d.parent / "cache-test")
+    key = cache.key("../../x", data="../../x", train=torch.zeros(2), seed=0)
+    assert cache.path(key).parent == cache.folder
+
+
+OK_CASES += [
+    Ok("numpy-integral-seeds", _numpy_seed),
+    Ok("medlab-train-is-the-module", _train_is_a_module),
+    Ok("cache-name-sanitised", _cache_name_stays_inside),
+    Ok("fit-numpy-int-epochs", lambda d: _fit(d, epochs=np.int64(1), batch_size=np.int32(32))),
+]
+
+
 # --- the tests -----------------------------------------------------------------------------------
 
 

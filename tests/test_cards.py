@@ -8,8 +8,20 @@ from medmnist import INFO
 from medlab import cards
 from medlab.data import OFFICIAL_2D, SPLITS
 
-REQUIRED = {"name", "kind", "title", "modality", "source", "task", "labels", "n_channels",
-            "split_sizes", "license", "citation", "known_gaps"}
+REQUIRED = {
+    "name",
+    "kind",
+    "title",
+    "modality",
+    "source",
+    "task",
+    "labels",
+    "n_channels",
+    "split_sizes",
+    "license",
+    "citation",
+    "known_gaps",
+}
 
 
 def test_every_2d_dataset_has_a_card():
@@ -22,7 +34,9 @@ def test_card_agrees_with_medmnist_info(name):
     assert REQUIRED <= set(c), f"{name}: missing {REQUIRED - set(c)}"
     assert c["kind"] == "official"
     assert c["task"] == info["task"]
-    assert {int(k): v for k, v in c["labels"].items()} == {int(k): v for k, v in info["label"].items()}
+    assert {int(k): v for k, v in c["labels"].items()} == {
+        int(k): v for k, v in info["label"].items()
+    }
     assert c["n_channels"] == info["n_channels"]
     assert c["split_sizes"] == {s: info["n_samples"][s] for s in SPLITS}
     assert c["license"] == info["license"]

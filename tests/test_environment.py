@@ -35,7 +35,9 @@ def _constraints() -> dict[str, Requirement]:
 def test_environment_declares_same_packages_as_pyproject():
     py = _pyproject()
     conda, env = _environment(ROOT / "environment.yml")
-    assert set(env) == set(py), f"only in pyproject: {set(py) - set(env)}; only in env: {set(env) - set(py)}"
+    assert set(env) == set(py), (
+        f"only in pyproject: {set(py) - set(env)}; only in env: {set(env) - set(py)}"
+    )
     assert any(d.startswith("python=3.11") for d in conda)
     for name, req in env.items():
         if name in ("torch", "torchvision"):
@@ -75,6 +77,8 @@ def test_ci_runs_the_readme_test_command():
     for cmd in commands.values():
         assert "constraints.txt" in cmd
     ci = (ROOT / ".ci" / "run").read_text()
-    assert f"TEST_COMMAND='{commands['test'].strip()}'" in ci, ".ci/run must hold README's test command"
+    assert f"TEST_COMMAND='{commands['test'].strip()}'" in ci, (
+        ".ci/run must hold README's test command"
+    )
     run_lines = [ln for ln in ci.splitlines() if not ln.lstrip().startswith(("#", "TEST_COMMAND="))]
     assert commands["test"].strip() in run_lines, ".ci/run must run that command as a line"

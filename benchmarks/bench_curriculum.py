@@ -1,0 +1,137 @@
+"""Wall time and peak kernel memory of every notebook, as `medlab reproduce` runs them.
+
+For each dataset and mode, the notebooks run in order through the reproduce harness's
+``run_notebook`` (papermill, one fresh kernel each) with one model cache shared by the run, as
+``medlab reproduce`` does (notebook 04 explains notebook 03's cached models). A monitor thread
+reads the kernel's peak resident set size (``VmHWM`` in ``/proc/<pid>/status``, the kernel's own
+high-water mark, summed with any children it starts) every 0.1 s. The table gives each
+notebook's wall time and peak RSS against the budgets: 1.5 GB per kernel in quick mode (Binder's
+2 GB must also hold the Jupyter server) and 2 GB in full mode. Usage (from the repo root)::
+
+    python benchmarks/bench_curriculum.py --data-dir ../shared/medmnist --quick \\
+        --datasets pneumoniamnist_balanced_subset breastmnist
+
+It exits 1 when a notebook fails or a kernel exceeds its budget. Times are for this machine; the
+memory figures are what matters across machines. Results on the shared files are results on
+unofficial copies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+from medlab.reproduce import find_notebooks, run_notebook
+
+BUDGET_MB = {"quick": 1536, "full": 2048}
+
+
+def _hwm_kb(pid: int) -> int:
+    """Peak resident set size (kB) of a process so far, from /proc (0 if it is gone)."""
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+class KernelMonitor:
+    """Tracks the peak RSS of the kernels (children of this process) while a notebook runs."""
+
+    def __init__(self, interval: float = 0.1) -> None:
+        self.interval = interval
+        self.peak_kb = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._seen: dict[int, int] = {}
+
+    def _run(self) -> None:
+        me = psutil.Process()
+        while not self._stop.is_set():
+            try:
+                kids = me.children(recursive=True)
+            except psutil.Error:
+                kids = []
+            for k in kids:
+                self._seen[k.pid] = max(self._seen.get(k.pid, 0), _hwm_kb(k.pid))
+            # kernels are the python children; sum a kernel with its own children
+            self.peak_kb = max(self.peak_kb, sum(self._seen.get(k.pid, 0) for k in kids))
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> KernelMonitor:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak_kb = max(self.peak_kb, max(self._seen.values(), default=0))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("notebooks", nargs="*", help="notebook stems or prefixes (default: all)")
+    ap.add_argument("--data-dir", default=os.environ.get("MEDLAB_DATA_DIR"))
+    ap.add_argument("--datasets", nargs="+", default=["pneumoniamnist_balanced_subset"])
+    mode = ap.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="quick mode only")
+    mode.add_argument("--full", action="store_true", help="full mode only")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--keep", default=None, help="keep outputs in this folder (default: a temp)")
+    args = ap.parse_args(argv)
+    modes = ["quick"] if args.quick else ["full"] if args.full else ["quick", "full"]
+    notebooks = find_notebooks(args.notebooks or None)
+    rows, failed = [], False
+    with tempfile.TemporaryDirectory(prefix="medlab-bench-") as tmp:
+        base = Path(args.keep or tmp).resolve()
+        print(
+            f"{'notebook':<18} {'mode':<5} {'dataset':<32} {'wall (s)':>9} "
+            f"{'peak kernel RSS (MB)':>21} {'budget (MB)':>12}  status",
+            flush=True,
+        )
+        for m in modes:
+            for ds in args.datasets:
+                out = base / f"{m}-{ds}"
+                env = {"MEDLAB_CACHE_DIR": str(out / "cache")}
+                for nb in notebooks:
+                    params = {"quick": m == "quick", "seed": args.seed, "dataset": ds}
+                    if args.data_dir:
+                        params["data_dir"] = str(Path(args.data_dir).resolve())
+                    t0 = time.perf_counter()
+                    with KernelMonitor() as mon:
+                        run = run_notebook(nb, out, params, env=env, log=out / f"{nb.stem}.log")
+                    wall = time.perf_counter() - t0
+                    peak = mon.peak_kb / 1024
+                    over = peak > BUDGET_MB[m]
+                    status = ("ok" if run.ok else f"FAILED: {run.error[:80]}") + (
+                        " OVER BUDGET" if over else ""
+                    )
+                    failed |= (not run.ok) or over
+                    rows.append((nb.stem, m, ds, wall, peak))
+                    print(
+                        f"{nb.stem:<18} {m:<5} {ds:<32} {wall:9.1f} {peak:21.0f} "
+                        f"{BUDGET_MB[m]:12d}  {status}",
+                        flush=True,
+                    )
+    for m in modes:
+        for ds in args.datasets:
+            sel = [r for r in rows if r[1] == m and r[2] == ds]
+            print(
+                f"total {m} {ds}: {sum(r[3] for r in sel):.0f} s, largest kernel "
+                f"{max(r[4] for r in sel):.0f} MB"
+            )
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
