@@ -11,7 +11,9 @@ notebook's wall time and peak RSS against the budgets: 1.5 GB per kernel in quic
     python benchmarks/bench_curriculum.py --data-dir ../shared/medmnist --quick \\
         --datasets pneumoniamnist_balanced_subset breastmnist
 
-It exits 1 when a notebook fails or a kernel exceeds its budget. Times are for this machine; the
+``--medlab-src DIR`` measures another checkout instead (its notebooks, run with its own ``medlab``
+package first on the kernel's ``PYTHONPATH``): the "before" column of a change. It exits 1 when a
+notebook fails or a kernel exceeds its budget. Times are for this machine; the
 memory figures are what matters across machines. Results on the shared files are results on
 unofficial copies.
 """
@@ -88,9 +90,18 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--full", action="store_true", help="full mode only")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--keep", default=None, help="keep outputs in this folder (default: a temp)")
+    ap.add_argument("--medlab-src", default=None, help="measure the notebooks and package of "
+                    "another checkout (e.g. a git worktree of an older commit)")
     args = ap.parse_args(argv)
     modes = ["quick"] if args.quick else ["full"] if args.full else ["quick", "full"]
-    notebooks = find_notebooks(args.notebooks or None)
+    extra_env: dict[str, str] = {}
+    if args.medlab_src:
+        src = Path(args.medlab_src).resolve()
+        notebooks = find_notebooks(args.notebooks or None, folder=src / "notebooks")
+        extra_env["PYTHONPATH"] = os.pathsep.join(
+            [str(src), *filter(None, [os.environ.get("PYTHONPATH")])])
+    else:
+        notebooks = find_notebooks(args.notebooks or None)
     rows, failed = [], False
     with tempfile.TemporaryDirectory(prefix="medlab-bench-") as tmp:
         base = Path(args.keep or tmp).resolve()
@@ -102,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         for m in modes:
             for ds in args.datasets:
                 out = base / f"{m}-{ds}"
-                env = {"MEDLAB_CACHE_DIR": str(out / "cache")}
+                env = {"MEDLAB_CACHE_DIR": str(out / "cache"), **extra_env}
                 for nb in notebooks:
                     params = {"quick": m == "quick", "seed": args.seed, "dataset": ds}
                     if args.data_dir:
