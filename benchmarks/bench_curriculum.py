@@ -90,8 +90,12 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--full", action="store_true", help="full mode only")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--keep", default=None, help="keep outputs in this folder (default: a temp)")
-    ap.add_argument("--medlab-src", default=None, help="measure the notebooks and package of "
-                    "another checkout (e.g. a git worktree of an older commit)")
+    ap.add_argument(
+        "--medlab-src",
+        default=None,
+        help="measure the notebooks and package of "
+        "another checkout (e.g. a git worktree of an older commit)",
+    )
     args = ap.parse_args(argv)
     modes = ["quick"] if args.quick else ["full"] if args.full else ["quick", "full"]
     extra_env: dict[str, str] = {}
@@ -99,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
         src = Path(args.medlab_src).resolve()
         notebooks = find_notebooks(args.notebooks or None, folder=src / "notebooks")
         extra_env["PYTHONPATH"] = os.pathsep.join(
-            [str(src), *filter(None, [os.environ.get("PYTHONPATH")])])
+            [str(src), *filter(None, [os.environ.get("PYTHONPATH")])]
+        )
     else:
         notebooks = find_notebooks(args.notebooks or None)
     rows, failed = [], False

@@ -178,9 +178,13 @@ def run_grid(
     jobs = [(p, s) for p in points for s in seeds]
     for point, seed in progress(jobs, desc=desc):
         out = fn(**point, seed=seed)
-        results = [out] if isinstance(out, Mapping) else list(out)
+        ok_seq = isinstance(out, Sequence) and not isinstance(out, str | bytes)
+        results = [out] if isinstance(out, Mapping) else list(out) if ok_seq else []
         if not results or not all(isinstance(r, Mapping) for r in results):
-            raise TypeError(f"fn must return a dict or a non-empty list of dicts, got {out!r}")
+            raise TypeError(
+                f"fn must return a dict of results (or a non-empty list of dicts), got {out!r}"
+                + (": did it forget its `return`?" if out is None else "")
+            )
         for r in results:
             clash = set(r) & (set(point) | {"seed"})
             if clash:
@@ -319,8 +323,13 @@ class ModelCache:
             return None
         try:
             blob = torch.load(p, map_location="cpu", weights_only=True)
-            model.load_state_dict(blob["state"])
-            return json.loads(blob["info"])
+            state, info = blob["state"], json.loads(blob["info"])
+            mine = model.state_dict()
+            shapes = {k: tuple(v.shape) for k, v in state.items()}
+            if shapes != {k: tuple(v.shape) for k, v in mine.items()}:
+                raise ValueError("its tensors do not match the model's names and shapes")
+            model.load_state_dict(state)  # checked first: a mismatch never half-loads
+            return info
         except Exception as exc:  # corrupt file, other architecture: retrain
             warnings.warn(
                 f"ignoring unreadable cached model {p.name} ({type(exc).__name__}: "
@@ -408,6 +417,8 @@ def cached_model(
     if info is not None:
         model.eval()
         return model, {**info, "cached": True, "key": key}
+    seed_everything(seed)  # train from the seeded initialisation, whatever get() touched
+    model = build()
     info = dict(train(model) or {})
     store.put(key, model, info)
     model.eval()

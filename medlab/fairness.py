@@ -704,7 +704,7 @@ def explorer(
         options=[(f"{s:.0%}", s) for s in shares], value=shares[0], description="minority share"
     )
     strength_w = widgets.FloatSlider(
-        value=1.0, min=0.0, max=2.0, step=0.25, description="shift strength"
+        value=sweep.strength, min=0.0, max=2.0, step=0.25, description="shift strength"
     )
     out = widgets.Output()
 

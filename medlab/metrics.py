@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Any
 
@@ -159,7 +160,7 @@ def _groups(groups: Any, n: int) -> np.ndarray:
 def _group_labels(
     g: np.ndarray, names: dict[Any, str] | None, *, default_all: bool = False
 ) -> dict[Any, str]:
-    values = sorted(np.unique(g).tolist(), key=str)
+    values = np.unique(g).tolist()  # numeric order for numbers, text order for names
     if default_all:
         return {values[0]: "all"}
     if names is None:
@@ -302,7 +303,11 @@ def group_metrics(
         raise ValueError(f"groups must hold at least two groups, got {list(labels.values())}")
     if reference is not None and reference not in labels:
         raise ValueError(f"reference={reference!r} is not one of the groups {list(labels)}")
-    if not (isinstance(threshold, float | int) and 0.0 < threshold < 1.0):
+    if (
+        isinstance(threshold, bool)
+        or not isinstance(threshold, numbers.Real)
+        or not (0.0 < threshold < 1.0)
+    ):
         raise ValueError(f"threshold must be in (0, 1), got {threshold!r}")
     if y_pred is None:
         y_pred = (y_score >= threshold).astype(int)

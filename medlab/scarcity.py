@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from medlab.data import MedMNISTData, Split
-from medlab.experiments import ModelCache, cached_model, run_grid, sd
+from medlab.experiments import ModelCache, cached_model, fingerprint, run_grid, sd
 from medlab.experiments import summarize as _summarize
 from medlab.models import SmallCNN
 from medlab.train import BatchAugment, evaluate, fit
@@ -309,7 +309,7 @@ def pretrain_supervised(
     force: bool = False,
 ) -> Pretrained:
     """Train a SmallCNN on ``source`` (its own labels; at most ``max_images`` random training
-    images) and keep its ``features``; cached (see :func:`weights_path`), ``force=True``
+    images) and keep its ``features``; cached (:func:`medlab.experiments.cached_model`), ``force=True``
     retrains. ``info["val"]`` is the source validation ACC/AUC."""
     if source.train.multilabel:
         raise ValueError(f"{source.name} is multi-label; pick a single-label source dataset")
@@ -507,7 +507,9 @@ def learning_curve(
             "schedule": asdict(schedule),
             "epochs": epochs,
             "augment": asdict(variant_aug) if variant_aug else None,
-            "pretrained": pre.info.get("key") if pre is not None else None,
+            "pretrained": fingerprint(*[pre.state[k] for k in sorted(pre.state)])
+            if pre is not None
+            else None,
         }
 
         def run(model: nn.Module) -> dict[str, Any]:

@@ -302,8 +302,8 @@ def train_steps(
         scheduler: stepped once per optimisation step.
         loss_fn: ``(logits, y) -> per-image losses (B,)``; default cross-entropy (BCE for
             multi-label targets) with ``label_smoothing``.
-    Returns :class:`StepStats` (steps, images, mean loss per image). Empty batches (possible
-    with Poisson sampling) are skipped.
+    Returns :class:`StepStats` (steps, images, mean loss per image). An empty batch (possible
+    with Opacus's Poisson sampling) is still a step, with a zero loss, as Opacus expects.
     """
     if steps is not None:
         steps = check_int("steps", steps, 0)
@@ -324,10 +324,10 @@ def train_steps(
                 "images and labels yields that"
             )
         x, y = _as_model_input(batch[0]), batch[1]
-        if len(x) == 0:
-            continue
         losses = loss_fn(model(x), y)
-        if len(batch) == 3:
+        if len(x) == 0:  # Poisson sampling (Opacus) can draw an empty batch: still one step,
+            loss = losses.sum()  # so the optimizer adds its noise and the accountant counts it
+        elif len(batch) == 3:
             wb = torch.as_tensor(batch[2], dtype=losses.dtype)
             loss = (losses * wb).sum() / wb.sum().clamp_min(1e-12)
         else:
@@ -490,14 +490,16 @@ def train_model(
 
 @contextmanager
 def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Evaluation mode (no dropout, frozen norm statistics) inside the block; the previous mode
-    is restored afterwards, also when the block raises."""
-    was_training = model.training
+    """Evaluation mode (no dropout, frozen norm statistics) inside the block; afterwards every
+    submodule gets back its own previous mode (a frozen backbone stays frozen), also when the
+    block raises."""
+    modes = [(m, m.training) for m in model.modules()]
     model.eval()
     try:
         yield model
     finally:
-        model.train(was_training)
+        for m, was_training in modes:
+            m.training = was_training
 
 
 def _images(images: Split | torch.Tensor | np.ndarray) -> torch.Tensor:

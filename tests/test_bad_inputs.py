@@ -1,9 +1,9 @@
 """Bad inputs, table-driven: each one raises ONE clear error that names the fix, and leaves the
 data folder (and the folder around it) exactly as it was.
 
-To add a case, append to ``CASES`` (or extend it from a list of your own at the end of the file)::
+To add a case, append to ``CASES`` (``CASES += [...]`` anywhere before the tests section)::
 
-    Case("train-empty-split", lambda d: medlab.train(...), ValueError, ("empty", "train"))
+    Case("fit-empty-train", lambda d: fit(model, empty_split), ValueError, ("empty", "train"))
 
 * ``call(d)`` gets a fresh data folder ``d`` holding copies of the two shared real files,
   ``d / BREAST`` and ``d / SUBSET``. The working directory is its parent (``d.parent``),

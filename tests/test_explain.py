@@ -1,6 +1,7 @@
 """Tests of medlab.explain: shapes, library cross-checks, faithfulness curves, bad inputs.
 
-Small synthetic models and images keep this fast (no training, no data files)."""
+Real BreastMNIST images; untrained width-4 CNNs and linear models (whose attributions have
+closed forms) keep this fast."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ import torch
 from torch import nn
 
 from medlab import explain as ex
+from medlab import train as T
 from medlab.models import SmallCNN
 
-H = W = 12
+H = W = 28
 
 
 class Linear(nn.Module):
@@ -27,10 +29,21 @@ class Linear(nn.Module):
         return self.lin(x.flatten(1))
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One torch thread (two shared cores); restored afterwards."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="module")
-def images() -> torch.Tensor:
-    g = torch.Generator().manual_seed(0)
-    return torch.randint(0, 256, (4, 1, H, W), generator=g, dtype=torch.uint8)
+def images(breast) -> torch.Tensor:
+    """Four real BreastMNIST test images, two of each class, uint8 (4, 1, 28, 28)."""
+    y = breast.test.labels.numpy()
+    idx = np.r_[np.flatnonzero(y == 0)[:2], np.flatnonzero(y == 1)[:2]]
+    return breast.test.images[idx]
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +55,8 @@ def cnn() -> SmallCNN:
 KW = {
     "Grad-CAM": {},
     "Integrated gradients": {"n_steps": 8},
-    "Occlusion": {"window": 3, "stride": 3},
-    "LIME": {"num_samples": 40, "patch": 3},
+    "Occlusion": {"window": 4, "stride": 4},
+    "LIME": {"num_samples": 40, "patch": 7},
 }
 
 
@@ -61,6 +74,29 @@ def test_every_method_same_shape_and_deterministic(name, cnn, images):
     assert np.isfinite(a).all() and np.abs(a).sum() > 0
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)  # same seed -> same map
     assert not cnn.training
+
+
+@pytest.mark.parametrize("name", list(ex.METHODS))
+def test_every_method_restores_train_mode(name, images):
+    """Maps are computed in eval mode (no dropout) and the caller's train mode comes back."""
+    torch.manual_seed(0)
+    model = SmallCNN(1, 2, width=4, dropout=0.5).eval()
+    want = ex.attribute(name, model, images, 1, **_kw(name, images))
+    model.train()
+    got = ex.attribute(name, model, images, 1, **_kw(name, images))
+    assert model.training and model.dropout.training
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)  # dropout was off
+
+
+def test_explain_uses_the_one_inference_helper(cnn, images):
+    assert ex._eval_mode is T.eval_mode and not hasattr(ex, "embeddings")
+    x = ex._as_input(images)
+    with torch.no_grad():
+        ref = cnn(x)
+    np.testing.assert_allclose(
+        ex._logits(cnn, x, batch_size=3).numpy(), ref.numpy(), rtol=1e-5, atol=1e-6
+    )
+    np.testing.assert_array_equal(ex._targets(cnn, x, None).numpy(), ref.argmax(1).numpy())
 
 
 def test_integrated_gradients_is_exact_for_a_linear_model(images):
@@ -123,19 +159,19 @@ def test_shap_expected_gradients_for_a_linear_model(images):
 
 
 def test_lime_recovers_the_sign_of_a_linear_model():
-    """One bright pixel per 3x3 patch; the linear model rewards patch 0 and punishes patch 5."""
+    """7x7 superpixels; the linear model rewards superpixel 0 and punishes superpixel 6."""
     model = Linear(3)
     with torch.no_grad():
         model.lin.weight.zero_()
         model.lin.bias.zero_()
         w = torch.zeros(H, W)
-        w[0:3, 0:3], w[3:6, 6:9] = 1.0, -1.0
+        w[0:7, 0:7], w[7:14, 14:21] = 0.1, -0.1
         model.lin.weight[1] = w.flatten()
     img = torch.full((1, 1, H, W), 255, dtype=torch.uint8)
-    a = ex.lime(model, img, 1, num_samples=300, patch=3, hide_value=-1.0, seed=0)[0]
-    assert a[0, 0] > 0 > a[4, 7]
-    assert abs(a[10, 10]) < 0.1 * a[0, 0]
-    assert np.allclose(a[0:3, 0:3], a[0, 0])  # one weight per superpixel
+    a = ex.lime(model, img, 1, num_samples=300, patch=7, hide_value=-1.0, seed=0)[0]
+    assert a[0, 0] > 0 > a[10, 17]
+    assert abs(a[24, 24]) < 0.1 * a[0, 0]
+    assert np.allclose(a[0:7, 0:7], a[0, 0])  # one weight per superpixel
 
 
 def test_deletion_curve_endpoints_and_order(images):
@@ -222,8 +258,10 @@ def test_map_similarity_against_scipy_and_skimage():
 
 
 def test_embeddings_pca_and_separability(cnn, images):
-    e = ex.embeddings(cnn, images)
+    e = T.embeddings(cnn, images)
     assert e.shape == (4, 16)
+    with torch.no_grad():
+        np.testing.assert_allclose(e, cnn.embed(ex._as_input(images)).numpy(), rtol=1e-5, atol=1e-6)
     rng = np.random.default_rng(0)
     groups = np.repeat([0, 1], 50)
     feats = rng.standard_normal((100, 6))
@@ -241,8 +279,8 @@ def test_embeddings_pca_and_separability(cnn, images):
         ex.pca(feats, 7)
     with pytest.raises(ValueError, match="group labels"):
         ex.group_separability(feats, groups[:10])
-    with pytest.raises(ValueError, match="embed"):
-        ex.embeddings(Linear(), images)
+    with pytest.raises(TypeError, match="embed"):
+        T.embeddings(Linear(), images)
 
 
 def test_attribution_stats_by_hand():

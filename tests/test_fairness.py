@@ -1,4 +1,7 @@
-"""Tests for medlab.fairness: the simulated scenario, the metrics and the diversity indices."""
+"""medlab.fairness (the bias lesson) on real BreastMNIST: the lesson's training config, training
+through the model cache with each mitigation, thresholds, diversity indices, the sweep, its
+figures and the explorer. The scenario itself is tested in test_scenario.py, per-group metrics
+in test_metrics.py."""
 
 from __future__ import annotations
 
@@ -7,172 +10,37 @@ import pytest
 import torch
 
 from medlab import fairness as fa
-from medlab.data import MedMNISTData, Split
+from medlab import scenario as S
+from medlab.experiments import Lesson
+from medlab.metrics import group_metrics, youden_threshold
+from medlab.train import predict
+
+#: The smallest training that exercises the plumbing (width-4 SmallCNN, one epoch).
+TINY = dict(width=4, epochs=1, batch_size=64, lr=5e-3, augment=False)
 
 
-def _toy(n: tuple[int, int, int] = (200, 40, 80), seed: int = 0) -> MedMNISTData:
-    """A small binary dataset in MedMNIST layout: healthy = dark blob, diseased = bright blob
-    (only for testing the plumbing; no result is computed on it)."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:28, :28]
-    blob = np.exp(-((yy - 14) ** 2 + (xx - 14) ** 2) / 60.0)
-    splits = {}
-    for s, k in zip(("train", "val", "test"), n, strict=True):
-        labels = np.tile([0, 1], k // 2)
-        imgs = 60 + 40 * blob[None] + 100 * labels[:, None, None] * blob[None]
-        imgs = imgs + rng.normal(0, 10, size=(k, 28, 28))
-        images = torch.from_numpy(np.clip(imgs, 0, 255).astype(np.uint8)).unsqueeze(1)
-        splits[s] = Split(
-            "toy",
-            s,
-            images,
-            torch.from_numpy(labels).long(),
-            "binary-class",
-            {0: "normal", 1: "pneumonia"},
-        )
-    return MedMNISTData(
-        "toy",
-        splits["train"],
-        splits["val"],
-        splits["test"],
-        "binary-class",
-        {0: "normal", 1: "pneumonia"},
-        1,
-        28,
-        "CC BY 4.0",
-        "toy",
-    )
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One torch thread (two shared cores); restored afterwards."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("MEDLAB_CACHE_DIR", str(folder))
+    return folder
 
 
 @pytest.fixture(scope="module")
-def toy() -> MedMNISTData:
-    return _toy()
-
-
-# ---------------------------------------------------------------------------------- shift
-
-
-def test_shift_validates_ranges():
-    with pytest.raises(ValueError, match=r"zoom must be in \[0.5, 1.5\]"):
-        fa.PresentationShift(zoom=0.2)
-    with pytest.raises(ValueError, match=r"contrast must be in \[0, 1\]"):
-        fa.PresentationShift(contrast=1.5)
-    with pytest.raises(ValueError, match=r"strength must be in \[0, 2\]"):
-        fa.PresentationShift.from_strength(3)
-    assert fa.PresentationShift.from_strength(0).is_identity
-    assert fa.PresentationShift.from_strength(1) == fa.PresentationShift(0.8, 0.5)
-
-
-def test_apply_shift_identity_and_errors(toy):
-    x, y = toy.train.images[:10], toy.train.labels[:10]
-    assert torch.equal(fa.apply_shift(x, y, fa.PresentationShift(1.0, 1.0)), x)
-    with pytest.raises(ValueError, match="uint8"):
-        fa.apply_shift(x.float(), y, fa.PresentationShift())
-    with pytest.raises(ValueError, match="labels has 3 entries"):
-        fa.apply_shift(x, y[:3], fa.PresentationShift())
-    with pytest.raises(ValueError, match="pattern="):
-        pos = toy.train.labels == 1
-        fa.apply_shift(
-            toy.train.images[pos][:4], toy.train.labels[pos][:4], fa.PresentationShift(1.0, 0.5)
-        )
-
-
-def test_apply_shift_weakens_the_disease_signal_of_positives_only(toy):
-    x, y = toy.train.images, toy.train.labels
-    pat = fa.disease_pattern(x, y)
-    assert torch.allclose(pat, x[y == 1].float().mean(0) - x[y == 0].float().mean(0))
-    out = fa.apply_shift(x, y, fa.PresentationShift(zoom=1.0, contrast=0.0), pattern=pat)
-    assert out.dtype == torch.uint8 and out.shape == x.shape
-    assert torch.equal(out[y == 0], x[y == 0])  # healthy images untouched
-    centre = (slice(None), 0, slice(10, 18), slice(10, 18))
-    gap_before = x[y == 1].float()[centre].mean() - x[y == 0].float()[centre].mean()
-    gap_after = out[y == 1].float()[centre].mean() - out[y == 0].float()[centre].mean()
-    assert gap_before > 50 and abs(gap_after) < 0.05 * gap_before
-    # individual variation is kept: the diseased images' spread is unchanged
-    assert float(out[y == 1].float().std(0).mean()) == pytest.approx(
-        float(x[y == 1].float().std(0).mean()), rel=0.05
-    )
-    half = fa.apply_shift(x, y, fa.PresentationShift(zoom=1.0, contrast=0.5))  # own pattern
-    gap_half = half[y == 1].float()[centre].mean() - half[y == 0].float()[centre].mean()
-    assert 0.45 * gap_before < gap_half < 0.55 * gap_before
-    with pytest.raises(ValueError, match="pattern must have shape"):
-        fa.apply_shift(x, y, fa.PresentationShift(contrast=0.5), pattern=pat[None])
-
-
-def test_apply_shift_zoom_shrinks_anatomy_and_is_seeded(toy):
-    x, y = toy.train.images[:20], toy.train.labels[:20]
-    s = fa.PresentationShift(zoom=0.6, contrast=1.0)
-    a, b = fa.apply_shift(x, y, s, seed=1), fa.apply_shift(x, y, s, seed=1)
-    assert torch.equal(a, b)
-    assert not torch.equal(a, fa.apply_shift(x, y, s, seed=2))  # jitter depends on the seed
-    # the bright blob gets smaller: fewer pixels above the background
-    bright = lambda t: (t.float() > 100).float().sum((1, 2, 3))  # noqa: E731
-    assert (bright(a) < bright(x)).float().mean() > 0.9
-
-
-# ---------------------------------------------------------------------------------- scenario
-
-
-def test_make_scenario_shares_groups_and_shift(toy):
-    sc = fa.make_scenario(toy, 0.1, seed=3)
-    g = sc.groups
-    assert set(g) == {"train", "val", "test"}
-    assert len(g["train"]) == len(toy.train) and g["train"].dtype == np.int64
-    assert g["train"].mean() == pytest.approx(0.1, abs=0.01)
-    # stratified: the same minority share in each class; test is 50/50 within each class
-    for c in (0, 1):
-        assert g["train"][toy.train.labels.numpy() == c].mean() == pytest.approx(0.1, abs=0.01)
-        assert g["test"][toy.test.labels.numpy() == c].mean() == pytest.approx(0.5, abs=0.02)
-    maj, mino = g["train"] == 0, g["train"] == 1
-    assert torch.equal(sc.train.images[maj], toy.train.images[maj])
-    assert not torch.equal(sc.train.images[mino], toy.train.images[mino])
-    assert torch.equal(sc.train.labels, toy.train.labels)
-    # seeded, and the test patients' groups do not depend on the share
-    again = fa.make_scenario(toy, 0.1, seed=3)
-    assert torch.equal(again.train.images, sc.train.images)
-    other = fa.make_scenario(toy, 0.5, seed=3)
-    assert np.array_equal(other.groups["test"], g["test"])
-    assert other.groups["train"].mean() == pytest.approx(0.5, abs=0.01)
-    assert sc.positive == 1 and set(sc.test_y) == {0, 1}
-    assert {"split", "group", "images"} <= set(sc.counts().columns)
-
-
-def test_make_scenario_errors(toy):
-    with pytest.raises(ValueError, match=r"minority_share must be in \[0, 0.5\]"):
-        fa.make_scenario(toy, 0.7)
-    with pytest.raises(ValueError, match="positive=5"):
-        fa.make_scenario(toy, 0.1, positive=5)
-    multi = MedMNISTData(
-        "m", toy.train, toy.val, toy.test, "multi-class", {0: "a", 1: "b"}, 1, 28, "", ""
-    )
-    with pytest.raises(ValueError, match="binary-class"):
-        fa.make_scenario(multi, 0.1)
-
-
-def test_group_weights_and_resampling():
-    g = np.array([0] * 90 + [1] * 10)
-    w = fa.group_weights(g)
-    assert w.mean() == pytest.approx(1.0)
-    assert w[g == 0].sum() == pytest.approx(w[g == 1].sum())
-    idx = fa.group_balanced_index(g, seed=0)
-    assert np.bincount(g[idx]).tolist() == [90, 90]
-    assert set(range(100)) <= set(idx.tolist())  # nothing dropped
-
-
-def test_train_scenario_runs_with_each_mitigation(toy):
-    sc = fa.make_scenario(toy, 0.1, seed=0)
-    with pytest.raises(ValueError, match="mitigation must be one of"):
-        fa.train_scenario(sc, mitigation="magic")
-    for mit in fa.MITIGATIONS:
-        model, hist = fa.train_scenario(
-            sc, seed=0, mitigation=mit, epochs=1, width=4, augment=False
-        )
-        s = fa.disease_scores(model, sc)
-        assert s.shape == (len(toy.test),) and np.all((s >= 0) & (s <= 1))
-        assert hist.config["mitigation"] == mit
-
-
-# ---------------------------------------------------------------------------------- metrics
+def sweep(breast, tmp_path_factory):
+    """One small sweep on real BreastMNIST, its models cached in a temporary folder."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MEDLAB_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+        return fa.run_sweep(breast, [0.1, 0.5], [0], config=TINY, mitigations=("reweight",))
 
 
 def _scores(seed: int = 0, n: int = 400) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -184,56 +52,110 @@ def _scores(seed: int = 0, n: int = 400) -> tuple[np.ndarray, np.ndarray, np.nda
     return y, s, g
 
 
-def test_group_metrics_against_hand_computed_rates():
-    from sklearn.metrics import roc_auc_score
+# ---------------------------------------------------------------------------------- config
 
+
+def test_hcm_config_follows_the_lesson(breast):
+    quick = Lesson(True, 0, (0, 1), 12_000, 1)
+    full = Lesson(False, 0, (0, 1, 2, 3, 4), 50_000, 1)
+    assert fa.hcm_config(breast, quick) == dict(width=8, epochs=22, batch_size=64, lr=5e-3)
+    assert fa.hcm_config(breast, full) == dict(width=16, epochs=37, batch_size=64, lr=5e-3)
+    big = Lesson(True, 0, (0, 1), 1_000, 1)
+    assert fa.hcm_config(breast, big)["epochs"] == 5  # at least 5 quick
+    with pytest.raises(TypeError, match="medlab.lesson"):
+        fa.hcm_config(breast, {"quick": True})
+
+
+def test_hcm_metrics_are_group_metrics_with_the_majority_as_reference():
     y, s, g = _scores()
-    gm = fa.group_metrics(y, s, g, threshold=0.5)
-    for k, name in fa.GROUP_NAMES.items():
-        m = g == k
-        pred = s[m] >= 0.5
-        row = gm.by_group.loc[name]
-        assert row["auc"] == pytest.approx(roc_auc_score(y[m], s[m]))
-        assert row["tpr"] == pytest.approx(pred[y[m] == 1].mean())
-        assert row["fnr"] == pytest.approx(1 - pred[y[m] == 1].mean())
-        assert row["fpr"] == pytest.approx(pred[y[m] == 0].mean())
-        assert row["selection_rate"] == pytest.approx(pred.mean())
-    assert gm.gap["tpr"] > 0.4 and gm.gap["auc"] > 0.1  # the minority is worse
-    tpr_gap = abs(gm.gap["tpr"])
-    fpr_gap = abs(gm.gap["fpr"])
-    assert gm.equalized_odds_difference == pytest.approx(max(tpr_gap, fpr_gap))
-    t = gm.table()
-    assert "difference (max - min)" in t.index and "ratio (min / max)" in t.index
-    assert gm.row()["tpr_min"] == pytest.approx(gm.by_group.loc[fa.GROUP_NAMES[1], "tpr"])
+    hm = fa.hcm_metrics(y, s, g, threshold=0.4)
+    gm = group_metrics(y, s, g, threshold=0.4, names=fa.GROUP_NAMES, reference=0)
+    assert hm.by_group.equals(gm.by_group) and hm.reference == fa.GROUP_NAMES[0]
+    row = hm.row(fa.SHORT)
+    assert row["tpr_gap"] == pytest.approx(row["tpr_maj"] - row["tpr_min"]) and row["tpr_gap"] > 0.3
+    assert {"auc_maj", "auc_min", "auc_gap", "eod", "acc"} <= set(row)
 
 
-def test_group_metrics_bootstrap_and_errors():
-    y, s, g = _scores()
-    gm = fa.group_metrics(y, s, g, n_boot=50, seed=0)
-    lo, hi = gm.ci["lo"], gm.ci["hi"]
-    assert (lo["tpr"] <= gm.by_group["tpr"] + 1e-12).all()
-    assert (gm.by_group["tpr"] <= hi["tpr"] + 1e-12).all()
-    assert (hi["auc"] - lo["auc"] > 0).all()
-    with pytest.raises(ValueError, match="same length"):
-        fa.group_metrics(y[:-1], s, g)
-    with pytest.raises(ValueError, match="both 0"):
-        fa.group_metrics(y, s, np.zeros_like(g))
-    with pytest.raises(ValueError, match=r"threshold must be in \(0, 1\)"):
-        fa.group_metrics(y, s, g, threshold=1.0)
+# ---------------------------------------------------------------------------------- mitigations
+
+
+def test_group_weights_and_resampling():
+    g = np.array([0] * 90 + [1] * 10)
+    w = fa.group_weights(g)
+    assert w.mean() == pytest.approx(1.0)
+    assert w[g == 0].sum() == pytest.approx(w[g == 1].sum())
+    w3 = fa.group_weights(np.array([0] * 6 + [1] * 3 + [2]))
+    assert [w3[:6].sum(), w3[6:9].sum(), w3[9]] == pytest.approx([10 / 3] * 3)
+    idx = fa.group_balanced_index(g, seed=0)
+    assert np.bincount(g[idx]).tolist() == [90, 90]
+    assert set(range(100)) <= set(idx.tolist())  # nothing dropped
+    assert np.array_equal(idx, fa.group_balanced_index(g, seed=0))
+    assert not np.array_equal(idx, fa.group_balanced_index(g, seed=1))
+
+
+def test_train_scenario_each_mitigation_through_the_cache(breast, cache):
+    sc = S.hcm(breast, 0.1, seed=0)
+    with pytest.raises(ValueError, match="mitigation must be one of"):
+        fa.train_scenario(sc, mitigation="magic")
+    with pytest.raises(ValueError, match="sets sample_weight itself"):
+        fa.train_scenario(sc, mitigation="reweight", sample_weight=np.ones(len(sc.train)))
+    with pytest.raises(TypeError, match="medlab.scenario"):
+        fa.train_scenario(breast)
+    kw = {**TINY, "epochs": 2}
+    models = {}
+    for mit in fa.MITIGATIONS:
+        model, hist = fa.train_scenario(sc, seed=0, mitigation=mit, **kw)
+        s = S.disease_scores(model, sc)
+        assert s.shape == (len(breast.test),) and np.all((s >= 0) & (s <= 1))
+        assert hist.config["mitigation"] == mit and hist.config["scenario"] == sc.info
+        assert hist.config["weighted"] is (mit == "reweight")
+        assert not model.training
+        models[mit] = model
+    # resampling doubles the majority-sized set, so it gets fewer epochs (equal compute):
+    # 546 images, minority 55 -> 2 x 491 = 982 images, round(2 * 546 / 982) = 1 epoch
+    assert fa.train_scenario(sc, seed=0, mitigation="resample", **kw)[1].config["epochs"] == 1
+    assert len(list(cache.glob("*.pt"))) == 3  # one model per mitigation, nothing else
+    # the second call is read from the cache: same weights, same history, no new file; a
+    # scenario rebuilt from the same arguments (notebook 04 rebuilding 03's) is the same key
+    again, hist = fa.train_scenario(S.hcm(breast, 0.1, seed=0), seed=0, mitigation=None, **kw)
+    for k, v in models[None].state_dict().items():
+        assert torch.equal(v, again.state_dict()[k])
+    assert len(hist.epochs) == 2 and hist.best_epoch >= 1
+    assert len(list(cache.glob("*.pt"))) == 3
+    # another seed, share or width is another model
+    fa.train_scenario(sc, seed=1, **kw)
+    fa.train_scenario(S.hcm(breast, 0.2, seed=0), seed=0, **kw)
+    fa.train_scenario(sc, seed=0, **{**kw, "width": 8})
+    assert len(list(cache.glob("*.pt"))) == 6
+
+
+def test_decision_threshold_is_youden_on_validation(breast, cache):
+    sc = S.hcm(breast, 0.1, seed=0)
+    model, _ = fa.train_scenario(sc, seed=0, **TINY)
+    t = fa.decision_threshold(model, sc)
+    y, s = sc.y("val"), S.disease_scores(model, sc, "val")
+    assert t == youden_threshold(y, s)
+
+    def j(thr: float) -> float:
+        pred = s >= thr
+        return pred[y == 1].mean() - pred[y == 0].mean()
+
+    assert j(t) == pytest.approx(max(j(c) for c in np.unique(s)))
 
 
 def test_group_thresholds_reduce_the_equalized_odds_gap():
     y, s, g = _scores(seed=1, n=800)
-    before = fa.group_metrics(y, s, g)
+    before = fa.hcm_metrics(y, s, g)
     pred = fa.group_thresholds(y, s, g, seed=0)
-    after = fa.group_metrics(y, s, g, y_pred=pred)
+    after = fa.hcm_metrics(y, s, g, y_pred=pred)
     assert set(np.unique(pred)) <= {0, 1}
     assert after.equalized_odds_difference < 0.5 * before.equalized_odds_difference
     assert after.by_group["auc"].equals(before.by_group["auc"])  # ranking is untouched
+    assert np.array_equal(pred, fa.group_thresholds(y, s, g, seed=0))  # seeded
     tpr = fa.group_thresholds(
         y, s, g, constraints="true_positive_rate_parity", objective="balanced_accuracy_score"
     )
-    assert abs(fa.group_metrics(y, s, g, y_pred=tpr).gap["tpr"]) < 0.5 * before.gap["tpr"]
+    assert abs(fa.hcm_metrics(y, s, g, y_pred=tpr).gap()["tpr"]) < 0.5 * before.gap()["tpr"]
     with pytest.raises(ValueError, match="folds must be >= 2"):
         fa.group_thresholds(y, s, g, folds=1)
 
@@ -243,6 +165,7 @@ def test_score_classifier_is_a_prefit_passthrough():
     p = clf.predict_proba(np.array([[0.2], [0.9]]))
     assert np.allclose(p, [[0.8, 0.2], [0.1, 0.9]])
     assert clf.predict(np.array([[0.2], [0.9]])).tolist() == [0, 1]
+    assert clf.fit(None) is clf and clf.__sklearn_is_fitted__()
 
 
 # ---------------------------------------------------------------------------------- diversity
@@ -275,60 +198,96 @@ def test_gini_measures():
         fa.shannon_index([3, -1])
     c = fa.composition(np.array([0] * 95 + [1] * 5))
     assert c["minority_share"] == pytest.approx(0.05)
+    assert (c["n_majority"], c["n_minority"]) == (95, 5)
     assert c["shannon_evenness"] == pytest.approx(fa.shannon_index([95, 5]) / np.log(2))
 
 
 # ---------------------------------------------------------------------------------- sweep, figures
 
 
-def test_sweep_summary_figures_and_widget(toy):
-    sw = fa.run_sweep(
-        toy, [0.1, 0.5], [0], mitigations=("reweight",), epochs=1, width=4, augment=False
-    )
-    rows = sw.rows
+def test_sweep_rows_and_summary(sweep, breast):
+    rows = sweep.rows
     assert set(rows["method"]) == {"baseline", "reweight", fa.THRESHOLD_METHOD}
     assert len(rows) == 2 * 2 + 1  # baseline + thresholds per share, 1 reweight
-    assert rows.loc[rows.share == 0.1, "shannon_evenness"].iloc[0] == pytest.approx(
-        fa.shannon_index([180, 20], normalized=True)
-    )
+    assert sweep.strength == 2.0  # BreastMNIST's default shift strength
+    low = rows[(rows["share"] == 0.1) & (rows["method"] == "baseline")].iloc[0]
+    assert (low["n_majority"], low["n_minority"]) == (491, 55)  # largest remainder per class
+    assert low["shannon_evenness"] == pytest.approx(fa.shannon_index([491, 55], normalized=True))
+    # every row is the per-group metrics of the stored scores at the stored threshold
+    sc = sweep.scenarios[(0.1, 0)]
+    s, t = sweep.scores[(0.1, 0, "baseline")], sweep.thresholds[(0.1, 0, "baseline")]
+    np.testing.assert_array_equal(s, S.disease_scores(sweep.models[(0.1, 0, "baseline")], sc))
+    want = fa.hcm_metrics(sc.test_y, s, sc.groups["test"], threshold=t).row(fa.SHORT)
+    for k in ("auc_maj", "auc_min", "tpr_gap", "eod", "acc"):
+        assert low[k] == pytest.approx(want[k], nan_ok=True)
+    assert low["threshold"] == t == fa.decision_threshold(sweep.models[(0.1, 0, "baseline")], sc)
     summ = fa.summarize(rows)
     assert {"tpr_gap", "tpr_gap_sd", "n_seeds"} <= set(summ.columns)
+    assert summ["share"].is_monotonic_increasing and (summ["n_seeds"] == 1).all()
+    assert summ["tpr_gap_sd"].isna().all()  # one seed: no sample SD
+    with pytest.raises(ValueError, match="mitigations must be among"):
+        fa.run_sweep(breast, [0.1], [0], config=TINY, mitigations=("magic",))
+    with pytest.raises(ValueError, match="lists"):
+        fa.run_sweep(breast, "0.1", [0], config=TINY)
+
+
+def test_sweep_figures(sweep, breast):
+    rows, sc = sweep.rows, sweep.scenarios[(0.1, 0)]
+    y, s, g = sc.test_y, sweep.scores[(0.1, 0, "baseline")], sc.groups["test"]
+    cal = fa.calibration_curves(y, s, g, n_bins=4)
     for fig in (
         fa.gap_vs_share(rows, "tpr_gap"),
-        fa.score_distributions(
-            toy.test.labels.numpy(),
-            sw.scores[(0.1, 0, "baseline")],
-            sw.scenarios[(0.1, 0)].groups["test"],
-        ),
-        fa.calibration_curves(
-            toy.test.labels.numpy(),
-            sw.scores[(0.1, 0, "baseline")],
-            sw.scenarios[(0.1, 0)].groups["test"],
-            n_bins=4,
-        ),
-        fa.shift_examples(toy, n=3),
+        fa.score_distributions(y, s, g),
+        cal,
+        fa.shift_examples(sc, breast, n=3),
     ):
         assert fig.layout.title.text and fig.layout.xaxis.title.text and fig.layout.yaxis.title.text
+    from medlab.metrics import calibration
+
+    ece = calibration(y, s, g, n_bins=4, names=fa.GROUP_NAMES).attrs["ece"]
+    assert [t.name for t in cal.data[1:]] == [
+        f"{name} (ECE {ece[name]:.3f})" for name in fa.GROUP_NAMES.values()
+    ]
     with pytest.raises(ValueError, match="unknown metric"):
         fa.gap_vs_share(rows, "nonsense")
-    widget, update = fa.explorer(sw, toy)
-    table, fig = update(0.1, 0.0)
-    assert list(table.index) == sorted(fa.GROUP_NAMES.values())
-    # strength 0: the minority's test images are unshifted, the same images as the majority get
-    table2, _ = update(0.5, 2.0)
-    assert table2.shape == table.shape
-    assert len(widget.children) == 2
-    with pytest.raises(ValueError, match="mitigations must be among"):
-        fa.run_sweep(toy, [0.1], [0], mitigations=("magic",))
 
 
-def test_real_data_scenario_and_disease_class(breast):
-    assert fa.disease_class(breast) == 0  # 0 = malignant, 1 = normal or benign
-    sc = fa.make_scenario(breast, 0.05, seed=0)
-    assert sc.positive == 0 and sc.test_y.sum() == (breast.test.labels == 0).sum()
-    counts = sc.counts().set_index(["split", "group"])
-    assert (
-        counts.loc[("test", fa.GROUP_NAMES[0]), "diseased"]
-        == counts.loc[("test", fa.GROUP_NAMES[1]), "diseased"]
+def test_shift_examples_use_the_scenarios_shift(sweep, breast):
+    sc = sweep.scenarios[(0.1, 0)]
+    fig = fa.shift_examples(sc, breast, n=3, seed=0)
+    img = np.asarray(fig.data[0].z)
+    assert img.shape == (4 * 28, 3 * 28, 3)  # 2 classes x (as is, minority), 3 images each
+    rng = np.random.default_rng(0)
+    healthy = rng.choice(np.flatnonzero(breast.test.labels.numpy() == 1), 3, replace=False)
+    x = breast.test.images[healthy]
+    shifted = S.apply_shift(
+        x, breast.test.labels[healthy], sc.shift, seed=0, positive=0, pattern=sc.pattern
     )
-    assert counts.loc[("train", fa.GROUP_NAMES[1]), "images"] == 27  # 5 % of 546, per class
+    assert np.array_equal(img[:28, :, 0], np.concatenate(list(x[:, 0].numpy()), axis=1))
+    assert np.array_equal(img[28:56, :, 0], np.concatenate(list(shifted[:, 0].numpy()), axis=1))
+
+
+def test_explorer_reevaluates_the_sweeps_models(sweep, breast):
+    widget, update = fa.explorer(sweep, breast)
+    assert len(widget.children) == 2
+    # at the sweep's own strength, the table is the sweep's per-group metrics
+    table, fig = update(0.1, sweep.strength)
+    sc = sweep.scenarios[(0.1, 0)]
+    s, t = sweep.scores[(0.1, 0, "baseline")], sweep.thresholds[(0.1, 0, "baseline")]
+    want = fa.hcm_metrics(sc.test_y, s, sc.groups["test"], threshold=t).by_group
+    assert set(table.index) == set(fa.GROUP_NAMES.values())
+    for g in fa.GROUP_NAMES.values():
+        for m in ("auc", "tpr", "fpr"):
+            assert table.loc[g, m] == pytest.approx(round(want.loc[g, m], 3), abs=1e-9)
+    assert fig.layout.title.text and fig.layout.yaxis.title.text
+    # strength 0: the minority's test images are the unshifted originals
+    s0 = predict(sweep.models[(0.5, 0, "baseline")], breast.test)[:, 0]
+    table0, _ = update(0.45, 0.0)  # nearest trained share: 0.5
+    want0 = fa.hcm_metrics(
+        sc.test_y, s0, sc.groups["test"], threshold=sweep.thresholds[(0.5, 0, "baseline")]
+    ).by_group
+    assert table0.loc[fa.GROUP_NAMES[1], "auc"] == pytest.approx(
+        round(want0.loc[fa.GROUP_NAMES[1], "auc"], 3), abs=1e-9
+    )
+    with pytest.raises(ValueError, match="no 'resample' models"):
+        fa.explorer(sweep, breast, method="resample")

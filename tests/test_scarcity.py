@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -16,42 +17,55 @@ from medlab.models import SmallCNN
 TINY = S.Schedule(epochs=1, min_steps=3, batch_size=16, lr=3e-3, width=4)
 
 
-def _split(n_per_class: tuple[int, ...], split: str, seed: int, channels: int = 1) -> Split:
-    """Synthetic, learnable images: class c has a bright square at a class-specific place."""
-    g = torch.Generator().manual_seed(seed)
-    labels = torch.cat([torch.full((n,), c, dtype=torch.int64) for c, n in enumerate(n_per_class)])
-    imgs = (torch.rand(len(labels), channels, 12, 12, generator=g) * 60).to(torch.uint8)
-    for i, c in enumerate(labels.tolist()):
-        imgs[i, :, 2 + 3 * c : 5 + 3 * c, 2:6] = 220
-    names = {c: f"class {c}" for c in range(len(n_per_class))}
-    task = "binary-class" if len(n_per_class) == 2 else "multi-class"
-    return Split("toy", split, imgs, labels, task, names)
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One torch thread (two shared cores); restored afterwards."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
-def _data(
-    name: str = "toy",
-    n_per_class: tuple[int, ...] = (30, 20),
-    md5: str = "0123456789abcdef",
-    channels: int = 1,
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    """The model cache in a temporary folder (the default folder, via MEDLAB_CACHE_DIR)."""
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("MEDLAB_CACHE_DIR", str(folder))
+    return folder
+
+
+def _slice(
+    data: MedMNISTData, n: tuple[int, int, int] = (80, 40, 100), *, seed: int = 0
 ) -> MedMNISTData:
+    """A small random (class-mixed) slice of a real dataset."""
+    g = torch.Generator().manual_seed(seed)
     tr, va, te = (
-        _split(n_per_class, s, i, channels) for i, s in enumerate(("train", "val", "test"))
+        data[s].subset(torch.randperm(len(data[s]), generator=g)[:k])
+        for s, k in zip(("train", "val", "test"), n, strict=True)
     )
-    for s in (tr, va, te):
-        s.name = name
     return MedMNISTData(
-        name,
+        data.name,
         tr,
         va,
         te,
-        tr.task,
-        dict(tr.label_names),
-        channels,
-        12,
-        "CC BY",
-        "synthetic test data",
-        {"md5": md5, "official": False},
+        data.task,
+        dict(data.label_names),
+        data.n_channels,
+        data.size,
+        data.license,
+        "",
+        dict(data.provenance),
     )
+
+
+@pytest.fixture(scope="module")
+def target(breast) -> MedMNISTData:
+    return _slice(breast)
+
+
+@pytest.fixture(scope="module")
+def source(pneumonia) -> MedMNISTData:
+    return _slice(pneumonia, (64, 32, 32), seed=1)
 
 
 # ---------------------------------------------------------------------------------- budgets
@@ -66,13 +80,13 @@ def test_check_budgets_sorts_and_rejects_bad_values():
         S.check_budgets([])
 
 
-def test_subsample_per_class_counts_nested_and_seeded():
-    split = _data(n_per_class=(30, 20, 7)).train
+def test_subsample_per_class_counts_nested_and_seeded(breast):
+    split = breast.train  # 147 malignant, 399 normal or benign
     small = S.subsample_per_class(split, 5, seed=3)
-    big = S.subsample_per_class(split, 15, seed=3)
+    big = S.subsample_per_class(split, 200, seed=3)
     # min(budget, class size) per class, cross-checked with numpy
-    assert np.bincount(small.labels.numpy(), minlength=3).tolist() == [5, 5, 5]
-    assert np.bincount(big.labels.numpy(), minlength=3).tolist() == [15, 15, 7]
+    assert np.bincount(small.labels.numpy(), minlength=2).tolist() == [5, 5]
+    assert np.bincount(big.labels.numpy(), minlength=2).tolist() == [147, 200]
     # nested: every image of the small subset is in the big one (same seed)
     as_rows = {tuple(x.flatten().tolist()) for x in big.images}
     assert all(tuple(x.flatten().tolist()) in as_rows for x in small.images)
@@ -85,8 +99,8 @@ def test_subsample_per_class_counts_nested_and_seeded():
         S.subsample_per_class(split, 0)
 
 
-def test_subsample_rejects_multilabel():
-    split = _data().train
+def test_subsample_rejects_multilabel(breast):
+    split = breast.train
     ml = Split(
         "ml",
         "train",
@@ -114,11 +128,11 @@ def test_epochs_for_gives_min_steps_to_small_budgets():
 # ---------------------------------------------------------------------------------- pretraining
 
 
-def test_rotation_split_matches_numpy_rot90():
-    split = _data().train
+def test_rotation_split_matches_numpy_rot90(target):
+    split = target.train
     rot = S.rotation_split(split)
     n = len(split)
-    assert rot.images.shape == (4 * n, 1, 12, 12) and rot.n_classes == 4
+    assert rot.images.shape == (4 * n, 1, 28, 28) and rot.n_classes == 4
     assert np.bincount(rot.labels.numpy()).tolist() == [n] * 4
     for k in range(4):
         i = k * n + 7
@@ -126,33 +140,41 @@ def test_rotation_split_matches_numpy_rot90():
         assert np.array_equal(rot.images[i].numpy(), want) and int(rot.labels[i]) == k
 
 
-def test_pretraining_is_cached_and_loaded_weights_only(tmp_path):
-    src = _data("toysource", md5="feedbeef12345678")
-    first = S.pretrain_supervised(src, schedule=TINY, seed=1, folder=tmp_path)
-    assert not first.cached and first.path.exists()
-    assert first.path.name.startswith("transfer-toysource-md5feedbeef-seed1-")
-    second = S.pretrain_supervised(src, schedule=TINY, seed=1, folder=tmp_path)
+def test_pretraining_is_cached_and_loaded_weights_only(source, target, tmp_path):
+    first = S.pretrain_supervised(source, schedule=TINY, seed=1, folder=tmp_path)
+    assert not first.cached and first.path.exists() and first.path.parent == tmp_path
+    assert first.path.name.startswith(f"pretrain-transfer-{source.name}-seed1-")
+    assert first.md5 == source.provenance["md5"] and first.source == source.name
+    assert 0.0 <= first.info["val"]["auc"] <= 1.0
+    second = S.pretrain_supervised(source, schedule=TINY, seed=1, folder=tmp_path)
     assert second.cached and second.path == first.path
     assert all(torch.equal(first.state[k], second.state[k]) for k in first.state)
     blob = torch.load(first.path, weights_only=True)
-    assert set(blob) == {"features", "info"}
+    assert set(blob) == {"state", "info"}
+    assert all(torch.equal(blob["state"][f"features.{k}"], v) for k, v in first.state.items())
     # another seed, another setting or another file -> another cache entry
-    assert S.pretrain_supervised(src, schedule=TINY, seed=2, folder=tmp_path).path != first.path
+    assert S.pretrain_supervised(source, schedule=TINY, seed=2, folder=tmp_path).path != first.path
     other = S.Schedule(epochs=2, min_steps=3, batch_size=16, width=4)
-    assert S.pretrain_supervised(src, schedule=other, seed=1, folder=tmp_path).path != first.path
-    changed = _data("toysource", md5="0000000012345678")
-    assert S.pretrain_supervised(changed, schedule=TINY, seed=1, folder=tmp_path).path != first.path
-    ssl = S.pretrain_rotation(src, schedule=TINY, seed=1, folder=tmp_path, max_images=40)
+    assert S.pretrain_supervised(source, schedule=other, seed=1, folder=tmp_path).path != first.path
+    changed = dataclasses.replace(source, provenance={**source.provenance, "md5": "0" * 32})
+    moved = S.pretrain_supervised(changed, schedule=TINY, seed=1, folder=tmp_path)
+    assert moved.path != first.path and not moved.cached and moved.md5 == "0" * 32
+    n_files = len(list(tmp_path.glob("*.pt")))
+    forced = S.pretrain_supervised(source, schedule=TINY, seed=1, folder=tmp_path, force=True)
+    assert not forced.cached and forced.path == first.path
+    assert len(list(tmp_path.glob("*.pt"))) == n_files
+    ssl = S.pretrain_rotation(target, schedule=TINY, seed=1, folder=tmp_path, max_images=40)
     assert ssl.kind == "selfsup" and ssl.info["settings"]["n_out"] == 4
     assert 0.0 <= ssl.info["val"]["acc"] <= 1.0
+    assert ssl.path.name.startswith(f"pretrain-selfsup-{target.name}-seed1-")
     with pytest.raises(ValueError, match="max_images"):
-        S.pretrain_rotation(src, schedule=TINY, folder=tmp_path, max_images=0)
+        S.pretrain_rotation(target, schedule=TINY, folder=tmp_path, max_images=0)
 
 
-def test_load_features_copies_backbone_and_keeps_a_new_head():
+def test_load_features_copies_backbone_and_keeps_a_new_head(target):
     torch.manual_seed(0)
     src = SmallCNN(1, 11, width=4)
-    model = S.fresh_model(_data(), width=4, pretrained=src.features.state_dict())
+    model = S.fresh_model(target, width=4, pretrained=src.features.state_dict())
     for k, v in src.features.state_dict().items():
         assert torch.equal(model.features.state_dict()[k], v)
     assert model.head.out_features == 2  # new head for the target's classes
@@ -166,18 +188,18 @@ def test_load_features_copies_backbone_and_keeps_a_new_head():
 # ---------------------------------------------------------------------------------- curves
 
 
-def test_learning_curve_is_tidy_seeded_and_validates(tmp_path):
-    data = _data()
+def test_learning_curve_is_tidy_seeded_cached_and_validates(source, target, cache):
     pre = {
-        "transfer": S.pretrain_supervised(_data("toysource"), schedule=TINY, folder=tmp_path),
-        "selfsup": S.pretrain_rotation(data, schedule=TINY, folder=tmp_path),
+        "transfer": S.pretrain_supervised(source, schedule=TINY),
+        "selfsup": S.pretrain_rotation(target, schedule=TINY, max_images=80),
     }
+    assert {p.path.parent for p in pre.values()} == {cache.resolve()}
     variants = ("scratch", "augment", "transfer", "selfsup", "transfer+augment")
     df = S.learning_curve(
-        data, budgets=(5, "all"), seeds=(0, 1), variants=variants, pretrained=pre, schedule=TINY
+        target, budgets=(5, "all"), seeds=(0, 1), variants=variants, pretrained=pre, schedule=TINY
     )
     assert len(df) == 2 * 2 * len(variants)
-    assert {
+    assert list(df.columns[:7]) == [
         "dataset",
         "variant",
         "source",
@@ -185,25 +207,62 @@ def test_learning_curve_is_tidy_seeded_and_validates(tmp_path):
         "per_class",
         "n_train",
         "seed",
-        "test_auc",
-        "test_acc",
-        "steps",
-    } <= set(df.columns)
-    assert df["test_auc"].between(0, 1).all()
+    ]
+    assert {"test_auc", "test_acc", "epochs", "steps", "seconds", "cached"} <= set(df.columns)
+    assert df["test_auc"].between(0, 1).all() and not df["cached"].any()
     assert set(df[df["budget"] == "5"]["n_train"]) == {10}
-    assert set(df[df["budget"] == "all"]["per_class"]) == {25.0}
-    assert set(df[df["variant"] == "transfer"]["source"]) == {"toysource"}
-    again = S.learning_curve(data, budgets=(5,), seeds=(0,), variants=("augment",), schedule=TINY)
+    assert set(df[df["budget"] == "all"]["per_class"]) == {len(target.train) / 2}
+    assert set(df[df["variant"] == "transfer"]["source"]) == {source.name}
+    assert set(df[df["variant"] == "scratch"]["source"]) == {""}
+    assert set(df[df["budget"] == "5"]["steps"]) == {3}  # min_steps on 10 images
+    # a variant is its own model: the budget-5 runs of one seed differ between variants
+    five = df[(df["budget"] == "5") & (df["seed"] == 0)].set_index("variant")["test_auc"]
+    assert five.nunique() > 1
+    n_files = len(list(cache.glob("*.pt")))
+    assert n_files == 2 + len(df)  # two backbones + one model per run
+    # the same call again is read from the cache, with the same numbers
+    again = S.learning_curve(
+        target, budgets=(5, "all"), seeds=(0, 1), variants=variants, pretrained=pre, schedule=TINY
+    )
+    assert again["cached"].all() and len(list(cache.glob("*.pt"))) == n_files
+    cols = ["variant", "budget", "seed", "test_auc", "test_acc", "n_train", "steps"]
+    pd.testing.assert_frame_equal(again[cols], df[cols])
+    # and without the cache: trained again (bit-identical), nothing written
+    fresh = S.learning_curve(
+        target, budgets=(5,), seeds=(0,), variants=("augment",), schedule=TINY, cache=False
+    )
     first = df[(df["budget"] == "5") & (df["seed"] == 0) & (df["variant"] == "augment")]
-    assert again["test_auc"].iloc[0] == pytest.approx(first["test_auc"].iloc[0], abs=1e-12)
+    assert fresh["test_auc"].iloc[0] == first["test_auc"].iloc[0] and not fresh["cached"].any()
+    assert len(list(cache.glob("*.pt"))) == n_files
     with pytest.raises(ValueError, match="unknown variant"):
-        S.learning_curve(data, variants=("magic",), schedule=TINY)
+        S.learning_curve(target, variants=("magic",), schedule=TINY)
     with pytest.raises(ValueError, match="needs pretrained"):
-        S.learning_curve(data, variants=("transfer",), schedule=TINY)
+        S.learning_curve(target, variants=("transfer",), schedule=TINY)
     with pytest.raises(ValueError, match="online"):
-        S.learning_curve(data, variants=("imagenet",), schedule=TINY)
+        S.learning_curve(target, variants=("imagenet",), schedule=TINY)
     with pytest.raises(ValueError, match="seeds"):
-        S.learning_curve(data, seeds=(-1,), schedule=TINY)
+        S.learning_curve(target, seeds=(-1,), schedule=TINY)
+    with pytest.raises(ValueError, match="variants must be a list"):
+        S.learning_curve(target, variants="scratch", schedule=TINY)
+
+
+def test_learning_curve_cache_tells_backbones_apart(target, cache):
+    torch.manual_seed(0)
+    states = [SmallCNN(1, 2, width=4).features.state_dict() for _ in range(2)]
+    runs = []
+    for state in states:
+        pre = S.Pretrained("transfer", "handmade", "", state, cache / "x.pt", False, {})
+        runs.append(
+            S.learning_curve(
+                target,
+                budgets=(5,),
+                seeds=(0,),
+                variants=("transfer",),
+                pretrained={"transfer": pre},
+                schedule=TINY,
+            )
+        )
+    assert not runs[1]["cached"].iloc[0]
 
 
 def _frame() -> pd.DataFrame:
@@ -255,14 +314,22 @@ def test_summarize_and_gain_match_pandas():
     summ = S.summarize(df)
     row = summ[(summ["variant"] == "augment") & (summ["budget"] == "10")].iloc[0]
     ref = df[(df["variant"] == "augment") & (df["budget"] == "10")]["test_auc"]
+    assert list(summ.columns) == ["variant", "budget", "per_class", "mean", "sd", "n_seeds"]
     assert row["mean"] == pytest.approx(ref.mean())
-    assert row["std"] == pytest.approx(ref.std(ddof=0))
+    assert row["sd"] == pytest.approx(np.std(ref.to_numpy(), ddof=1)) and row["n_seeds"] == 3
+    assert row["sd"] == pytest.approx(0.04)  # 0.70, 0.78, 0.74: sample SD, not 0.0327
     assert summ["per_class"].is_monotonic_increasing
+    assert summ["variant"].tolist() == ["augment", "scratch"] * 2  # by budget, then variant
+    one = S.summarize(df[df["seed"] == 0])
+    assert one["sd"].isna().all() and (one["n_seeds"] == 1).all()
     g = S.gain_at(df, "augment", 10)
     assert g["gain"] == pytest.approx(0.74 - 0.62)
-    assert g["spread"] == pytest.approx(max(ref.std(ddof=0), np.std([0.60, 0.64, 0.62])))
+    assert g["spread"] == pytest.approx(max(ref.std(ddof=1), np.std([0.60, 0.64, 0.62], ddof=1)))
     assert g["paired_min"] == pytest.approx(0.10)
-    assert g["paired_std"] == pytest.approx(np.std([0.10, 0.14, 0.12]))
+    assert g["paired_sd"] == pytest.approx(np.std([0.10, 0.14, 0.12], ddof=1))
+    assert g["paired_sd"] == pytest.approx(0.02)
+    assert g["augment"] == pytest.approx(0.74) and g["scratch"] == pytest.approx(0.62)
+    assert "paired_std" not in g
     with pytest.raises(ValueError, match="no rows"):
         S.gain_at(df, "transfer", 10)
     with pytest.raises(ValueError, match="metric"):

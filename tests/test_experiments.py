@@ -1,0 +1,448 @@
+"""medlab.experiments: the lesson convention, run_grid, summarize (ddof=1) and the model cache."""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import medlab
+from medlab.experiments import (
+    IMAGES_SEEN,
+    ModelCache,
+    cache_dir,
+    cached_model,
+    fingerprint,
+    lesson,
+    run_grid,
+    sd,
+    summarize,
+)
+from medlab.models import SmallCNN
+from medlab.train import fit, predict
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One torch thread (two shared cores); restored afterwards."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    """The model cache in a temporary folder (also the default one, via MEDLAB_CACHE_DIR)."""
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("MEDLAB_CACHE_DIR", str(folder))
+    return folder
+
+
+@pytest.fixture
+def threads():
+    """Whatever a test does to torch's thread count is undone afterwards."""
+    n = torch.get_num_threads()
+    yield n
+    torch.set_num_threads(n)
+
+
+# ---------------------------------------------------------------------------------- lesson
+
+
+def test_lesson_seeds_budget_and_tolerances(threads, monkeypatch):
+    monkeypatch.delenv("MEDLAB_THREADS", raising=False)
+    q = lesson(quick=True, seed=3, threads=1)
+    assert q.seeds == (3, 4) and q.seed == 3 and q.mode == "quick"
+    assert q.images_seen == IMAGES_SEEN[True] == 12_000
+    assert q.tol["auc"] == 0.03 and q.tol["count"] == 0.0
+    full = lesson(quick=False, seed=0, threads=1)
+    assert full.seeds == (0, 1, 2, 3, 4) and full.images_seen == 50_000 and full.mode == "full"
+    assert full.tol["auc"] < q.tol["auc"]
+    custom = lesson(True, 10, n_seeds=3, images_seen=600, threads=1)
+    assert custom.seeds == (10, 11, 12) and custom.images_seen == 600
+    assert lesson(np.bool_(True), np.int64(2), threads=1).seeds == (2, 3)
+    # tolerances are copies: editing one lesson's does not change the next
+    q.tol["auc"] = 1.0
+    assert lesson(True, 0, threads=1).tol["auc"] == 0.03
+
+
+def test_lesson_threads_from_the_environment(threads, monkeypatch):
+    monkeypatch.setenv("MEDLAB_THREADS", "1")
+    L = lesson(True, 0)
+    assert L.threads == 1 and torch.get_num_threads() == 1
+    monkeypatch.setenv("MEDLAB_THREADS", "2")
+    assert lesson(True, 0).threads == torch.get_num_threads() == 2
+    assert lesson(True, 0, threads=1).threads == 1  # an explicit count wins over the variable
+    monkeypatch.setenv("MEDLAB_THREADS", "two")
+    with pytest.raises(ValueError, match="MEDLAB_THREADS must be a positive integer.*'two'"):
+        lesson(True, 0)
+    monkeypatch.setenv("MEDLAB_THREADS", "0")
+    with pytest.raises(ValueError, match="MEDLAB_THREADS must be a positive integer"):
+        lesson(True, 0)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"quick": "False"}, r"quick must be True or False, got 'False' \(str\)"),
+        ({"quick": 1}, "quick must be True or False"),
+        ({"quick": None}, "quick must be True or False"),
+        ({"seed": -1}, "seed must be an integer >= 0"),
+        ({"seed": 1.5}, "seed must be an integer"),
+        ({"seed": "0"}, "seed must be an integer"),
+        ({"n_seeds": 0}, "n_seeds"),
+        ({"images_seen": 0}, "images_seen"),
+        ({"threads": 0}, "threads"),
+    ],
+)
+def test_lesson_rejects_bad_parameters(kwargs, match, threads):
+    args = {"quick": True, "seed": 0, "threads": 1, **kwargs}
+    with pytest.raises(ValueError, match=match):
+        lesson(**args)
+
+
+def test_lesson_epochs(threads):
+    L = lesson(True, 0, threads=1)
+    assert L.epochs(546) == round(12_000 / 546) == 22
+    assert L.epochs(100_000) == 1  # at least one epoch
+    assert L.epochs(100_000, minimum=5) == 5
+    assert L.epochs(546, maximum=10) == 10
+    assert L.epochs(2428, scale=0.5) == round(6_000 / 2428)
+    with pytest.raises(ValueError, match="n_train"):
+        L.epochs(0)
+    with pytest.raises(ValueError, match="minimum"):
+        L.epochs(10, minimum=0)
+
+
+# ---------------------------------------------------------------------------------- run_grid
+
+
+def test_run_grid_cartesian_in_order():
+    calls = []
+
+    def fn(share, method, seed):
+        calls.append((share, method, seed))
+        return {"auc": share + seed / 10, "label": f"{method}-{seed}"}
+
+    df = run_grid(fn, {"share": [0.05, 0.5], "method": ["a", "b"]}, [0, 1])
+    want = [(s, m, k) for s in (0.05, 0.5) for m in ("a", "b") for k in (0, 1)]
+    assert calls == want  # grid order, seeds innermost
+    assert list(df.columns) == ["share", "method", "seed", "auc", "label"]
+    assert list(df.itertuples(index=False, name=None)) == [
+        (s, m, k, s + k / 10, f"{m}-{k}") for s, m, k in want
+    ]
+    one = run_grid(
+        lambda share, seed: {"auc": share}, {"share": np.array([0.1, 0.2, 0.3])}, [5], desc="x"
+    )
+    assert one["auc"].tolist() == [0.1, 0.2, 0.3] and set(one["seed"]) == {5}
+
+
+def test_run_grid_points_and_several_rows_per_call():
+    points = [{"share": 0.05, "mitigation": "baseline"}, {"share": 0.05, "mitigation": "reweight"}]
+    df = run_grid(
+        lambda share, mitigation, seed: [
+            {"method": mitigation, "v": 1},
+            {"method": "thresholds", "v": 2},
+        ],
+        points,
+        (7, 8),
+    )
+    assert len(df) == 2 * 2 * 2
+    assert df["seed"].tolist() == [7, 7, 8, 8] * 2
+    assert df["method"].tolist() == ["baseline", "thresholds"] * 2 + ["reweight", "thresholds"] * 2
+    assert df["mitigation"].tolist() == ["baseline"] * 4 + ["reweight"] * 4
+
+
+@pytest.mark.parametrize(
+    "grid, seeds, err, match",
+    [
+        ({"method": "baseline"}, [0], ValueError, r"grid\['method'\] must be a list"),
+        ({"share": []}, [0], ValueError, "empty"),
+        ({"share": 0.5}, [0], ValueError, "must be a list"),
+        ("share", [0], ValueError, "grid must be"),
+        ([], [0], ValueError, "non-empty"),
+        ({"share": [0.1]}, [], ValueError, "seeds is empty"),
+        ({"share": [0.1]}, 3, ValueError, "list of integers"),
+        ({"share": [0.1]}, "01", ValueError, "list of integers"),
+        ({"share": [0.1]}, [0, 0], ValueError, "repeated"),
+        ({"share": [0.1]}, [-1], ValueError, "seeds"),
+    ],
+)
+def test_run_grid_rejects_bad_grids_and_seeds(grid, seeds, err, match):
+    def fn(**kw):
+        raise AssertionError("fn must not run on a bad grid")
+
+    with pytest.raises(err, match=match):
+        run_grid(fn, grid, seeds)
+
+
+def test_run_grid_rejects_name_clashes_and_bad_results():
+    with pytest.raises(ValueError, match=r"reuse the grid's names \['share'\]"):
+        run_grid(lambda share, seed: {"share": 1.0}, {"share": [0.1]}, [0])
+    with pytest.raises(ValueError, match=r"\['seed'\]"):
+        run_grid(lambda share, seed: [{"auc": 1}, {"seed": 3}], {"share": [0.1]}, [0])
+    with pytest.raises(TypeError, match="dict"):
+        run_grid(lambda share, seed: [], {"share": [0.1]}, [0])
+    with pytest.raises(TypeError, match="dict"):
+        run_grid(lambda share, seed: [0.5], {"share": [0.1]}, [0])
+    with pytest.raises(TypeError, match="callable"):
+        run_grid("fn", {"share": [0.1]}, [0])
+
+
+@pytest.mark.parametrize("result", [None, 0.5])
+def test_run_grid_explains_a_missing_return(result):
+    with pytest.raises(TypeError, match="fn must return a dict"):
+        run_grid(lambda share, seed: result, {"share": [0.1]}, [0])
+
+
+# ---------------------------------------------------------------------------------- summarize
+
+
+def test_summarize_sample_sd_mean_and_n_seeds():
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame(
+        {
+            "share": np.repeat([0.5, 0.05], 4),
+            "seed": np.tile(range(4), 2),
+            "auc": rng.random(8),
+            "tpr": rng.random(8),
+            "method": "baseline",
+        }
+    )
+    out = summarize(df, by="share", metrics=["auc", "tpr"])
+    assert list(out.columns) == ["share", "auc", "auc_sd", "tpr", "tpr_sd", "n_seeds"]
+    assert out["share"].tolist() == [0.5, 0.05]  # order of first appearance
+    for share in (0.5, 0.05):
+        v = df[df["share"] == share]["auc"]
+        row = out[out["share"] == share].iloc[0]
+        assert row["auc"] == pytest.approx(v.mean())
+        assert row["auc_sd"] == pytest.approx(np.std(v.to_numpy(), ddof=1))
+        assert row["auc_sd"] == pytest.approx(v.std())  # pandas' default is ddof=1 too
+        assert row["auc_sd"] != pytest.approx(np.std(v.to_numpy(), ddof=0))
+        assert row["n_seeds"] == 4
+    default = summarize(df, by=["share", "method"])  # every numeric column but seed
+    assert list(default.columns) == ["share", "method", "auc", "auc_sd", "tpr", "tpr_sd", "n_seeds"]
+    one = summarize(df[df["seed"] == 0], by="share", metrics="auc")
+    assert one["auc_sd"].isna().all() and (one["n_seeds"] == 1).all()
+    assert one["auc"].tolist() == df[df["seed"] == 0]["auc"].tolist()
+    with pytest.raises(ValueError, match="lacks"):
+        summarize(df, by="nope")
+    with pytest.raises(ValueError, match="unknown metrics"):
+        summarize(df, by="share", metrics="f1")
+    with pytest.raises(ValueError, match="non-empty"):
+        summarize(df.iloc[:0], by="share")
+
+
+def test_sd_is_the_sample_sd_of_finite_values():
+    assert sd([1.0, 2.0, 4.0]) == pytest.approx(np.std([1.0, 2.0, 4.0], ddof=1))
+    assert sd([1.0, np.nan, 3.0]) == pytest.approx(np.std([1.0, 3.0], ddof=1))
+    assert math.isnan(sd([1.0])) and math.isnan(sd([]))
+    assert medlab.summarize is summarize and medlab.run_grid is run_grid
+
+
+# ---------------------------------------------------------------------------------- the cache
+
+
+def _subsets(breast, n: int = 64):
+    g = torch.Generator().manual_seed(0)
+    perm = torch.randperm(len(breast.train), generator=g)
+    return breast.train.subset(perm[:n]), breast.train.subset(perm[n : 2 * n])
+
+
+class _Counter:
+    """A cheap stand-in for training: deterministic weights, counts its calls."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, model: torch.nn.Module) -> dict:
+        self.calls += 1
+        with torch.no_grad():
+            model.head.bias.fill_(float(self.calls))
+        return {"trained": self.calls}
+
+
+def _build():
+    return SmallCNN(1, 2, width=4)
+
+
+def test_different_subsets_get_different_keys(breast, cache):
+    a, b = _subsets(breast)
+    assert len(a) == len(b) == 64  # the same size: the old key (name + size) collided
+    store = ModelCache()
+    assert store.folder == cache.resolve() == cache_dir()
+    ka, kb = (store.key("smallcnn", data=breast, train=s, seed=0) for s in (a, b))
+    assert ka != kb
+    assert store.key("smallcnn", data=breast, train=a.subset(range(64)), seed=0) == ka
+    # a different label on one image is another training set
+    relabel = a.subset(range(64))
+    relabel.labels[0] = 1 - relabel.labels[0]
+    assert store.key("smallcnn", data=breast, train=relabel, seed=0) != ka
+    assert ka.startswith("smallcnn-breastmnist-seed0-")
+    assert fingerprint(a.images, a.labels) == fingerprint(a.images.numpy(), a.labels.numpy())
+    assert fingerprint(a.images) != fingerprint(a.images.float())  # dtype counts
+    assert fingerprint(a.images) != fingerprint(a.images.reshape(64, 28, 28))  # shape counts
+    assert fingerprint(None) != fingerprint(np.zeros(0))
+
+
+def test_cache_hits_and_misses(breast, cache):
+    a, b = _subsets(breast)
+    train = _Counter()
+
+    def get(split=a, seed=0, settings=None, data=breast, weights=None, val=None):
+        return cached_model(
+            "smallcnn",
+            _build,
+            train,
+            data=data,
+            train_split=split,
+            seed=seed,
+            settings=settings or {"epochs": 1},
+            weights=weights,
+            val_split=val,
+        )
+
+    m1, info1 = get()
+    assert train.calls == 1 and info1["cached"] is False and info1["trained"] == 1
+    m2, info2 = get()
+    assert train.calls == 1, "the same subset, seed and settings must not train again"
+    assert info2["cached"] is True and info2["key"] == info1["key"] and info2["trained"] == 1
+    assert all(torch.equal(v, m2.state_dict()[k]) for k, v in m1.state_dict().items())
+    assert not m2.training
+    other_md5 = type(breast)(
+        **{**breast.__dict__, "provenance": {**breast.provenance, "md5": "0" * 32}}
+    )
+    misses = [
+        get(split=b),
+        get(seed=1),
+        get(settings={"epochs": 2}),
+        get(data=other_md5),
+        get(weights=torch.ones(64)),
+        get(val=breast.val),
+    ]
+    assert train.calls == 1 + len(misses)
+    keys = {info1["key"]} | {info["key"] for _, info in misses}
+    assert len(keys) == 1 + len(misses) and not any(info["cached"] for _, info in misses)
+    assert len(list(cache.glob("*.pt"))) == len(keys)
+    assert not list(cache.glob(".tmp-*"))  # atomic writes leave no temporary file
+
+
+def test_cache_files_load_weights_only(breast, cache):
+    a, _ = _subsets(breast)
+    model, info = cached_model("smallcnn", _build, _Counter(), data=breast, train_split=a, seed=0)
+    path = ModelCache().path(info["key"])
+    blob = torch.load(path, weights_only=True)
+    assert set(blob) == {"state", "info"} and json.loads(blob["info"]) == {"trained": 1}
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in blob["state"].items())
+
+    # a file that needs unpickling of arbitrary objects is refused (and retrained)
+    class Payload:
+        def __reduce__(self):
+            return (print, ("this must never run",))
+
+    torch.save({"state": Payload(), "info": "{}"}, path)
+    train = _Counter()
+    with pytest.warns(UserWarning, match="ignoring unreadable cached model"):
+        _, again = cached_model("smallcnn", _build, train, data=breast, train_split=a, seed=0)
+    assert train.calls == 1 and again["cached"] is False
+    assert torch.load(path, weights_only=True)["info"] == '{"trained": 1}'  # replaced
+
+
+def test_corrupt_cache_file_is_ignored_with_a_warning(breast, cache):
+    a, _ = _subsets(breast)
+    store = ModelCache()
+    key = store.key("smallcnn", data=breast, train=a, seed=0, settings={"x": 1})
+    cache.mkdir(parents=True)
+    store.path(key).write_bytes(b"not a torch file")
+    train = _Counter()
+    with pytest.warns(UserWarning, match="(?s)ignoring unreadable cached model.*retrained"):
+        model, info = cached_model(
+            "smallcnn", _build, train, data=breast, train_split=a, seed=0, settings={"x": 1}
+        )
+    assert train.calls == 1 and not info["cached"] and info["key"] == key
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the replacement reads back cleanly
+        _, hit = cached_model(
+            "smallcnn", _build, train, data=breast, train_split=a, seed=0, settings={"x": 1}
+        )
+    assert hit["cached"] and train.calls == 1
+
+
+def test_retraining_after_a_bad_file_starts_from_the_seeded_init(breast, cache):
+    a, _ = _subsets(breast)
+    store = ModelCache()
+    key = store.key("smallcnn", data=breast, train=a, seed=0)
+    stale = _build()
+    with torch.no_grad():
+        for p in stale.parameters():
+            p.fill_(0.5)
+    state = stale.state_dict()
+    state.pop("head.bias")  # e.g. written by another version of the model
+    cache.mkdir(parents=True)
+    torch.save({"state": state, "info": "{}"}, store.path(key))
+    seen = {}
+
+    def train(model):
+        seen["start"] = {k: v.clone() for k, v in model.state_dict().items()}
+        return {}
+
+    with pytest.warns(UserWarning, match="ignoring unreadable"):
+        cached_model("smallcnn", _build, train, data=breast, train_split=a, seed=0)
+    fresh, _ = cached_model(
+        "smallcnn", _build, lambda m: {}, data=breast, train_split=a, seed=0, cache=False
+    )
+    assert all(torch.equal(v, seen["start"][k]) for k, v in fresh.state_dict().items())
+
+
+def test_cache_paths_stay_inside_the_folder(breast, cache):
+    a, _ = _subsets(breast)
+    evil = type(breast)(**{**breast.__dict__, "name": "../../x"})
+    store = ModelCache()
+    key = store.key("../../kind", data=evil, train=a, seed=0)
+    assert "/" not in key and ".." not in key
+    _, info = cached_model("../../kind", _build, _Counter(), data=evil, train_split=a, seed=0)
+    files = [p for p in cache.parent.rglob("*") if p.is_file()]
+    assert files and all(p.parent == cache for p in files)
+    assert store.path("../../../etc/passwd").parent == cache.resolve()
+    assert store.path(info["key"]).exists()
+
+
+def test_cache_false_writes_nothing_and_always_trains(breast, cache):
+    a, _ = _subsets(breast)
+    train = _Counter()
+    for _ in range(2):
+        _, info = cached_model(
+            "smallcnn", _build, train, data=breast, train_split=a, seed=0, cache=False
+        )
+        assert info["cached"] is False and "key" not in info
+    assert train.calls == 2 and not cache.exists()
+    # an explicit folder instead of the default one
+    other = cache.parent / "other"
+    cached_model("smallcnn", _build, train, data=breast, train_split=a, seed=0, cache=other)
+    assert len(list(other.glob("*.pt"))) == 1 and not cache.exists()
+
+
+def test_cached_model_returns_the_trained_model(breast, cache):
+    """A real (tiny) training through the cache: the cached copy predicts exactly the same."""
+    a, _ = _subsets(breast)
+
+    def train(model):
+        return fit(model, a, None, epochs=1, batch_size=32, seed=0, augment=False).as_dict()
+
+    m1, i1 = cached_model(
+        "smallcnn", _build, train, data=breast, train_split=a, seed=0, settings={"epochs": 1}
+    )
+    m2, i2 = cached_model(
+        "smallcnn", _build, train, data=breast, train_split=a, seed=0, settings={"epochs": 1}
+    )
+    assert (i1["cached"], i2["cached"]) == (False, True)
+    assert i2["epochs"] == i1["epochs"] and i2["config"]["seed"] == 0
+    np.testing.assert_array_equal(predict(m1, breast.test), predict(m2, breast.test))
+    untrained = _build()
+    assert not np.array_equal(predict(untrained, breast.test), predict(m2, breast.test))
