@@ -90,7 +90,7 @@ def _parser() -> argparse.ArgumentParser:
         nargs="+",
         default=None,
         metavar="SEED",
-        help="run each notebook once per seed, e.g. --seeds 0 1 2",
+        help="run each notebook once per seed, e.g. --seeds 0 10 20",
     )
     r.add_argument(
         "-p",

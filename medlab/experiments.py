@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
@@ -96,7 +97,12 @@ class Lesson:
         """Epochs for a model to see about ``scale * images_seen`` images on ``n_train``
         training images, clipped to [minimum, maximum]."""
         n_train = check_int("n_train", n_train, 1)
-        e = max(check_int("minimum", minimum, 1), round(scale * self.images_seen / n_train))
+        minimum = check_int("minimum", minimum, 1)
+        if maximum is not None and check_int("maximum", maximum, minimum) < minimum:
+            raise ValueError(f"maximum={maximum} is below minimum={minimum}")
+        if not (isinstance(scale, int | float) and not isinstance(scale, bool) and scale > 0):
+            raise ValueError(f"scale must be a positive number, got {scale!r}")
+        e = max(minimum, round(scale * self.images_seen / n_train))
         return min(e, maximum) if maximum is not None else e
 
 
@@ -263,6 +269,17 @@ def fingerprint(*arrays: Any) -> str:
     return h.hexdigest()
 
 
+@functools.cache
+def _source_hash() -> str:
+    """SHA-256 of medlab's own source files: a code change (not only a version bump) makes
+    every cached model stale, so a cache shared across runs never hides it."""
+    h = hashlib.sha256()
+    for p in sorted(Path(__file__).resolve().parent.glob("*.py")):
+        h.update(p.name.encode())
+        h.update(p.read_bytes())
+    return h.hexdigest()
+
+
 def _safe(name: str) -> str:
     s = re.sub(r"[^A-Za-z0-9_+-]+", "_", str(name)).strip("_")[:60]
     return s or "x"
@@ -290,7 +307,8 @@ class ModelCache:
         weights: Any = None,
     ) -> str:
         """The cache key: kind, dataset name and MD5, fingerprints of the exact training (and
-        validation) images, labels and sample weights, seed, settings and medlab's version."""
+        validation) images, labels and sample weights, seed, settings, medlab's version and a
+        hash of its source code."""
         import medlab
 
         prov = getattr(data, "provenance", None) or {}
@@ -304,6 +322,7 @@ class ModelCache:
             "seed": check_int("seed", seed, 0),
             "settings": json.dumps(dict(settings or {}), sort_keys=True, default=str),
             "medlab": medlab.__version__,
+            "source": _source_hash(),
             "torch": torch.__version__,
         }
         digest = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]

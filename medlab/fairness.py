@@ -194,8 +194,9 @@ def train_scenario(
         settings=settings,
         cache=cache,
     )
-    info.pop("cached", None), info.pop("key", None)
-    return model, History.from_dict(info)
+    hist = History.from_dict(info)
+    hist.config.update(cached=bool(info["cached"]), cache_key=info.get("key"))
+    return model, hist
 
 
 def decision_threshold(model: torch.nn.Module, scenario: Scenario) -> float:

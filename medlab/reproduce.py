@@ -22,7 +22,7 @@ not recorded) or ``new`` (no expected value), then a one-line summary. The exit 
 if every notebook ran and recorded numbers and every number was compared and reproduced
 (``allow_new`` / ``--allow-new`` accepts numbers without expected values, e.g. a new notebook).
 
-``--update-expected --seeds 0 1 2`` runs each notebook once per seed and writes, for the sections
+``--update-expected --seeds 0 10 20`` runs each notebook once per seed and writes, for the sections
 it ran, the mean over seeds and a tolerance derived from their spread (:func:`derive`); it
 refuses fewer than 3 seeds and stops, writing nothing, at the first failed notebook.
 
@@ -96,6 +96,8 @@ NOTEBOOKS = ROOT / "notebooks"
 EXPECTED = NOTEBOOKS / "expected_results.yaml"
 ORIGINS = ("official", "unofficial")
 MODES = ("quick", "full")
+#: --update-expected seeds must be this far apart (notebooks use seed, seed + 1, ...).
+SEED_GAP = 10
 MIN_SEEDS = 3  # --update-expected measures the spread over at least this many seeds
 TOL_FLOOR = 0.01  # tolerance floor when the notebook gives no hint (rec.record(..., tol=))
 WIDE_TOL = 0.1  # an AUC/accuracy tolerance above this needs a reason
@@ -103,11 +105,11 @@ UNEXPLAINED = "UNEXPLAINED: spread over seeds is large"
 ENTRY_FIELDS = ("value", "tol", "sd", "n_seeds", "seeds", "derived", "reason")
 FIX = (
     "Fix the entry by hand, or regenerate that section from real runs with `medlab reproduce "
-    "--update-expected --seeds 0 1 2 [--quick] ...` (CONTRIBUTING.md, 'Expected results')"
+    "--update-expected --seeds 0 10 20 [--quick] ...` (CONTRIBUTING.md, 'Expected results')"
 )
 HEADER = f"""\
 # Expected values for `medlab reproduce`, written by
-# `medlab reproduce --update-expected --seeds 0 1 2 [--quick] ...` from real runs (never typed in
+# `medlab reproduce --update-expected --seeds 0 10 20 [--quick] ...` from real runs (never typed in
 # by hand; review the diff). Layout: <origin>/<mode>/<notebook>/<dataset>/<key>. origin:
 # official = official MedMNIST files (md5 match), unofficial = other copies (e.g. the shared CI
 # data); mode: quick or full. A number is reproduced when |now - value| <= tol.
@@ -445,7 +447,7 @@ def check_expected(
         out.append(
             f"{legacy} expected value(s) in {source} have no `derived` field (written "
             f"before tolerances were measured over >= {MIN_SEEDS} seeds); regenerate "
-            "them with `medlab reproduce --update-expected --seeds 0 1 2 ...`"
+            "them with `medlab reproduce --update-expected --seeds 0 10 20 ...`"
         )
     if unexplained:
         out.append(
@@ -456,7 +458,7 @@ def check_expected(
         out.append(
             f"{len(unjustified)} expected value(s) in {source} have a tolerance > "
             f"{WIDE_TOL} on an AUC/accuracy key without a `reason`, e.g. {unjustified[0]}; "
-            "regenerate those sections with --update-expected --seeds 0 1 2"
+            "regenerate those sections with --update-expected --seeds 0 10 20"
         )
     return out
 
@@ -659,7 +661,7 @@ def update_expected(
         if len(seeds) < MIN_SEEDS:
             raise ReproduceError(
                 f"{nb} {dataset} {key}: recorded for seeds {seeds}; deriving a "
-                f"tolerance needs >= {MIN_SEEDS} seeds (--seeds 0 1 2)"
+                f"tolerance needs >= {MIN_SEEDS} seeds (--seeds 0 10 20)"
             )
         if set(seeds) != nb_seeds[origin, nb]:
             raise ReproduceError(
@@ -869,7 +871,7 @@ def _plan(
             raise ReproduceError(f"--seeds must be a list of integers, e.g. 0 1 2; got {seeds!r}")
         seeds = [_check_seed(s, "each --seeds value") for s in seeds]
         if not seeds:
-            raise ReproduceError("--seeds is empty; give seeds such as --seeds 0 1 2")
+            raise ReproduceError("--seeds is empty; give seeds such as --seeds 0 10 20")
         if len(set(seeds)) != len(seeds):
             raise ReproduceError(f"--seeds {seeds} repeats a seed; give each seed once")
         if seed is not None:
@@ -878,8 +880,14 @@ def _plan(
         got = "one run" if seeds is None else f"{len(seeds)} seed(s)"
         raise ReproduceError(
             f"--update-expected derives each tolerance from the spread over at least {MIN_SEEDS} "
-            f"seeds, got {got}; use e.g. --update-expected --seeds 0 1 2"
+            f"seeds, got {got}; use e.g. --update-expected --seeds 0 10 20"
             + (" --quick" if quick else "")
+        )
+    if update and min(b - a for a, b in itertools.pairwise(sorted(seeds))) < SEED_GAP:
+        raise ReproduceError(
+            f"--seeds {' '.join(map(str, seeds))} are closer than {SEED_GAP}: each notebook "
+            "averages over consecutive seeds (seed, seed + 1, ... from medlab.lesson), so close "
+            "seeds share models and understate the spread; use e.g. --seeds 0 10 20"
         )
     if "data_dir" in params:
         d = params.pop("data_dir")
@@ -1164,7 +1172,7 @@ def _finish(
         if count["new"] and not allow_new:
             hints.append(
                 f"{count['new']} number(s) have no expected value: record them with "
-                f"`medlab reproduce --update-expected --seeds 0 1 2"
+                f"`medlab reproduce --update-expected --seeds 0 10 20"
                 f"{' --quick' if mode == 'quick' else ''} ...` (or pass --allow-new)"
             )
         if count["MISSING"]:

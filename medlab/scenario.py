@@ -352,6 +352,7 @@ def assign_groups(
     non-reference groups (1, 2, ...) first and group 0 last. For multi-label labels (N, L) the
     first label stratifies."""
     p = _check_shares(shares, "shares")
+    p = p / p.sum()  # exactly 1, so the rounding below never over- or under-fills a class
     y = np.asarray(labels)
     y = y[:, 0] if y.ndim == 2 else y.reshape(-1)
     rng = np.random.default_rng(seed)

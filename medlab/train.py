@@ -302,7 +302,9 @@ def train_steps(
         scheduler: stepped once per optimisation step.
         loss_fn: ``(logits, y) -> per-image losses (B,)``; default cross-entropy (BCE for
             multi-label targets) with ``label_smoothing``.
-    Returns :class:`StepStats` (steps, images, mean loss per image). An empty batch (possible
+    Puts ``model`` in training mode (``model.train()``; freeze a backbone by turning off its
+    parameters' ``requires_grad``, not by its eval mode). Returns :class:`StepStats` (steps,
+    images, mean loss per image). An empty batch (possible
     with Opacus's Poisson sampling) is still a step, with a zero loss, as Opacus expects.
     """
     if steps is not None:

@@ -1120,7 +1120,7 @@ CASES += [
         "reproduce-two-seeds-update",
         lambda d: _reproduce(d, seeds=[0, 1], update=True),
         ReproduceError,
-        "--seeds 0 1 2",
+        "--seeds 0 10 20",
     ),
     Case("reproduce-corrupt-expected", _bad_expected, ExpectedFileError, "not valid yaml"),
     Case("reproduce-loose-tolerance", _loose_expected, ExpectedFileError, "reason"),
