@@ -20,10 +20,18 @@ ALL = find_notebooks()
 MAX_CELL_LINES = 25
 
 
-def _dataset(data_dir) -> str:
-    if data_dir is not None and (data_dir / "pneumoniamnist_balanced_subset.npz").exists():
-        return "pneumoniamnist_balanced_subset"
-    return "pneumoniamnist"
+#: Each notebook runs on both shared datasets: the balanced pneumonia subset (a registered
+#: custom dataset) and the re-saved BreastMNIST copy (official name, unofficial file). Without
+#: the shared folder the official files are used (downloaded).
+DATASETS = ("pneumoniamnist_balanced_subset", "breastmnist")
+
+
+def _dataset(data_dir, name: str) -> str:
+    if name == "pneumoniamnist_balanced_subset" and (
+        data_dir is None or not (data_dir / "pneumoniamnist_balanced_subset.npz").exists()
+    ):
+        return "pneumoniamnist"
+    return name
 
 
 def _code(nb) -> list:
@@ -138,9 +146,10 @@ def shared_cache(tmp_path_factory):
 
 
 @pytest.mark.notebook
+@pytest.mark.parametrize("dataset", DATASETS)
 @pytest.mark.parametrize("path", ALL, ids=[p.stem for p in ALL])
 def test_notebook_runs_quick_and_reproduces(
-    path, data_dir, tmp_path, capsys, shared_cache, monkeypatch
+    path, dataset, data_dir, tmp_path, capsys, shared_cache, monkeypatch
 ):
     monkeypatch.setenv("MEDLAB_CACHE_DIR", str(shared_cache))
     status = reproduce(
@@ -148,7 +157,7 @@ def test_notebook_runs_quick_and_reproduces(
         quick=True,
         output=tmp_path,
         data_dir=data_dir,
-        parameters={"dataset": _dataset(data_dir)},
+        parameters={"dataset": _dataset(data_dir, dataset)},
         html=False,
     )
     out = capsys.readouterr().out
