@@ -636,7 +636,8 @@ def update_expected(
     rows: list[Row], mode: str, *, path: str | os.PathLike[str] = EXPECTED
 ) -> list[str]:
     """Write the entries derived from ``rows`` (one per seed, >= 3 seeds) into the expected file,
-    replacing the sections (origin, mode, notebook) they come from and keeping all others.
+    replacing the sections (origin, mode, notebook, dataset) they come from and keeping all
+    others (so one dataset can be regenerated without touching another's values).
     Returns warnings (wide AUC/accuracy tolerances without a note)."""
     path = Path(path)
     if mode not in MODES:
@@ -687,7 +688,9 @@ def update_expected(
             tree[origin] = {}
         if not isinstance(tree[origin].get(mode), dict):
             tree[origin][mode] = {}
-        tree[origin][mode][nb] = section
+        if not isinstance(tree[origin][mode].get(nb), dict):
+            tree[origin][mode][nb] = {}
+        tree[origin][mode][nb].update(section)  # per dataset: other datasets' entries stay
     text = HEADER + yaml.dump(
         _sorted_tree(tree), Dumper=_Dumper, sort_keys=False, width=4096, allow_unicode=True
     )

@@ -331,7 +331,7 @@ def test_update_expected_keeps_other_sections_and_needs_3_seeds(tmp_path):
     assert tree["official"]["full"]["00_x"]["d"]["a.b"] == other
     assert tree["unofficial"]["quick"]["98_y"]["d"]["a.b"] == other
     section = tree["unofficial"]["quick"]["99_demo"]
-    assert set(section) == {"breastmnist"}  # the notebook's section is replaced as a whole
+    assert set(section) == {"breastmnist", "old"}  # per dataset: "old" (another dataset) stays
     auc = section["breastmnist"]["demo.test_auc"]
     assert set(auc) == {"value", "tol", "sd", "n_seeds", "seeds", "derived"}
     assert auc["n_seeds"] == 3 and auc["seeds"] == [0, 1, 2] and auc["tol"] == pytest.approx(0.03)
