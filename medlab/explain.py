@@ -38,7 +38,7 @@ from torch import nn
 
 from medlab.train import eval_mode as _eval_mode
 from medlab.train import predict, to_input
-from medlab.utils import progress
+from medlab.utils import check_int, progress
 
 __all__ = [
     "METHODS",
@@ -121,8 +121,7 @@ def _finish(a: torch.Tensor | np.ndarray, h: int, w: int) -> np.ndarray:
 
 
 def _check_int(name: str, value: int, lo: int) -> None:
-    if not isinstance(value, int | np.integer) or value < lo:
-        raise ValueError(f"{name} must be an integer >= {lo}, got {value!r}")
+    check_int(name, value, lo)
 
 
 # --------------------------------------------------------------------------------------------

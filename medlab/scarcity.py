@@ -36,7 +36,7 @@ from medlab.experiments import ModelCache, cached_model, fingerprint, run_grid, 
 from medlab.experiments import summarize as _summarize
 from medlab.models import SmallCNN
 from medlab.train import BatchAugment, evaluate, fit
-from medlab.utils import check_seeds
+from medlab.utils import check_int, check_seeds
 
 __all__ = [
     "VARIANTS",
@@ -99,9 +99,7 @@ class Schedule:
 
     def __post_init__(self) -> None:
         for name in ("epochs", "min_steps", "batch_size", "width"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or v < 1:
-                raise ValueError(f"Schedule.{name} must be a positive integer, got {v!r}")
+            object.__setattr__(self, name, check_int(f"Schedule.{name}", getattr(self, name), 1))
         if not 1e-6 <= self.lr <= 1.0:
             raise ValueError(f"Schedule.lr must be in [1e-6, 1], got {self.lr!r}")
 
@@ -227,8 +225,7 @@ def _pretrain(
     folder: str | os.PathLike[str] | None,
     force: bool,
 ) -> Pretrained:
-    if not isinstance(max_images, int) or max_images < 1:
-        raise ValueError(f"max_images must be a positive integer, got {max_images!r}")
+    max_images = check_int("max_images", max_images, 1)
     settings = {
         "kind": kind,
         "model": "smallcnn",
