@@ -9,9 +9,10 @@ import warnings
 from pathlib import Path
 
 import pytest
+import torch
 
 import medlab
-from medlab.data import UnofficialDataWarning
+from medlab.data import MedMNISTData, UnofficialDataWarning
 
 os.environ.setdefault("MEDLAB_QUIET", "1")  # no progress bars in test logs
 
@@ -45,3 +46,45 @@ def pneumonia(data_dir):
     if data_dir is not None and (data_dir / "pneumoniamnist_balanced_subset.npz").exists():
         return medlab.load("pneumoniamnist_balanced_subset", data_dir=data_dir)
     return medlab.load("pneumoniamnist", data_dir=data_dir)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Unit tests train tiny models on two shared cores: one torch thread is as fast and does
+    not fight other processes; the count is restored afterwards."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    """The model cache in a temporary folder (also the default one, via MEDLAB_CACHE_DIR)."""
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("MEDLAB_CACHE_DIR", str(folder))
+    return folder
+
+
+def data_slice(
+    data: MedMNISTData, n: tuple[int, int, int] = (80, 40, 100), *, seed: int = 0
+) -> MedMNISTData:
+    """A small random (class-mixed) slice of a real dataset: n train/val/test images."""
+    g = torch.Generator().manual_seed(seed)
+    tr, va, te = (
+        data[s].subset(torch.randperm(len(data[s]), generator=g)[:k])
+        for s, k in zip(("train", "val", "test"), n, strict=True)
+    )
+    return MedMNISTData(
+        data.name,
+        tr,
+        va,
+        te,
+        data.task,
+        dict(data.label_names),
+        data.n_channels,
+        data.size,
+        data.license,
+        "",
+        dict(data.provenance),
+    )

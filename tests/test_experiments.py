@@ -27,23 +27,6 @@ from medlab.models import SmallCNN
 from medlab.train import fit, predict
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread (two shared cores); restored afterwards."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-@pytest.fixture
-def cache(tmp_path, monkeypatch):
-    """The model cache in a temporary folder (also the default one, via MEDLAB_CACHE_DIR)."""
-    folder = tmp_path / "cache"
-    monkeypatch.setenv("MEDLAB_CACHE_DIR", str(folder))
-    return folder
-
-
 @pytest.fixture
 def threads():
     """Whatever a test does to torch's thread count is undone afterwards."""

@@ -29,15 +29,6 @@ class Linear(nn.Module):
         return self.lin(x.flatten(1))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread (two shared cores); restored afterwards."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def images(breast) -> torch.Tensor:
     """Four real BreastMNIST test images, two of each class, uint8 (4, 1, 28, 28)."""

@@ -19,22 +19,6 @@ from medlab.train import predict
 TINY = dict(width=4, epochs=1, batch_size=64, lr=5e-3, augment=False)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread (two shared cores); restored afterwards."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-@pytest.fixture
-def cache(tmp_path, monkeypatch):
-    folder = tmp_path / "cache"
-    monkeypatch.setenv("MEDLAB_CACHE_DIR", str(folder))
-    return folder
-
-
 @pytest.fixture(scope="module")
 def sweep(breast, tmp_path_factory):
     """One small sweep on real BreastMNIST, its models cached in a temporary folder."""

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import data_slice
 
 from medlab import scarcity as S
 from medlab.data import MedMNISTData, Split
@@ -17,55 +18,14 @@ from medlab.models import SmallCNN
 TINY = S.Schedule(epochs=1, min_steps=3, batch_size=16, lr=3e-3, width=4)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread (two shared cores); restored afterwards."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-@pytest.fixture
-def cache(tmp_path, monkeypatch):
-    """The model cache in a temporary folder (the default folder, via MEDLAB_CACHE_DIR)."""
-    folder = tmp_path / "cache"
-    monkeypatch.setenv("MEDLAB_CACHE_DIR", str(folder))
-    return folder
-
-
-def _slice(
-    data: MedMNISTData, n: tuple[int, int, int] = (80, 40, 100), *, seed: int = 0
-) -> MedMNISTData:
-    """A small random (class-mixed) slice of a real dataset."""
-    g = torch.Generator().manual_seed(seed)
-    tr, va, te = (
-        data[s].subset(torch.randperm(len(data[s]), generator=g)[:k])
-        for s, k in zip(("train", "val", "test"), n, strict=True)
-    )
-    return MedMNISTData(
-        data.name,
-        tr,
-        va,
-        te,
-        data.task,
-        dict(data.label_names),
-        data.n_channels,
-        data.size,
-        data.license,
-        "",
-        dict(data.provenance),
-    )
-
-
 @pytest.fixture(scope="module")
 def target(breast) -> MedMNISTData:
-    return _slice(breast)
+    return data_slice(breast)
 
 
 @pytest.fixture(scope="module")
 def source(pneumonia) -> MedMNISTData:
-    return _slice(pneumonia, (64, 32, 32), seed=1)
+    return data_slice(pneumonia, (64, 32, 32), seed=1)
 
 
 # ---------------------------------------------------------------------------------- budgets

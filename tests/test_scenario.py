@@ -15,15 +15,6 @@ from medlab.train import predict
 SPLITS = ("train", "val", "test")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread (two shared cores); restored afterwards."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _random_rows(data: MedMNISTData, n: int, seed: int = 0):
     """n random training images and labels (the files are sorted by class)."""
     idx = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(seed))[:n]

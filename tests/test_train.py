@@ -11,6 +11,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from conftest import data_slice
 from sklearn.exceptions import UndefinedMetricWarning
 from torch import nn
 
@@ -34,41 +35,10 @@ from medlab.train import (
 from medlab.utils import seed_everything
 
 
-def _slice(data: MedMNISTData, n: tuple[int, int, int], seed: int = 0) -> MedMNISTData:
-    g = torch.Generator().manual_seed(seed)
-    tr, va, te = (
-        data[s].subset(torch.randperm(len(data[s]), generator=g)[:k])
-        for s, k in zip(("train", "val", "test"), n, strict=True)
-    )
-    return MedMNISTData(
-        data.name,
-        tr,
-        va,
-        te,
-        data.task,
-        data.label_names,
-        data.n_channels,
-        data.size,
-        data.license,
-        "",
-        dict(data.provenance),
-    )
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: on two shared cores a second thread mostly waits for the other
-    processes (tens of times slower); results within this file do not depend on it."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def small(pneumonia) -> MedMNISTData:
     """A small, class-mixed slice of real chest X-rays so the tests stay fast."""
-    return _slice(pneumonia, (1024, 96, 256))
+    return data_slice(pneumonia, (1024, 96, 256))
 
 
 def _weights(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -172,7 +142,7 @@ def test_fit_equals_its_composition(small):
 
 
 def test_sample_weight_changes_training(small):
-    tr = _slice(small, (256, 96, 32))
+    tr = data_slice(small, (256, 96, 32))
     w = torch.ones(len(tr.train))
     w[tr.train.labels == 1] = 5.0
     kw = dict(seed=0, epochs=1, model_kwargs={"width": 8})
