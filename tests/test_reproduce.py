@@ -212,6 +212,23 @@ def test_compare_reproduced_deviated_missing_new(rec, origin):
     assert "DEVIATED" in table and "MISSING" in table
 
 
+def test_a_dataset_only_used_is_not_checked_for_missing_keys(rec, origin):
+    """Notebook 02 on the pneumonia subset pretrains on BreastMNIST: BreastMNIST is in its
+    provenance, but BreastMNIST's expected section belongs to runs *on* BreastMNIST."""
+    rec.record("demo.auc", 0.80)
+    results = json.loads(rec.path.read_text())
+    results["provenance"]["datasets"]["other_source"] = dict(
+        results["provenance"]["datasets"]["breastmnist"]
+    )
+    tree = _tree(origin, {"demo.auc": {"value": 0.8, "tol": 0.01}})
+    tree[origin]["quick"]["99_demo"]["other_source"] = {"demo.auc": {"value": 0.7, "tol": 0.01}}
+    rows = R.compare(results, tree, "quick")
+    assert [(r.dataset, r.status) for r in rows] == [("breastmnist", "reproduced")]
+    results["records"]["other_source"] = {"demo.x": {"value": 1.0, "official": False}}
+    statuses = {(r.dataset, r.key): r.status for r in R.compare(results, tree, "quick")}
+    assert statuses[("other_source", "demo.auc")] == "MISSING"  # now it recorded there
+
+
 @pytest.mark.parametrize(
     "text, gist",
     [
