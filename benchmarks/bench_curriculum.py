@@ -59,9 +59,11 @@ class KernelMonitor:
 
     def _run(self) -> None:
         me = psutil.Process()
+        # the previous notebook's kernel may still be shutting down: measure only new processes
+        before = {k.pid for k in me.children(recursive=True)}
         while not self._stop.is_set():
             try:
-                kids = me.children(recursive=True)
+                kids = [k for k in me.children(recursive=True) if k.pid not in before]
             except psutil.Error:
                 kids = []
             for k in kids:
@@ -77,7 +79,7 @@ class KernelMonitor:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
-        self.peak_kb = max(self.peak_kb, max(self._seen.values(), default=0))
+        self.peak_kb = max(self.peak_kb, max(self._seen.values(), default=0))  # one kernel alone
 
 
 def main(argv: list[str] | None = None) -> int:
