@@ -59,8 +59,16 @@ def test_cpu_only_torch_for_binder():
     assert "download.pytorch.org/whl/cpu" in text
 
 
+def _optional() -> dict[str, Requirement]:
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+    reqs = [Requirement(d) for deps in extras.values() for d in deps]
+    return {r.name.lower(): r for r in reqs if r.name != "medlab"}
+
+
 def test_constraints_pin_versions_pyproject_allows():
-    py, pins = _pyproject(), _constraints()
+    py, pins = {**_optional(), **_pyproject()}, _constraints()
     conda, env = _environment(ROOT / "environment.yml")
     for name, pin in pins.items():
         version = str(pin.specifier).removeprefix("==")
