@@ -218,6 +218,10 @@ def summarize(
     Returns one row per value of ``by`` (in order of first appearance) with columns ``by``...,
     ``<metric>`` (mean), ``<metric>_sd`` (NaN with one seed) for each metric, and ``n_seeds``.
     ``metrics`` defaults to every numeric column not in ``by`` and not ``seed``.
+
+    Means and SDs skip missing values (NaN: e.g. an AUC undefined for one seed). A metric that
+    has any gets a column ``<metric>_n`` (the number of values behind its mean and SD, right
+    after ``<metric>_sd``), so a standard error uses the right count: ``sd / sqrt(<metric>_n)``.
     """
     if not isinstance(df, pd.DataFrame) or df.empty:
         raise ValueError("summarize needs a non-empty DataFrame (e.g. from run_grid)")
@@ -235,8 +239,16 @@ def summarize(
     mean = g[metrics].mean()
     spread = g[metrics].std(ddof=1).add_suffix("_sd")
     out = pd.concat([mean, spread], axis=1)
-    out["n_seeds"] = g[seed].nunique() if seed in df.columns else g.size()
-    cols = [c for m in metrics for c in (m, f"{m}_sd")] + ["n_seeds"]
+    n_seeds = g[seed].nunique() if seed in df.columns else g.size()
+    counts = g[metrics].count()
+    out["n_seeds"] = n_seeds
+    cols = []
+    for m in metrics:
+        cols += [m, f"{m}_sd"]
+        if (counts[m] != g.size()).any():
+            out[f"{m}_n"] = counts[m]
+            cols.append(f"{m}_n")
+    cols.append("n_seeds")
     return out[cols].reset_index()
 
 

@@ -429,3 +429,22 @@ def test_cached_model_returns_the_trained_model(breast, cache):
     np.testing.assert_array_equal(predict(m1, breast.test), predict(m2, breast.test))
     untrained = _build()
     assert not np.array_equal(predict(untrained, breast.test), predict(m2, breast.test))
+
+
+def test_summarize_counts_values_behind_a_mean_with_missing_values():
+    df = pd.DataFrame(
+        {
+            "share": [0.05] * 3 + [0.5] * 3,
+            "seed": [0, 1, 2] * 2,
+            "auc": [0.7, np.nan, 0.8, 0.9, 0.85, 0.95],
+            "acc": [0.6, 0.7, 0.8, 0.9, 0.9, 0.9],
+        }
+    )
+    out = summarize(df, by="share")
+    assert list(out.columns) == ["share", "auc", "auc_sd", "auc_n", "acc", "acc_sd", "n_seeds"]
+    low = out.iloc[0]
+    assert low["auc_n"] == 2 and low["n_seeds"] == 3
+    assert low["auc"] == pytest.approx(0.75) and low["auc_sd"] == pytest.approx(
+        np.std([0.7, 0.8], ddof=1)
+    )
+    assert out.iloc[1]["auc_n"] == 3
