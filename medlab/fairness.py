@@ -439,13 +439,6 @@ def summarize(rows: Any, metrics: Sequence[str] = METRICS) -> Any:
 # figures
 
 
-def _grid(rows: list[np.ndarray]) -> np.ndarray:
-    """Stack rows of images (each (n, C, H, W) uint8) into one RGB picture (H*rows, W*n, 3)."""
-    lines = [np.concatenate(list(r), axis=-1) for r in rows]  # (C, H, W*n)
-    img = np.concatenate(lines, axis=-2).transpose(1, 2, 0)
-    return np.repeat(img, 3, axis=2) if img.shape[2] == 1 else img
-
-
 def shift_examples(
     scenario: Scenario,
     data: MedMNISTData,
@@ -456,9 +449,7 @@ def shift_examples(
     """Real test images side by side: each healthy and diseased image as it is (majority
     presentation) and with the scenario minority's :class:`PresentationShift` (same pattern,
     same positive class as the scenario)."""
-    import plotly.graph_objects as go
-
-    from medlab.plots import finish
+    from medlab.plots import image_grid
 
     shift, positive, pat = scenario.shift, scenario.positive, scenario.pattern
     rng = np.random.default_rng(seed)
@@ -473,24 +464,13 @@ def shift_examples(
         cname = data.label_names[c][:18]
         rows += [x.numpy(), shifted.numpy()]
         names += [f"{cname}: as is", f"{cname}: minority"]
-    img = _grid(rows)
-    h, w = data.test.images.shape[-2:]
-    fig = go.Figure(go.Image(z=img))
-    fig.update_yaxes(
-        tickvals=[h * (i + 0.5) for i in range(len(names))], ticktext=names, showgrid=False
-    )
-    fig.update_xaxes(
-        tickvals=[w * (j + 0.5) for j in range(n)],
-        ticktext=[str(j + 1) for j in range(n)],
-        showgrid=False,
-    )
-    return finish(
-        fig,
+    return image_grid(
+        rows,
+        names,
         title=f"{data.name}: the simulated minority presentation "
         f"(zoom {shift.zoom:g}, disease signal x{shift.contrast:g})",
-        x=f"test image ({w} x {h} px each)",
+        x="test image",
         y="class and presentation",
-        height=110 + 70 * len(names),
     )
 
 

@@ -158,42 +158,67 @@ def confusion_matrix(
     return finish(fig, title=title, x="predicted class", y="true class")
 
 
+def image_grid(
+    rows: Sequence[Any],
+    row_names: Sequence[str],
+    *,
+    title: str,
+    x: str = "example",
+    y: str = "row",
+    col_names: Sequence[str] | None = None,
+) -> go.Figure:
+    """Rows of images as one labelled picture. ``rows``: one uint8 array or tensor per row,
+    each (n, C, H, W) with C in {1, 3} (a shorter row is padded with black); ``row_names`` label
+    the rows, ``col_names`` the columns (default 1..n). The axis titles get the image size."""
+    arrays = [np.asarray(r, dtype=np.uint8) for r in rows]
+    if not arrays or len(arrays) != len(row_names):
+        raise ValueError(
+            f"image_grid needs one name per row: {len(arrays)} rows, {len(row_names)} names"
+        )
+    if any(a.ndim != 4 for a in arrays):
+        raise ValueError("each row must be an (n, C, H, W) uint8 array")
+    c, h, w = arrays[0].shape[1:]
+    n = max(len(a) for a in arrays)
+    grid = np.zeros((c, h * len(arrays), w * n), dtype=np.uint8)
+    for i, a in enumerate(arrays):
+        for j, img in enumerate(a):
+            grid[:, i * h : (i + 1) * h, j * w : (j + 1) * w] = img
+    img = grid.transpose(1, 2, 0)
+    fig = go.Figure(go.Image(z=np.repeat(img, 3, axis=2) if c == 1 else img))
+    fig.update_yaxes(
+        tickvals=[h * (i + 0.5) for i in range(len(arrays))],
+        ticktext=list(row_names),
+        showgrid=False,
+    )
+    fig.update_xaxes(
+        tickvals=[w * (j + 0.5) for j in range(n)],
+        ticktext=list(col_names) if col_names is not None else [str(j + 1) for j in range(n)],
+        showgrid=False,
+    )
+    return finish(
+        fig, title=title, x=f"{x} ({w} x {h} px each)", y=y, height=max(250, 60 * len(arrays) + 120)
+    )
+
+
 def montage(
     split: Split, *, per_class: int = 8, seed: int = 0, title: str | None = None
 ) -> go.Figure:
     """Random real images, one row per class (first label's positives for multi-label)."""
     rng = np.random.default_rng(seed)
-    imgs = split.images.numpy()
-    c, h, w = imgs.shape[1:]
     labels = split.labels.numpy()
-    rows = []
-    names = []
+    rows, names = [], []
     for k, name in split.label_names.items():
         idx = np.flatnonzero(labels[:, k] > 0 if split.multilabel else labels == k)
         take = rng.choice(idx, size=min(per_class, len(idx)), replace=False) if len(idx) else []
-        row = np.zeros((c, h, w * per_class), dtype=np.uint8)
-        for j, i in enumerate(take):
-            row[:, :, j * w : (j + 1) * w] = imgs[i]
-        rows.append(row)
+        rows.append(split.images[np.asarray(take, dtype=np.int64)].numpy())
         names.append(f"{k}: {name}"[:30])
-    grid = np.concatenate(rows, axis=1).transpose(1, 2, 0)
-    if c == 1:
-        grid = np.repeat(grid, 3, axis=2)
-    fig = go.Figure(go.Image(z=grid))
-    fig.update_yaxes(
-        tickvals=[h * (i + 0.5) for i in range(len(names))], ticktext=names, showgrid=False
-    )
-    fig.update_xaxes(
-        tickvals=[w * (j + 0.5) for j in range(per_class)],
-        ticktext=[str(j + 1) for j in range(per_class)],
-        showgrid=False,
-    )
-    return finish(
-        fig,
+    return image_grid(
+        rows,
+        names,
         title=title or f"{split.name}: random {split.split} images per class",
-        x=f"example ({w} x {h} px each)",
+        x="example",
         y="class",
-        height=max(250, 60 * len(names) + 120),
+        col_names=[str(j + 1) for j in range(per_class)],
     )
 
 

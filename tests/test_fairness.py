@@ -275,3 +275,17 @@ def test_explorer_reevaluates_the_sweeps_models(sweep, breast):
     )
     with pytest.raises(ValueError, match="no 'resample' models"):
         fa.explorer(sweep, breast, method="resample")
+
+
+def test_image_grid_lays_rows_out_and_rejects_mismatched_names():
+    from medlab.plots import image_grid
+
+    a = np.full((2, 1, 4, 5), 200, np.uint8)
+    b = np.full((3, 1, 4, 5), 50, np.uint8)
+    fig = image_grid([a, b], ["bright", "dark"], title="t", x="image", y="row")
+    z = np.asarray(fig.data[0].z)
+    assert z.shape == (8, 15, 3)
+    assert (z[:4, :10] == 200).all() and (z[:4, 10:] == 0).all() and (z[4:] == 50).all()
+    assert fig.layout.xaxis.title.text == "image (5 x 4 px each)"
+    with pytest.raises(ValueError, match="one name per row"):
+        image_grid([a], ["x", "y"], title="t")
