@@ -24,6 +24,7 @@ from medlab.utils import check_int
 __all__ = [
     "medmnist_metrics",
     "majority_baseline",
+    "metric_interval",
     "youden_threshold",
     "calibration",
     "GroupMetrics",
@@ -64,6 +65,43 @@ def majority_baseline(
         prior = prior / prior.sum()
     scores = np.tile(prior, (n, 1))
     return medmnist_metrics(test_labels, scores, task)
+
+
+def metric_interval(
+    y_true: np.ndarray,
+    y_score: np.ndarray,
+    task: str,
+    *,
+    metric: str = "auc",
+    n_boot: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of a test metric (:func:`medmnist_metrics`' ``"auc"`` or
+    ``"acc"``): the test set is resampled ``n_boot`` times, stratified by class (single-label
+    tasks keep each class's count, so every resample has both classes). It measures the
+    test-set sampling error only, not the seed's. Returns ``(lo, hi)`` in [0, 1]."""
+    if metric not in ("auc", "acc"):
+        raise ValueError(f"metric must be 'auc' or 'acc', got {metric!r}")
+    n_boot = check_int("n_boot", n_boot, 2)
+    if not (isinstance(level, numbers.Real) and 0 < level < 1):
+        raise ValueError(f"level must be in (0, 1), e.g. 0.95; got {level!r}")
+    y_true = np.asarray(y_true)
+    y_score = np.asarray(y_score, dtype=np.float64)
+    if y_true.shape[0] != y_score.shape[0] or y_true.shape[0] < 2:
+        raise ValueError(f"need matching rows (at least 2): {y_true.shape} vs {y_score.shape}")
+    rng = np.random.default_rng(seed)
+    if task == "multi-label, binary-class":
+        strata = [np.arange(len(y_true))]
+    else:
+        y = y_true.reshape(-1)
+        strata = [np.flatnonzero(y == c) for c in np.unique(y)]
+    values = np.empty(n_boot)
+    for b in range(n_boot):
+        idx = np.concatenate([rng.choice(s, size=len(s), replace=True) for s in strata])
+        values[b] = medmnist_metrics(y_true[idx], y_score[idx], task)[metric]
+    lo, hi = np.quantile(values, [(1 - level) / 2, (1 + level) / 2])
+    return float(lo), float(hi)
 
 
 # --------------------------------------------------------------------------------------------

@@ -269,3 +269,27 @@ def test_youden_threshold_maximises_tpr_minus_fpr(seed):
     assert 0 < t < 1
     with pytest.raises(ValueError, match="both classes"):
         youden_threshold(np.zeros(10), s[:10])
+
+
+def test_metric_interval_brackets_the_auc_and_narrows_with_more_data():
+    from sklearn.metrics import roc_auc_score
+
+    from medlab.metrics import metric_interval
+
+    rng = np.random.default_rng(0)
+
+    def sample(n):
+        y = rng.integers(0, 2, n)
+        s = np.clip(0.5 + 0.25 * (y - 0.5) + rng.normal(0, 0.25, n), 0, 1)
+        return y, np.stack([1 - s, s], 1)
+
+    y, p = sample(150)
+    lo, hi = metric_interval(y, p, "binary-class", n_boot=300, seed=1)
+    auc = roc_auc_score(y, p[:, 1])
+    assert lo < auc < hi and 0.02 < hi - lo < 0.3
+    y2, p2 = sample(3000)
+    lo2, hi2 = metric_interval(y2, p2, "binary-class", n_boot=100, seed=1)
+    assert hi2 - lo2 < (hi - lo) / 2
+    assert metric_interval(y, p, "binary-class", n_boot=300, seed=1) == (lo, hi)
+    with pytest.raises(ValueError, match="metric must be"):
+        metric_interval(y, p, "binary-class", metric="f1")
