@@ -48,7 +48,7 @@ def test_post_build_installs_the_settings_and_prefetches_all_datasets():
     lines = [ln.strip() for ln in post.splitlines() if ln.strip() and not ln.startswith("#")]
     assert lines[0] == "set -euo pipefail"
     assert 'cp binder/overrides.json "$settings/overrides.json"' in lines
-    assert any("get_app_dir()" in ln and ln.endswith("/settings") for ln in lines)
+    assert any("get_app_dir()" in ln and ln.endswith('/settings"') for ln in lines)
     assert 'cp binder/jupyter_server_config.json "$config/jupyter_server_config.json"' in lines
     assert "python -m medlab download --all" in lines
     assert os.access(BINDER / "postBuild", os.X_OK)
