@@ -105,7 +105,7 @@ Tables: <a href="{{ table_txt }}">{{ table_txt }}</a>, <a href="{{ table_csv }}"
 <td class="num">{% if r.peak_mb is none %}<span class="muted">not measured</span>{% else %}{{ '%.0f'|format(r.peak_mb) }}{% if r.over %} <span class="status status-over">over budget</span>{% endif %}{% endif %}</td>
 <td class="num">{{ budget }}</td>
 <td>{% if r.html %}<a class="nb-html" href="{{ r.html }}">HTML</a> {% endif %}{% if r.ipynb %}<a class="nb-ipynb" href="{{ r.ipynb }}">.ipynb</a> {% endif %}{% if r.log %}<a class="nb-log" href="{{ r.log }}">log</a>{% endif %}</td>
-<td>{{ r.figures|length }}</td>
+<td class="num">{% if r.figures %}<a href="#fig-{{ r.anchor }}">{{ r.figures|length }}</a>{% else %}0{% endif %}</td>
 </tr>
 {% endfor %}
 </tbody>
@@ -136,7 +136,7 @@ Tables: <a href="{{ table_txt }}">{{ table_txt }}</a>, <a href="{{ table_csv }}"
 <h2 id="figures">Figures</h2>
 {% set ns = namespace(any=false) %}
 {% for r in runs if r.figures %}{% set ns.any = true %}
-<h3>{{ r.notebook }}{% if multi_seed %} (seed {{ r.seed }}){% endif %}</h3>
+<h3 id="fig-{{ r.anchor }}">{{ r.notebook }}{% if multi_seed %} (seed {{ r.seed }}){% endif %}</h3>
 <ul class="figures">
 {% for f in r.figures %}<li><a class="figure" href="{{ f.href }}">{{ f.name }}</a></li>
 {% endfor %}</ul>
@@ -199,7 +199,10 @@ def export_notebook_html(executed: str | os.PathLike[str], folder: str | os.Path
 
 
 def _fmt(x: float | None) -> str:
-    return "" if x is None else f"{x:.4f}"
+    """Counts (whole numbers from 2 up) without decimals, other values with 4."""
+    if x is None:
+        return ""
+    return f"{x:.0f}" if float(x).is_integer() and abs(x) >= 2 else f"{x:.4f}"
 
 
 def _run_entry(run: NotebookRun, run_dir: Path, budget: int) -> dict[str, Any]:
@@ -220,6 +223,7 @@ def _run_entry(run: NotebookRun, run_dir: Path, budget: int) -> dict[str, Any]:
         "ipynb": _href(run.executed, run_dir) if run.executed.is_file() else "",
         "log": _href(run.log, run_dir) if run.log is not None and run.log.is_file() else "",
         "figures": [{"name": f.stem, "href": _href(f, run_dir)} for f in figures],
+        "anchor": run.notebook + ("" if run.seed is None else f"-seed{run.seed}"),
     }
 
 
