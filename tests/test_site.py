@@ -123,6 +123,7 @@ def _parse(path: Path) -> _Page:
     return page
 
 
+@pytest.mark.notebook
 def test_site_lists_notebooks_numbers_and_links(run_dir):
     page = _parse(run_dir / "index.html")
     status = {r["notebook"]: r["status"] for r in page.runs}
@@ -146,6 +147,7 @@ def test_site_lists_notebooks_numbers_and_links(run_dir):
     assert ",FAILED," in csv[2]
 
 
+@pytest.mark.notebook
 def test_exported_notebooks_use_no_cdn(run_dir):
     pages = [run_dir / "index.html", *sorted((run_dir / "html").glob("*.html"))]
     assert {p.name for p in pages} >= {"index.html", "00_site.html", "01_fail.html"}
@@ -156,6 +158,7 @@ def test_exported_notebooks_use_no_cdn(run_dir):
     assert "plotly-graph-div" in body and "Plotly.newPlot" in body  # plotly.js travels inline
 
 
+@pytest.mark.notebook
 def test_audit_report_is_linked_when_present(run_dir, tmp_path):
     shutil.copytree(run_dir, tmp_path / "run", symlinks=True)
     run = tmp_path / "run"
@@ -214,6 +217,7 @@ def _chromium() -> str:
     return exe
 
 
+@pytest.mark.notebook
 def test_site_renders_in_headless_chromium(run_dir):
     exe = _chromium()
     from playwright.sync_api import sync_playwright
