@@ -24,62 +24,11 @@ import argparse
 import os
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
-import psutil
-
+from medlab.monitor import BUDGET_MB, KernelMonitor
 from medlab.reproduce import find_notebooks, run_notebook
-
-BUDGET_MB = {"quick": 1536, "full": 2048}
-
-
-def _hwm_kb(pid: int) -> int:
-    """Peak resident set size (kB) of a process so far, from /proc (0 if it is gone)."""
-    try:
-        with open(f"/proc/{pid}/status") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-class KernelMonitor:
-    """Tracks the peak RSS of the kernels (children of this process) while a notebook runs."""
-
-    def __init__(self, interval: float = 0.1) -> None:
-        self.interval = interval
-        self.peak_kb = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._seen: dict[int, int] = {}
-
-    def _run(self) -> None:
-        me = psutil.Process()
-        # the previous notebook's kernel may still be shutting down: measure only new processes
-        before = {k.pid for k in me.children(recursive=True)}
-        while not self._stop.is_set():
-            try:
-                kids = [k for k in me.children(recursive=True) if k.pid not in before]
-            except psutil.Error:
-                kids = []
-            for k in kids:
-                self._seen[k.pid] = max(self._seen.get(k.pid, 0), _hwm_kb(k.pid))
-            # kernels are the python children; sum a kernel with its own children
-            self.peak_kb = max(self.peak_kb, sum(self._seen.get(k.pid, 0) for k in kids))
-            self._stop.wait(self.interval)
-
-    def __enter__(self) -> KernelMonitor:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak_kb = max(self.peak_kb, max(self._seen.values(), default=0))  # one kernel alone
 
 
 def main(argv: list[str] | None = None) -> int:

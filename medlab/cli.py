@@ -123,10 +123,30 @@ def _parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--no-html", action="store_true", help="skip the HTML export")
 
-    d = sub.add_parser("download", help="download official MedMNIST files (md5-verified)")
-    d.add_argument("names", nargs="+", help="official dataset names, e.g. pneumoniamnist")
+    d = sub.add_parser(
+        "download",
+        help="download official MedMNIST files (md5-verified), or build an offline bundle",
+        description="Download official MedMNIST files into the data folder, verified by MD5. "
+        "With --to DIR: build an offline bundle for a workshop (the files, MANIFEST.md5 and a "
+        "README on pointing MEDLAB_DATA_DIR at it), copying files already in --data-dir.",
+    )
+    d.add_argument("names", nargs="*", help="official dataset names, e.g. pneumoniamnist")
+    d.add_argument(
+        "--all", action="store_true", help="every dataset the curriculum's notebooks use"
+    )
+    d.add_argument(
+        "--to",
+        default=None,
+        metavar="DIR",
+        help="build an offline bundle in DIR (files + MANIFEST.md5 + README.md)",
+    )
     d.add_argument("--size", type=int, default=28)
-    d.add_argument("--data-dir", default=None)
+    d.add_argument(
+        "--data-dir",
+        default=None,
+        help="data folder (default: $MEDLAB_DATA_DIR or ~/.medmnist); with --to, the folder "
+        "whose files are copied into the bundle instead of downloaded",
+    )
 
     sub.add_parser("datasets", help="list the data cards")
     return parser
@@ -173,8 +193,41 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "download":
         from medlab.data import DataError, download, file_md5
 
+        if bool(args.names) == args.all:
+            print(
+                "medlab download: error: give dataset names or --all (every dataset the "
+                "curriculum uses), e.g. `medlab download --all --to workshop-data`",
+                file=sys.stderr,
+            )
+            return 2
+        if args.to is not None:
+            from medlab.kit import build_bundle
+
+            try:
+                folder = build_bundle(
+                    args.to,
+                    None if args.all else args.names,
+                    size=args.size,
+                    source=args.data_dir,
+                    progress=print,
+                )
+            except DataError as exc:
+                print(f"medlab download: error: {exc}", file=sys.stderr)
+                return 1
+            print(f"bundle ready: {folder} (see its README.md); use it with")
+            print(f"  export MEDLAB_DATA_DIR={folder}")
+            return 0
+        names = args.names
+        if args.all:
+            from medlab.kit import curriculum_datasets
+
+            try:
+                names = curriculum_datasets()
+            except DataError as exc:
+                print(f"medlab download: error: {exc}", file=sys.stderr)
+                return 2
         status = 0
-        for name in args.names:
+        for name in names:
             try:
                 path = download(name, size=args.size, data_dir=args.data_dir, progressbar=True)
                 print(f"{name}: {path} (md5 {file_md5(path)})")

@@ -62,6 +62,9 @@ __all__ = [
     "load",
     "load_custom",
     "download",
+    "MANIFEST",
+    "read_manifest",
+    "check_manifest",
 ]
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
@@ -69,6 +72,8 @@ SIZES: tuple[int, ...] = (28, 64, 128, 224)
 #: Official 2D MedMNIST datasets (the 3D ones are out of scope for the curriculum).
 OFFICIAL_2D: tuple[str, ...] = tuple(k for k in INFO if not k.endswith("3d"))
 ENV_VAR = "MEDLAB_DATA_DIR"
+#: An offline bundle's list of files and MD5s (``md5sum`` format), checked by :func:`load`.
+MANIFEST = "MANIFEST.md5"
 TASKS = ("binary-class", "multi-class", "ordinal-regression", "multi-label, binary-class")
 _DIR_FIX = f"Set ${ENV_VAR} or pass data_dir= to a writable folder."
 
@@ -575,6 +580,53 @@ _fetch = download  # load() has a flag named ``download``, so it calls this name
 
 
 # --------------------------------------------------------------------------------------------
+# offline bundles (``medlab download --all --to DIR``, see medlab.kit)
+
+_MANIFEST_LINE = re.compile(r"([0-9a-fA-F]{32}) [ *](.+)")
+
+
+def read_manifest(folder: str | os.PathLike[str]) -> dict[str, str]:
+    """``{file name: md5}`` from ``folder/MANIFEST.md5`` (``md5sum`` format: ``<md5>  <name>``
+    per line); ``{}`` when the folder has no manifest. A malformed line raises
+    :class:`DataChecksumError` naming the line and the fix."""
+    path = Path(folder) / MANIFEST
+    if not path.is_file():
+        return {}
+    out = {}
+    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        m = _MANIFEST_LINE.fullmatch(line.strip())
+        if m is None or "/" in m[2] or "\\" in m[2]:
+            raise DataChecksumError(
+                f"{path}, line {i}: {line.strip()!r} is not '<md5>  <file name>' (md5sum "
+                f"format). Rebuild the bundle with `medlab download --all --to {path.parent}`, "
+                "or copy MANIFEST.md5 again from the original bundle."
+            )
+        out[m[2]] = m[1].lower()
+    return out
+
+
+def check_manifest(path: str | os.PathLike[str]) -> None:
+    """Verify a data file against the manifest of its folder, if the folder is an offline bundle
+    (has ``MANIFEST.md5``) that lists the file; raises :class:`DataChecksumError` naming the
+    fix when the MD5 differs. Files the manifest does not list are not checked."""
+    path = Path(path)
+    expected = read_manifest(path.parent).get(path.name)
+    if expected is None:
+        return
+    actual = file_md5(path)
+    if actual != expected:
+        raise DataChecksumError(
+            f"{path} has md5 {actual}, but the bundle's manifest {path.parent / MANIFEST} lists "
+            f"{expected}: the file was damaged or replaced after the bundle was built. Copy "
+            f"{path.name} again from the original bundle (`md5sum -c {MANIFEST}` in the bundle "
+            f"folder checks every file), or rebuild the bundle online with "
+            f"`medlab download --all --to {path.parent}`."
+        )
+
+
+# --------------------------------------------------------------------------------------------
 # reading npz files
 
 _NPY_MAGIC = b"\x93NUMPY"
@@ -883,6 +935,7 @@ def _load_registered(key: str, folder: Path, size: int) -> MedMNISTData:
                 f"file the card describes (another version or a damaged copy). Get the file "
                 f"the card describes ({c.get('obtain', 'see its data card')}), {own_name}."
             )
+    check_manifest(path)
     info = INFO[_check_name(c["like"])]
     data = _build(
         key,
@@ -964,6 +1017,7 @@ def load(
                 f"and save it as {path} (md5 {md5}), or pass download=True."
             )
         path = _fetch(key, size=size, data_dir=folder, downloader=downloader)
+    check_manifest(path)
     info = INFO[key]
     data = _build(
         key,

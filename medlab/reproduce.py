@@ -8,6 +8,7 @@ each notebook with papermill (cwd = the notebooks folder) into a new run folder:
 
     <output>/runs/<UTC time>-<quick|full>[-N]/   executed/ html/ figures/ results/ logs/
                                                  reproduce_<mode>.txt  reproduce_<mode>.csv
+                                                 notebooks_<mode>.csv  index.html
     <output>/latest -> runs/<newest run>          (or latest.txt holding its path)
     <output>/cache/                                shared across runs ($MEDLAB_CACHE_DIR)
 
@@ -15,6 +16,9 @@ With several seeds each seed gets its own ``seed<k>/`` (executed/, results/, ...
 folder. Nothing of an earlier run is deleted or overwritten. The kernels see
 ``MEDLAB_OUTPUT_DIR`` (where :class:`medlab.Recorder` writes), ``MEDLAB_RUN_DIR`` and
 ``MEDLAB_CACHE_DIR`` (``<output>/cache`` unless already set). Kernel noise goes to ``logs/``.
+``index.html`` is the run's report page (:mod:`medlab.site`: the curriculum table with each
+notebook's time and its kernel's peak memory, every number against its expected value, the
+executed notebooks as HTML, the figures, the audit report), readable offline.
 
 The terminal shows one line per notebook run, then one row per number: expected value and
 tolerance, the value now and a status: ``reproduced``, ``DEVIATED``, ``MISSING`` (expected but
@@ -71,7 +75,9 @@ from typing import Any
 
 import yaml
 
+from medlab.monitor import KernelMonitor
 from medlab.results import check_key
+from medlab.site import export_notebook_html, write_site
 
 __all__ = [
     "find_notebooks",
@@ -151,6 +157,7 @@ class NotebookRun:
     error: str = ""
     seed: int | None = None
     log: Path | None = None
+    peak_mb: float | None = None  # the kernel's peak resident memory (MB), if measured
 
 
 @dataclass
@@ -788,12 +795,7 @@ def _export_html(executed: Path, folder: Path, log: Path | None) -> str:
     """HTML copy of an executed notebook; returns an error text ('' if it worked)."""
     try:
         with _quiet(log, fds=False):
-            import nbconvert
-            import nbformat
-
-            folder.mkdir(parents=True, exist_ok=True)
-            body, _ = nbconvert.HTMLExporter().from_notebook_node(nbformat.read(executed, 4))
-            (folder / executed.with_suffix(".html").name).write_text(body)
+            export_notebook_html(executed, folder)  # offline: no CDN scripts
         return ""
     except Exception as exc:  # a failed export must not hide the results
         return f"HTML export failed: {_one_line(exc, 200)}"
@@ -1084,8 +1086,10 @@ def _run_one(
         return {f: f.stat().st_mtime_ns for f in results_dir.glob("*.json")}
 
     before = snapshot()
-    run = run_notebook(nb, target, params, timeout=timeout, env=env, log=log)
+    with KernelMonitor() as mon:
+        run = run_notebook(nb, target, params, timeout=timeout, env=env, log=log)
     run.seed = seed
+    run.peak_mb = mon.peak_mb if mon.peak_kb else None
     docs, bad = [], ""
     for f, mtime in sorted(snapshot().items()):
         if before.get(f) == mtime:
@@ -1119,6 +1123,8 @@ def _run_one(
         _export_html(run.executed, target / "html", log) if (html and run.executed.exists()) else ""
     )
     done = ("ok" if run.ok else "FAILED") + f" {run.seconds:.1f} s"
+    if run.peak_mb is not None:
+        done += f", peak {run.peak_mb:.0f} MB"
     if not run.ok:
         done += f": {_one_line(run.error, 300)}"
     print(done + (f" ({extra})" if extra else ""), flush=True)
@@ -1196,6 +1202,11 @@ def _finish(
             or (count["new"] and not allow_new)
         )
         status = 1 if failed else 0
+    try:
+        page = write_site(run_dir, rows, runs, mode=mode, passed=status == 0)
+        hints.append(f"report: {page}")
+    except Exception as exc:  # a broken report page must not hide the results
+        hints.append(f"the report page could not be written: {_one_line(exc, 300)}")
     print()
     print(table)
     done = ("updated" if update else "reproduced") if status == 0 else "FAILED"
