@@ -496,6 +496,7 @@ class Audit:
     notebooks: list[dict[str, Any]]  # one per curriculum notebook / notebook found in the run
     datasets: list[dict[str, Any]]
     areas: list[dict[str, Any]]
+    other: list[dict[str, Any]]  # recorded numbers no area shows
     checklist: list[dict[str, Any]]
     mode: str
 
@@ -815,6 +816,12 @@ def build(run_dir: str | os.PathLike[str] | None = None) -> Audit:
                 "ran": ran,
             }
         )
+    shown = {(r["notebook"], r["dataset"], r["key"]) for x in areas for r in x["rows"]}
+    other = [
+        _row(b, *h, report)
+        for h in sorted(b.records)
+        if h not in shown and not b.is_sd_companion(*h)
+    ]
     checklist = []
     for item in CHECKLIST:
         if item.id == "documentation":
@@ -843,7 +850,9 @@ def build(run_dir: str | os.PathLike[str] | None = None) -> Audit:
         if len(modes) == 1
         else ("mixed (quick and full)")
     )
-    return Audit(run, b.table, b.docs, b.citations, notebooks, datasets, areas, checklist, mode)
+    return Audit(
+        run, b.table, b.docs, b.citations, notebooks, datasets, areas, other, checklist, mode
+    )
 
 
 def _notebook_status(b: _Builder, run: Path, name: str, topic: str) -> dict[str, Any]:
@@ -1028,6 +1037,28 @@ def report_markdown(a: Audit, folder: Path) -> str:
                         r["data"],
                     ]
                     for r in x["rows"]
+                ],
+            ),
+            "",
+        ]
+    if a.other:
+        out += [
+            "## Other recorded numbers",
+            "",
+            "Everything else the run recorded, so that the report holds every number of the run.",
+            "",
+            _table(
+                ["notebook", "dataset", "key", "value", "interval", "data"],
+                [
+                    [
+                        r["notebook"],
+                        r["dataset"],
+                        f"`{r['key']}`",
+                        r["value"],
+                        r["interval"],
+                        r["data"],
+                    ]
+                    for r in a.other
                 ],
             ),
             "",

@@ -145,6 +145,9 @@ def test_every_cited_number_matches_the_results_files(run, built):
     df = results.load(run)
     auc = df[(df.notebook == "01_baseline") & (df.key == "smallcnn.test_auc")].value.item()
     assert any(c["key"] == "smallcnn.test_auc" and c["value"] == auc for c in cites.values())
+    recorded = {(r.notebook, r.dataset, r.key) for r in df.itertuples()}
+    cited = {(c["notebook"], c["dataset"], c["key"]) for c in cites.values() if c["op"] == "value"}
+    assert recorded <= cited, f"recorded but not in the report: {recorded - cited}"
     assert audit.verify(folder) == []
 
 
