@@ -91,7 +91,8 @@ Pattern = tuple[str, str]  # (notebook number, record-key glob)
 
 @dataclass(frozen=True)
 class Area:
-    """One area of the report: the record keys (by notebook number) that give its evidence."""
+    """An area of the report, or an item of the checklist (``question``: what it asks for),
+    and the record keys (by notebook number) that give its evidence."""
 
     id: str
     title: str
@@ -223,18 +224,8 @@ AREAS: tuple[Area, ...] = (
 )
 
 
-@dataclass(frozen=True)
-class Check:
-    """One item of the seed paper's framework and the record keys that evidence it."""
-
-    id: str
-    title: str
-    asks: str
-    patterns: tuple[Pattern, ...]
-
-
-CHECKLIST: tuple[Check, ...] = (
-    Check(
+CHECKLIST: tuple[Area, ...] = (
+    Area(
         "privacy",
         "Privacy safeguards",
         "a formal privacy guarantee (epsilon), an attack that measures leakage with and without "
@@ -247,7 +238,7 @@ CHECKLIST: tuple[Check, ...] = (
             ("07", "*.dcr_ratio"),
         ),
     ),
-    Check(
+    Area(
         "bias",
         "Bias detection and mitigation",
         "per-group gaps measured, and measured again after a mitigation",
@@ -259,13 +250,13 @@ CHECKLIST: tuple[Check, ...] = (
             ("09", "defer.minority_rate"),
         ),
     ),
-    Check(
+    Area(
         "transparency",
         "Transparency and explainability",
         "explanations whose faithfulness and dependence on the model were tested",
         (("04", "faithfulness.*.deletion_auc"), ("04", "randomisation.*.spearman")),
     ),
-    Check(
+    Area(
         "oversight",
         "Human oversight",
         "cases deferred to a clinician and the error on the rest; prediction sets with a "
@@ -278,7 +269,7 @@ CHECKLIST: tuple[Check, ...] = (
             ("09", "conformal.target"),
         ),
     ),
-    Check(
+    Area(
         "reliability",
         "Reliability and validation",
         "held-out performance, robustness to attack and corruption, calibration",
@@ -289,7 +280,7 @@ CHECKLIST: tuple[Check, ...] = (
             ("09", "calibration.ece_*"),
         ),
     ),
-    Check(
+    Area(
         "documentation",
         "Documentation and audit",
         "data provenance (file md5, official or not) for every number, and this report: every "
@@ -838,7 +829,7 @@ def build(run_dir: str | os.PathLike[str] | None = None) -> Audit:
             {
                 "id": item.id,
                 "title": item.title,
-                "asks": item.asks,
+                "asks": item.question,
                 "status": status,
                 "evidence": evidence,
                 "missing": missing,
@@ -895,7 +886,7 @@ def _notebook_status(b: _Builder, run: Path, name: str, topic: str) -> dict[str,
     }
 
 
-def _documentation_item(item: Check, datasets: list[dict[str, Any]], b: _Builder) -> dict:
+def _documentation_item(item: Area, datasets: list[dict[str, Any]], b: _Builder) -> dict:
     evidence = []
     for d in datasets:
         size = d["sizes"].get("test")
@@ -911,7 +902,7 @@ def _documentation_item(item: Check, datasets: list[dict[str, Any]], b: _Builder
     return {
         "id": item.id,
         "title": item.title,
-        "asks": item.asks,
+        "asks": item.question,
         "status": "evidence" if datasets else "not assessed",
         "evidence": evidence,
         "missing": [],
@@ -936,6 +927,11 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
         ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         + ["| " + " | ".join(r) + " |" for r in esc]
     )
+
+
+def _rows_table(rows: list[dict[str, Any]]) -> str:
+    cols = ["notebook", "dataset", "key", "value", "interval", "data"]
+    return _table(cols, [[f"`{r[c]}`" if c == "key" else r[c] for c in cols] for r in rows])
 
 
 def report_markdown(a: Audit, folder: Path) -> str:
@@ -1025,20 +1021,7 @@ def report_markdown(a: Audit, folder: Path) -> str:
         if x["notebooks_missing"]:
             out += [f"Not run (not assessed here): {', '.join(x['notebooks_missing'])}.", ""]
         out += [
-            _table(
-                ["notebook", "dataset", "key", "value", "interval", "data"],
-                [
-                    [
-                        r["notebook"],
-                        r["dataset"],
-                        f"`{r['key']}`",
-                        r["value"],
-                        r["interval"],
-                        r["data"],
-                    ]
-                    for r in x["rows"]
-                ],
-            ),
+            _rows_table(x["rows"]),
             "",
         ]
     if a.other:
@@ -1047,20 +1030,7 @@ def report_markdown(a: Audit, folder: Path) -> str:
             "",
             "Everything else the run recorded, so that the report holds every number of the run.",
             "",
-            _table(
-                ["notebook", "dataset", "key", "value", "interval", "data"],
-                [
-                    [
-                        r["notebook"],
-                        r["dataset"],
-                        f"`{r['key']}`",
-                        r["value"],
-                        r["interval"],
-                        r["data"],
-                    ]
-                    for r in a.other
-                ],
-            ),
+            _rows_table(a.other),
             "",
         ]
     out += ["## Checklist: the framework against the evidence", ""]
