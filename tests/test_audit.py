@@ -131,6 +131,9 @@ def test_every_cited_number_matches_the_results_files(run, built):
     cites = {c["id"]: c for c in meta["citations"]}
     marks = _marks(folder)
     assert len(cites) >= 10 and len(marks) >= len(cites)
+    for name in DOCS:  # no superscript escapes the patterns: every mark is checked below
+        n = sum(m[0] == name for m in marks)
+        assert n > 0 and n == (folder / name).read_text(encoding="utf-8").count("<sup>"), name
     for doc, shown, cid, href in marks:
         c = cites[cid]  # a mark names a known citation ...
         assert shown == c["shown"], f"{doc}: {cid} shows {shown}, citation says {c['shown']}"
