@@ -119,7 +119,6 @@ AREAS: tuple[Area, ...] = (
             ("06", "nondp.test_acc"),
             ("08", "standard.test_acc"),
             ("09", "default.test_acc"),
-            ("10", "test.*"),
         ),
     ),
     Area(
