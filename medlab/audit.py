@@ -707,7 +707,7 @@ def _row(b: _Builder, nb: str, ds: str, key: str, href: str) -> dict[str, Any]:
     }
 
 
-def _datasets(b: _Builder, href: str) -> list[dict[str, Any]]:
+def _datasets(b: _Builder) -> list[dict[str, Any]]:
     from medlab import cards
     from medlab.data import file_md5
 
@@ -778,7 +778,7 @@ def build(run_dir: str | os.PathLike[str] | None = None) -> Audit:
             notebooks.append(
                 _notebook_status(b, run, name, "the audit" if name[:2] == "10" else "")
             )
-    datasets = _datasets(b, report)
+    datasets = _datasets(b)
     areas = []
     for area in AREAS:
         rows = [_row(b, *h, report) for h in b.match(area.patterns)]
@@ -1190,8 +1190,10 @@ def _eval_results(a: Audit) -> list[Any]:
     return out
 
 
-def card_markdown(a: Audit, report: str = "audit_report.md") -> str:
-    """The model card (Hugging Face format: YAML metadata with model-index, then Markdown)."""
+def card_markdown(a: Audit) -> str:
+    """The model card (Hugging Face format: YAML metadata with model-index, then Markdown);
+    its citation marks link to the audit report next to it."""
+    report = "audit_report.md"
     from huggingface_hub import ModelCard, ModelCardData
 
     def area(i: str) -> dict[str, Any]:
@@ -1203,8 +1205,7 @@ def card_markdown(a: Audit, report: str = "audit_report.md") -> str:
             return f"- {x['title']}: not assessed ({', '.join(x['notebooks_missing'])} not run)."
         lines = [
             f"- `{r['key']}` ({r['notebook']}, {r['dataset']}, {r['data'].strip('*')}): "
-            f"{r['value'].replace('(#', f'({report}#')}"
-            + (f"; {r['interval']}".replace("(#", f"({report}#") if r["interval"] != "-" else "")
+            f"{r['value']}" + (f"; {r['interval']}" if r["interval"] != "-" else "")
             for r in x["rows"][:limit]
         ]
         more = len(x["rows"]) - limit
