@@ -961,9 +961,10 @@ def report_markdown(a: Audit, folder: Path) -> str:
         n_unoff = sum(c.official is False for c in a.citations.values())
         out.append(
             f"- **Unofficial data:** {n_unoff} of the {len(a.citations)} cited numbers come "
-            f"from unofficial data files ({', '.join(d['dataset'] for d in unoff)}; marked "
-            "**unofficial** below). They are results on those copies, not on the official "
-            "MedMNIST files, and are not comparable with the MedMNIST v2 benchmark."
+            "from unofficial data files (marked **unofficial** below); unofficial files used "
+            f"in this run: {', '.join(d['dataset'] for d in unoff)}. Those numbers are results "
+            "on those copies, not on the official MedMNIST files, and are not comparable with "
+            "the MedMNIST v2 benchmark."
         )
     else:
         out.append("- **Unofficial data:** none; every number comes from an official file.")
