@@ -1,4 +1,4 @@
-"""Command line: ``medlab reproduce``, ``medlab download``, ``medlab datasets``."""
+"""Command line: ``medlab reproduce``, ``medlab audit``, ``medlab download``, ``medlab datasets``."""
 
 from __future__ import annotations
 
@@ -123,6 +123,24 @@ def _parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--no-html", action="store_true", help="skip the HTML export")
 
+    a = sub.add_parser(
+        "audit",
+        help="write the model card and audit report of a reproduce run",
+        description="Read the results a `medlab reproduce` run recorded and write "
+        "RUN_DIR/audit/model_card.{md,html}, audit_report.{md,html} and citations.json; every "
+        "number is re-checked against the results files. Exit code 0: written and verified; "
+        "1: a cited number did not verify; 2: bad input (no such run, no results).",
+    )
+    a.add_argument(
+        "run_dir",
+        nargs="?",
+        default=None,
+        metavar="RUN_DIR",
+        help="run folder (outputs/runs/<time>-<mode>) or an output folder (its latest run); "
+        "default: the latest run in --output",
+    )
+    a.add_argument("--output", default="outputs", help="output folder whose latest run is audited")
+
     d = sub.add_parser(
         "download",
         help="download official MedMNIST files (md5-verified), or build an offline bundle",
@@ -190,6 +208,29 @@ def main(argv: list[str] | None = None) -> int:
         except ReproduceError as exc:
             print(f"medlab reproduce: error: {exc}", file=sys.stderr)
             return 2
+    if args.cmd == "audit":
+        from medlab.audit import AuditError, audit, verify
+
+        try:
+            report, paths = audit(args.run_dir if args.run_dir is not None else args.output)
+        except AuditError as exc:
+            print(f"medlab audit: error: {exc}", file=sys.stderr)
+            return 2
+        print(report.summary().to_string(index=False))
+        problems = verify(paths["audit_report.md"].parent)
+        for p in problems:
+            print(f"medlab audit: NOT VERIFIED: {p}", file=sys.stderr)
+        print(
+            f"\n[medlab] audit of {report.run_dir}: {len(report.citations)} cited numbers, "
+            f"{'all verified' if not problems else f'{len(problems)} problem(s)'}"
+        )
+        if report.not_run:
+            print(f"[medlab] not run (not assessed): {', '.join(report.not_run)}")
+        if report.unofficial:
+            print(f"[medlab] unofficial data: {', '.join(report.unofficial)}")
+        for name in ("model_card.md", "model_card.html", "audit_report.md", "audit_report.html"):
+            print(f"[medlab] wrote {paths[name]}")
+        return 1 if problems else 0
     if args.cmd == "download":
         from medlab.data import DataError, download, file_md5
 
