@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -35,6 +35,21 @@ __all__ = [
     "fedavg",
     "accuracy",
     "run_federated",
+    "round_lr",
+    "site_seed",
+    "flatten_state",
+    "unflatten_state",
+    "mask_update",
+    "unmask_sum",
+    "secure_fedavg",
+    "ckks_contexts",
+    "ckks_encrypt",
+    "ckks_sum",
+    "ckks_decrypt",
+    "aggregation_costs",
+    "harmonise_sites",
+    "site_table",
+    "experiment",
 ]
 
 HARMONISE_METHODS = ("histogram", "zscore")
@@ -311,6 +326,7 @@ def client_update(
     ``seed``; a fresh optimizer each round, as a stateless client (Flower's) has."""
     if len(split) == 0:
         raise ValueError(f"site split {split.split} of {split.name} is empty: nothing to train")
+    torch.manual_seed(check_int("seed", seed, 0))  # dropout: the same masks in any process
     opt, _ = make_optimizer(model, total_steps=steps, lr=lr)
     src = batches(split, batch_size=batch_size, epochs=None, seed=seed)
     loss_fn = None
@@ -341,8 +357,9 @@ def fedavg(states: Sequence[Mapping[str, torch.Tensor]], weights: Sequence[float
     }
 
 
-def _seed(*parts: int) -> int:
-    return int(np.random.SeedSequence(list(parts)).generate_state(1)[0])
+def site_seed(seed: int, round: int, site: int) -> int:
+    """The seed of one site's local steps in one round (the same in any process)."""
+    return int(np.random.SeedSequence([seed, round, site]).generate_state(1)[0])
 
 
 def accuracy(model: torch.nn.Module, split: Split) -> float:
@@ -426,7 +443,7 @@ def _train_rounds(site_trains, cfg, steps, seed, mu, n_classes, in_ch, evaluatio
                 model,
                 split,
                 steps=steps,
-                seed=_seed(seed, r, k if site is None else site),
+                seed=site_seed(seed, r, k if site is None else site),
                 batch_size=cfg.batch_size,
                 lr=round_lr(cfg, r),
                 mu=mu,
@@ -657,3 +674,69 @@ def aggregation_costs(
     for c in ("client ms", "server ms", "decrypt ms"):
         df[c] = df[c] * 1000.0
     return df, {"mask": err_mask, "ckks": err_ckks, "public_context_bytes": float(len(public))}
+
+
+# --------------------------------------------------------------------------------------------
+# what the notebook shows: harmonised sites, the comparison grid, the site table
+
+
+def harmonise_sites(sites: Scenario, *, reference: int = 0, method: str = "histogram") -> Scenario:
+    """Every site's images (all splits) harmonised to site ``reference``'s training images
+    (:func:`harmonise`): the federation shares one reference histogram, no images."""
+    ref = sites.group("train", reference).images
+    splits, gids = {}, sites.groups
+    for s, split in sites.splits.items():
+        images = split.images.clone()
+        for k in sites.group_names:
+            m = torch.from_numpy(gids[s] == k)
+            if k != reference and bool(m.any()):
+                images[m] = harmonise(split.images[m], ref, method=method)
+        splits[s] = Split(split.name, s, images, split.labels, split.task, split.label_names)
+    info = {**sites.info, "harmonised": method, "reference_site": reference}
+    return replace(sites, splits=splits, info=info)
+
+
+def site_table(sites: Scenario) -> Any:
+    """Training images per site and class (a DataFrame: site, class, images, share of site)."""
+    import pandas as pd
+
+    tr = sites.train
+    y, g = tr.labels.numpy(), sites.groups["train"]
+    rows = [
+        {"site": name, "class": tr.label_names[c], "images": int(((g == k) & (y == c)).sum())}
+        for k, name in sites.group_names.items()
+        for c in tr.label_names
+    ]
+    df = pd.DataFrame(rows)
+    df["share of site"] = df["images"] / df.groupby("site")["images"].transform("sum")
+    return df
+
+
+def experiment(
+    data: MedMNISTData,
+    *,
+    partition: str,
+    method: str,
+    seed: int,
+    config: FedConfig,
+    n_sites: int = 4,
+    alpha: float = 0.5,
+    harmonised: bool = False,
+) -> dict[str, Any]:
+    """One cell of the lesson's grid (for :func:`medlab.experiments.run_grid`): the sites of
+    ``partition`` for ``seed``, trained with ``method``. Returns test accuracy ``acc``, the
+    mean accuracy over rounds ``auc_rounds`` (convergence), the smallest site's accuracy on its
+    own test patients ``smallest_site_acc``, ``site_acc`` (list) and ``curve`` (list)."""
+    sites = make_sites(data, partition, n_sites=n_sites, alpha=alpha, seed=seed)
+    if harmonised:
+        sites = harmonise_sites(sites)
+    out = run_federated(sites, method, config=config, seed=seed)
+    sizes = np.bincount(sites.groups["train"], minlength=sites.n_groups)
+    accs = [a for _, a in out["curve"]]
+    return {
+        "acc": out["acc"],
+        "auc_rounds": float(np.mean(accs)),
+        "smallest_site_acc": out["site_acc"][int(np.argmin(sizes))],
+        "site_acc": out["site_acc"],
+        "curve": accs,
+    }
