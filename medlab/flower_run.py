@@ -122,6 +122,8 @@ def federate(
             f'address = "127.0.0.1:{port}"\ninsecure = true\n'
         )
         env = dict(os.environ, FLWR_HOME=str(home), PYTHONUNBUFFERED="1", MEDLAB_QUIET="1")
+        # the SuperLink/SuperNode start their app processes by name: this Python's scripts first
+        env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
         root = str(Path(__file__).resolve().parent.parent)
         env["PYTHONPATH"] = os.pathsep.join(
             [root, str(app.resolve())] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
