@@ -1,0 +1,225 @@
+"""``medlab federate``: notebook 05's FedAvg on Flower's deployment engine, on loopback.
+
+Starts one SuperLink and N SuperNodes on 127.0.0.1 (free ports), runs the Flower app shipped in
+``flower_app/`` with ``flwr run`` against a ``$FLWR_HOME/config.toml`` written here (so the CLI
+never creates its default simulation federation, which needs Ray), and stops every process it
+started, by pid (each in its own process group, which also holds the ServerApp/ClientApp
+processes they spawn), also when something fails or times out. Needs ``medlab[flower]``
+(``flwr==1.41.0``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from medlab.utils import check_int
+
+__all__ = ["federate", "APP_DIR"]
+
+#: The Flower app (pyproject.toml + medlab_flower/), shipped in the repository.
+APP_DIR = Path(__file__).resolve().parent.parent / "flower_app"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _exe(name: str) -> str:
+    path = Path(sys.executable).parent / name
+    found = str(path) if path.exists() else shutil.which(name)
+    if not found:
+        raise RuntimeError(
+            f"{name} not found: install the Flower extra, pip install 'medlab[flower]' "
+            "(flwr==1.41.0)"
+        )
+    return found
+
+
+def _wait_port(port: int, deadline: float, procs: list[subprocess.Popen]) -> None:
+    while time.monotonic() < deadline:
+        if any(p.poll() is not None for p in procs):
+            raise RuntimeError("a Flower process exited while starting (see its log)")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} in time")
+
+
+def _stop(procs: list[subprocess.Popen]) -> None:
+    """Terminate each started process group by its leader's pid; kill what is left."""
+    for p in procs:
+        if p.poll() is None:
+            try:
+                os.killpg(p.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+    end = time.monotonic() + 10
+    for p in procs:
+        try:
+            p.wait(timeout=max(0.1, end - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            pass
+        try:  # the group may hold ServerApp/ClientApp children even after the leader exits
+            os.killpg(p.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        if p.poll() is None:
+            p.wait(timeout=5)
+
+
+def _toml(value: Any) -> str:
+    return json.dumps(value) if isinstance(value, str) else str(value)
+
+
+def federate(
+    *,
+    dataset: str = "pneumoniamnist",
+    data_dir: str | os.PathLike[str] | None = None,
+    n_sites: int = 2,
+    rounds: int = 2,
+    local_steps: int = 8,
+    seed: int = 0,
+    width: int = 8,
+    timeout: float = 300.0,
+    app_dir: str | os.PathLike[str] | None = None,
+    verbose: bool = False,
+) -> dict[str, Any]:
+    """Run FedAvg on ``n_sites`` loopback SuperNodes (IID sites of notebook 05, site k =
+    ``partition-id=k``); returns the ServerApp's result: ``acc`` (final global test accuracy),
+    ``curve`` ([round, acc] pairs), ``seconds`` (ServerApp time), ``state`` (the first values
+    of each final tensor) and ``wall_s`` (the whole run, processes included).
+
+    Every process is stopped before this returns or raises; ``timeout`` (s) bounds the run.
+    """
+    n_sites = check_int("n_sites", n_sites, 2, 16)
+    rounds = check_int("rounds", rounds, 1)
+    if not timeout > 0:
+        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    app = Path(app_dir) if app_dir is not None else APP_DIR
+    if not (app / "pyproject.toml").exists():
+        raise FileNotFoundError(f"no Flower app at {app}: pass app_dir=<repo>/flower_app")
+    t0 = time.monotonic()
+    deadline = t0 + timeout
+    procs: list[subprocess.Popen] = []
+    with tempfile.TemporaryDirectory(prefix="medlab-flower-") as tmp:
+        home = Path(tmp)
+        port = _free_port()
+        (home / "config.toml").write_text(
+            f'[superlink]\ndefault = "medlab"\n\n[superlink.medlab]\n'
+            f'address = "127.0.0.1:{port}"\ninsecure = true\n'
+        )
+        env = dict(os.environ, FLWR_HOME=str(home), PYTHONUNBUFFERED="1", MEDLAB_QUIET="1")
+        # the SuperLink/SuperNode start their app processes by name: this Python's scripts first
+        env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+        root = str(Path(__file__).resolve().parent.parent)
+        env["PYTHONPATH"] = os.pathsep.join(
+            [root, str(app.resolve())] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
+        )
+        logs = []
+
+        def start(cmd: list[str], name: str) -> subprocess.Popen:
+            log = open(home / f"{name}.log", "w")  # noqa: SIM115 - closed below
+            logs.append((name, log))
+            p = subprocess.Popen(
+                cmd, env=env, cwd=tmp, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+            procs.append(p)
+            return p
+
+        try:
+            start(
+                [
+                    _exe("flower-superlink"),
+                    "--insecure",
+                    "--disable-runtime-dependency-installation",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                ],
+                "superlink",
+            )
+            _wait_port(port, deadline, procs)
+            for k in range(n_sites):
+                start(
+                    [
+                        _exe("flower-supernode"),
+                        "--insecure",
+                        "--superlink",
+                        f"127.0.0.1:{port}",
+                        "--host",
+                        "127.0.0.1",
+                        "--port",
+                        str(_free_port()),
+                        "--node-config",
+                        f"partition-id={k} num-partitions={n_sites}",
+                    ],
+                    f"supernode{k}",
+                )
+            result = home / "result.json"
+            cfg = {
+                "dataset": dataset,
+                "data-dir": str(Path(data_dir).resolve()) if data_dir else "",
+                "seed": check_int("seed", seed, 0),
+                "num-server-rounds": rounds,
+                "local-steps": check_int("local_steps", local_steps, 1),
+                "width": check_int("width", width, 1),
+                "num-partitions": n_sites,
+                "result-path": str(result),
+            }
+            run = start(
+                [
+                    _exe("flwr"),
+                    "run",
+                    str(app.resolve()),
+                    "medlab",
+                    "--stream",
+                    "--run-config",
+                    " ".join(f"{k}={_toml(v)}" for k, v in cfg.items()),
+                ],
+                "flwr-run",
+            )
+            while run.poll() is None and not result.exists():
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"the Flower run did not finish within {timeout:g} s")
+                time.sleep(0.5)
+            for _ in range(20):  # the ServerApp writes the file, then the run ends
+                if result.exists() and result.stat().st_size:
+                    try:
+                        out = json.loads(result.read_text())
+                        break
+                    except json.JSONDecodeError:
+                        pass
+                time.sleep(0.25)
+            else:
+                raise RuntimeError(f"the Flower run ended (exit {run.poll()}) without a result")
+            out["wall_s"] = time.monotonic() - t0
+            return out
+        except BaseException as exc:
+            tails = []
+            for name, log in logs:
+                log.flush()
+                text = (home / f"{name}.log").read_text(errors="replace")
+                tails.append(f"--- {name}.log (last lines)\n" + "\n".join(text.splitlines()[-15:]))
+            if isinstance(exc, Exception):
+                raise RuntimeError(f"medlab federate failed: {exc}\n" + "\n".join(tails)) from exc
+            raise
+        finally:
+            _stop(procs)
+            for _, log in logs:
+                log.close()
+            if verbose:
+                print(f"stopped {len(procs)} Flower processes: pids {[p.pid for p in procs]}")
