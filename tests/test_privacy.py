@@ -109,3 +109,149 @@ def test_loss_scores_bad_inputs(overfit):
         P.loss_scores(model, (members.images, members.labels[:3]))
     with pytest.raises(ValueError, match="class indices"):
         P.loss_scores(model, (members.images[:2], torch.tensor([0, 5])))
+
+
+# ------------------------------------------------------------------------------ LiRA-lite
+
+
+def test_lira_calibrates_each_image_where_a_global_threshold_cannot():
+    """Images differ in difficulty (SD 3) far more than membership moves them (+1): a global
+    threshold on phi barely separates members, LiRA's per-image OUT mean does."""
+    rng = np.random.default_rng(0)
+    n, k = 2000, 8
+    difficulty = rng.normal(0, 3, n)
+    member = rng.random(n) < 0.5
+    shadow_in = P.shadow_splits(n, k, seed=1)
+    assert (shadow_in.sum(0) == k // 2).all()
+    shadow = difficulty + 1.0 * shadow_in + rng.normal(0, 0.3, (k, n))
+    target = difficulty + 1.0 * member + rng.normal(0, 0.3, n)
+    lira = P.lira_offline(target, shadow, shadow_in)
+    raw = P.attack_metrics(target[member], target[~member])["auc"]
+    got = P.attack_metrics(lira[member], lira[~member])
+    assert raw < 0.65 and got["auc"] > 0.9 and got["tpr_at_fpr"][0.01] > 0.2
+
+
+def test_lira_needs_out_shadows_and_matching_shapes():
+    with pytest.raises(ValueError, match="more shadow models"):
+        P.lira_offline(np.zeros(3), np.zeros((2, 3)), np.ones((2, 3), bool))
+    with pytest.raises(ValueError, match="K shadows"):
+        P.lira_offline(np.zeros(3), np.zeros((2, 4)), np.zeros((2, 4), bool))
+
+
+def test_true_class_logit_is_the_log_odds_of_the_true_class(overfit):
+    model, members, _ = overfit
+    phi = P.true_class_logit(model, members)
+    p = predict(model, members)[np.arange(len(members)), members.labels.numpy()]
+    np.testing.assert_allclose(phi, np.log(p) - np.log1p(-p), rtol=1e-3, atol=1e-3)
+
+
+# --------------------------------------------------------------------------- ART cross-check
+
+
+def test_art_blackbox_agrees_with_the_loss_attack(overfit):
+    """ART's black-box attack (random forest on the outputs) finds the same leak as our loss
+    threshold on the overfitted model: both well above chance, within sampling error."""
+    model, members, held_out = overfit
+    ours = P.attack_metrics(P.loss_scores(model, members), P.loss_scores(model, held_out))
+    art = P.art_blackbox(model, members, held_out, seed=0)
+    assert art["n_members"] == 50 and art["n_nonmembers"] == 50
+    assert art["auc"] > 0.55 and ours["auc"] > 0.6
+    assert abs(art["auc"] - ours["auc"]) < 0.15
+
+
+# --------------------------------------------------------------------------------- DP-SGD
+
+
+@pytest.fixture(scope="module")
+def small_train(breast):
+    return breast.train.subset(torch.arange(120))
+
+
+def test_train_dp_epsilon_is_the_accountants(small_train):
+    torch.manual_seed(0)
+    model = SmallCNN(1, 2, width=4)
+    r = P.train_dp(model, small_train, epochs=2, batch_size=30, noise_multiplier=1.1, seed=0)
+    assert r.sample_rate == pytest.approx(30 / 120) and r.steps == 8
+    assert r.delta == pytest.approx(0.1 / 120) and r.accountant == "prv"
+    eps, used, msg = P.epsilon_for(1.1, r.sample_rate, r.steps, r.delta)
+    assert r.epsilon == pytest.approx(eps) and used == "prv" and msg == ""
+    # RDP is an upper bound, looser than PRV, but in the same range
+    assert r.epsilon <= r.epsilon_rdp + 1e-6 and r.epsilon_rdp < 1.5 * r.epsilon
+    # Opacus's hooks are gone: the model is plain again
+    assert not hasattr(model, "_module") and all(
+        not hasattr(p, "grad_sample") or p.grad_sample is None for p in model.parameters()
+    )
+    assert predict(model, small_train).shape == (120, 2)
+
+
+def test_train_dp_reaches_the_target_epsilon(small_train):
+    r = P.train_dp(
+        SmallCNN(1, 2, width=4), small_train, epochs=2, batch_size=30, target_epsilon=3.0, seed=0
+    )
+    assert 2.9 <= r.epsilon <= 3.0 and r.noise_multiplier > 0.3
+
+
+def test_more_noise_less_epsilon_and_zero_clip_noise_ratio():
+    e1 = P.epsilon_for(0.8, 0.1, 100, 1e-4)[0]
+    e2 = P.epsilon_for(1.6, 0.1, 100, 1e-4)[0]
+    assert e2 < e1
+
+
+def test_grad_sample_modes_train_the_same_model(small_train):
+    """hooks, functorch and ghost clipping compute the same clipped, noised update: same seed,
+    same weights (up to float rounding)."""
+    states, eps = [], []
+    for mode in P.GRAD_SAMPLE_MODES:
+        torch.manual_seed(0)
+        model = SmallCNN(1, 2, width=4, dropout=0.0)
+        r = P.train_dp(
+            model,
+            small_train,
+            epochs=1,
+            batch_size=30,
+            noise_multiplier=1.0,
+            seed=0,
+            grad_sample_mode=mode,
+        )
+        states.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
+        eps.append(r.epsilon)
+    assert eps[0] == eps[1] == eps[2]
+    for s in states[1:]:
+        torch.testing.assert_close(s, states[0], rtol=1e-3, atol=1e-4)
+
+
+def test_prv_failure_falls_back_to_rdp_with_a_message(monkeypatch):
+    from opacus.accountants import PRVAccountant
+
+    def boom(self, delta, **kw):
+        raise RuntimeError("Discrete mean differs significantly from continuous mean.")
+
+    monkeypatch.setattr(PRVAccountant, "get_epsilon", boom)
+    eps, used, msg = P.epsilon_for(1.0, 0.1, 50, 1e-4)
+    assert (
+        used == "rdp"
+        and "RDP" in msg
+        and eps == P.epsilon_for(1.0, 0.1, 50, 1e-4, accountant="rdp")[0]
+    )
+
+
+def test_check_private_gives_opacus_message_and_fix():
+    with pytest.raises(ValueError, match="ModuleValidator.fix") as e:
+        P.check_private(SmallCNN(1, 2, width=4, norm="batch"))
+    assert "BatchNorm" in str(e.value)
+    P.check_private(SmallCNN(1, 2, width=4))  # GroupNorm: fine
+
+
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        (dict(epsilon=0.0), "epsilon"),
+        (dict(delta=0.01), "1/N"),
+        (dict(max_grad_norm=0), "clipping"),
+        (dict(noise_multiplier=-1), "noise_multiplier"),
+    ],
+)
+def test_check_dp_params(kw, match):
+    with pytest.raises(ValueError, match=match):
+        P.check_dp_params(n_train=100, **kw)
+    assert P.default_delta(100) < 1 / 100
