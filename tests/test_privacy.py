@@ -255,3 +255,33 @@ def test_check_dp_params(kw, match):
     with pytest.raises(ValueError, match=match):
         P.check_dp_params(n_train=100, **kw)
     assert P.default_delta(100) < 1 / 100
+
+
+# ------------------------------------------------------------------ the lesson's experiment
+
+
+def test_lesson_pipeline_on_a_tiny_config(breast, cache):
+    """population -> shadows (run_grid + model cache) -> run_point rows -> explorer, tiny."""
+    from medlab.experiments import Lesson
+
+    cfg = P.lesson_config(breast, Lesson(True, 0, (0, 1), 12_000, 1))
+    assert cfg["n_pop"] == 300 and cfg["n_shadows"] == 4 and cfg["epsilons"] == (1.0, 3.0, 8.0)
+    cfg.update(n_pop=60, n_shadows=2, epochs=2, dp_epochs=2, dp_batch_size=10)
+    pop = P.population(breast, cfg, seed=0)
+    assert len(pop) == 60 and set(np.unique(pop.groups)) <= {0, 1}
+    shadows = P.train_shadows(pop, cfg, seed=0)
+    assert shadows[0].shape == shadows[1].shape == (2, 60) and (shadows[1].sum(0) == 1).all()
+    assert len(list(cache.glob("privacy-nondp-*.pt"))) == 2  # cached
+    nd = P.run_point("nondp", 0, pop=pop, cfg=cfg, shadows=shadows)
+    dp = P.run_point("eps3", 0, pop=pop, cfg=cfg, shadows=shadows)
+    assert np.isnan(nd["epsilon"]) and 2.9 <= dp["epsilon"] <= 3.0 and dp["steps"] == 6
+    eps = P.epsilon_for(dp["noise_multiplier"], dp["sample_rate"], 6, dp["delta"])[0]
+    assert dp["epsilon"] == pytest.approx(eps) and dp["delta"] == pytest.approx(0.1 / 30)
+    for r in (nd, dp):
+        assert 0 <= r["test_auc"] <= 1 and 0 <= r["attack_lira_auc"] <= 1
+    with pytest.raises(ValueError, match="nondp"):
+        P.run_point("eps2", 0, pop=pop, cfg=cfg, shadows=shadows)
+    widget, update = P.explorer(pop, cfg, shadows, seed=0)
+    table, fig = update(1.0, 1.0, 2)
+    assert table["epsilon"].iloc[0] > 0 and fig.layout.title.text.startswith("Attacks on DP")
+    assert P.setting_name(None) == "nondp" and P.setting_name(0.5) == "eps0_5"
