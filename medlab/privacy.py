@@ -634,9 +634,9 @@ def lesson_config(data: Any, lesson: Any) -> dict[str, Any]:
         batch_size=32,
         lr=5e-3,
         n_shadows=4 if lesson.quick else 16,
-        dp_epochs=20 if lesson.quick else 30,
-        dp_batch_size=64,
-        dp_lr=2e-2,
+        dp_epochs=15 if lesson.quick else 20,
+        dp_batch_size=50,
+        dp_lr=0.1,  # SGD with momentum 0.9 (train_dp's default)
         max_grad_norm=1.0,
         epsilons=EPSILONS,
         share=HCM_SHARE,
