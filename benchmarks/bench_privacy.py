@@ -61,7 +61,7 @@ def _setup(mode: str | None, split, cfg, width: int, seed: int):
     seed_everything(seed)
     model = SmallCNN(split.images.shape[1], len(split.label_names), width=width, dropout=0.0)
     loader = _loader(split, cfg["dp_batch_size"], seed)
-    opt, _ = make_optimizer(model, total_steps=1000, lr=cfg["dp_lr"])
+    opt, _ = make_optimizer(model, total_steps=1000, lr=cfg["dp_lr"], algorithm="sgd")
     if mode is None:
         return model, loader, opt, None
     kw = dict(

@@ -348,7 +348,7 @@ def epsilon_for(
     acc = _accountant(accountant)
     acc.history = [(float(noise_multiplier), float(sample_rate), steps)]
     try:
-        return float(acc.get_epsilon(delta=delta)), accountant, ""
+        return _get_epsilon(acc, delta), accountant, ""
     except RuntimeError as exc:
         if not _discrete_mean(exc) or accountant == "rdp":
             raise
@@ -359,7 +359,15 @@ def epsilon_for(
         f"{noise_multiplier:.3g}, q={sample_rate:.3g}, {steps} steps: epsilon comes from RDP, "
         "an upper bound that is a little looser"
     )
-    return float(rdp.get_epsilon(delta=delta)), "rdp", msg
+    return _get_epsilon(rdp, delta), "rdp", msg
+
+
+def _get_epsilon(acc: Any, delta: float) -> float:
+    """``acc.get_epsilon(delta)`` without RDP's "optimal order is the largest alpha" warning
+    (the bound is valid, only perhaps loose; RDP is the cross-check here)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Optimal order is the largest alpha")
+        return float(acc.get_epsilon(delta=delta))
 
 
 @dataclass
@@ -561,11 +569,15 @@ def art_blackbox(
     *,
     seed: int = 0,
     attack_model_type: str = "rf",
+    input_type: str = "loss",
 ) -> dict[str, Any]:
     """ART 1.20's ``MembershipInferenceBlackBox`` on ``model`` (wrapped in ART's
-    ``PyTorchClassifier``): its attack model (a random forest on the model's outputs and the
-    labels) learns from half of the members and non-members and is scored on the other half.
-    Returns :func:`attack_metrics` of its member probabilities on the held-out halves."""
+    ``PyTorchClassifier``): its attack model (``attack_model_type="rf"``: a random forest) learns
+    membership from ``input_type`` features ("loss": the model's loss on the image, computed by
+    ART; "prediction": its outputs and the label). Cross-fitted: fitted on one half of the
+    members and non-members, it scores the other half, and vice versa, so every image is scored
+    by an attack that never saw it. Returns :func:`attack_metrics` of the member probabilities.
+    """
     from art.attacks.inference.membership_inference import MembershipInferenceBlackBox
     from art.estimators.classification import PyTorchClassifier
 
@@ -574,17 +586,15 @@ def art_blackbox(
     for name, s in (("members", members), ("nonmembers", nonmembers)):
         if not isinstance(s, Split) or len(s) < 4:
             raise ValueError(f"{name} must be a medlab Split with at least 4 images")
+    if input_type not in ("loss", "prediction"):
+        raise ValueError(f"input_type must be 'loss' or 'prediction', got {input_type!r}")
     rng = np.random.default_rng(seed)
-
-    def halves(s: Split) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
-        idx = rng.permutation(len(s))
-        x, y = to_input(s.images).numpy(), s.labels.numpy()
-        a, b = idx[: len(s) // 2], idx[len(s) // 2 :]
-        return (x[a], y[a]), (x[b], y[b])
-
-    (mx, my), (mx2, my2) = halves(members)
-    (nx, ny), (nx2, ny2) = halves(nonmembers)
+    data = []
+    for s in (members, nonmembers):
+        half = rng.permutation(len(s)) < len(s) // 2  # bool (N,): fold A
+        data.append((to_input(s.images).numpy(), s.labels.numpy(), half))
     n_classes = len(members.label_names)
+    scores: list[list[np.ndarray]] = [[], []]
     with eval_mode(model):
         clf = PyTorchClassifier(
             model=model,
@@ -593,13 +603,17 @@ def art_blackbox(
             nb_classes=n_classes,
             clip_values=(-1.0, 1.0),
         )
-        attack = MembershipInferenceBlackBox(clf, attack_model_type=attack_model_type)
-        np.random.seed(seed)  # ART's random forest draws from NumPy's global stream
-        attack.fit(mx, my, nx, ny)
-        p_in = np.asarray(attack.infer(mx2, my2, probabilities=True), dtype=np.float64)
-        p_out = np.asarray(attack.infer(nx2, ny2, probabilities=True), dtype=np.float64)
-    col = (lambda p: p[:, -1]) if p_in.ndim == 2 else (lambda p: p.reshape(-1))
-    return attack_metrics(col(p_in), col(p_out))
+        for fold in (True, False):
+            attack = MembershipInferenceBlackBox(
+                clf, input_type=input_type, attack_model_type=attack_model_type
+            )
+            (mx, my, mh), (nx, ny, nh) = data
+            np.random.seed(seed)  # ART's random forest draws from NumPy's global stream
+            attack.fit(mx[mh == fold], my[mh == fold], nx[nh == fold], ny[nh == fold])
+            for i, (x, y, h) in enumerate(data):
+                p = np.asarray(attack.infer(x[h != fold], y[h != fold], probabilities=True))
+                scores[i].append(p[:, -1] if p.ndim == 2 else p.reshape(-1))
+    return attack_metrics(np.concatenate(scores[0]), np.concatenate(scores[1]))
 
 
 # --------------------------------------------------------------------------------------------

@@ -149,14 +149,17 @@ def test_true_class_logit_is_the_log_odds_of_the_true_class(overfit):
 
 
 def test_art_blackbox_agrees_with_the_loss_attack(overfit):
-    """ART's black-box attack (random forest on the outputs) finds the same leak as our loss
-    threshold on the overfitted model: both well above chance, within sampling error."""
+    """ART's black-box attack (a random forest on ART's own loss of each image) finds the same
+    leak as our loss threshold on the overfitted model: both well above chance, within sampling
+    error; on the model's outputs ("prediction") it is above chance too."""
     model, members, held_out = overfit
     ours = P.attack_metrics(P.loss_scores(model, members), P.loss_scores(model, held_out))
     art = P.art_blackbox(model, members, held_out, seed=0)
-    assert art["n_members"] == 50 and art["n_nonmembers"] == 50
+    assert art["n_members"] == 100 and art["n_nonmembers"] == 100  # cross-fitted: all scored
     assert art["auc"] > 0.55 and ours["auc"] > 0.6
-    assert abs(art["auc"] - ours["auc"]) < 0.15
+    assert abs(art["auc"] - ours["auc"]) < 0.1
+    pred = P.art_blackbox(model, members, held_out, seed=0, input_type="prediction")
+    assert pred["auc"] > 0.5
 
 
 # --------------------------------------------------------------------------------- DP-SGD
