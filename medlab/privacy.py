@@ -13,6 +13,7 @@ Higher score = more likely a member, everywhere in this module.
 
 from __future__ import annotations
 
+import contextlib
 import numbers
 import time
 import warnings
@@ -237,7 +238,19 @@ GRAD_SAMPLE_MODES = ("hooks", "functorch", "ghost")
 #: Opacus/torch warnings that say nothing to a student of this lesson: secure RNG is off (we
 #: seed the noise for reproducibility; production DP needs ``secure_mode=True``), and a full
 #: backward hook fires on the first layer whose input needs no gradient (images).
-_QUIET = ("Secure RNG turned off", "Full backward hook is firing")
+_QUIET = (
+    "Secure RNG turned off",
+    "Full backward hook is firing",
+    "Optimal order is the largest alpha",  # RDP (also inside PRV's domain search): loose, valid
+)
+
+
+@contextlib.contextmanager
+def _quiet() -> Any:
+    with warnings.catch_warnings():
+        for text in _QUIET:
+            warnings.filterwarnings("ignore", message=text)
+        yield
 
 
 def _positive(name: str, value: Any, *, allow_zero: bool = False) -> float:
@@ -365,8 +378,7 @@ def epsilon_for(
 def _get_epsilon(acc: Any, delta: float) -> float:
     """``acc.get_epsilon(delta)`` without RDP's "optimal order is the largest alpha" warning
     (the bound is valid, only perhaps loose; RDP is the cross-check here)."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Optimal order is the largest alpha")
+    with _quiet():
         return float(acc.get_epsilon(delta=delta))
 
 
@@ -414,6 +426,28 @@ class _GhostMean:
 
     def sum(self) -> Any:
         return self.loss
+
+
+def _make_private(
+    engine: Any,
+    kw: dict[str, Any],
+    target_epsilon: float | None,
+    noise_multiplier: float | None,
+    delta: float,
+    epochs: int,
+) -> Any:
+    """``make_private_with_epsilon`` (target epsilon) or ``make_private`` (noise multiplier);
+    None when PRV fails with "Discrete mean differs" while searching the noise."""
+    if target_epsilon is None:
+        return engine.make_private(**kw, noise_multiplier=float(noise_multiplier))
+    try:
+        return engine.make_private_with_epsilon(
+            **kw, target_epsilon=float(target_epsilon), target_delta=delta, epochs=epochs
+        )
+    except RuntimeError as exc:
+        if _discrete_mean(exc) and engine.accountant.mechanism() != "rdp":
+            return None
+        raise
 
 
 def train_dp(
@@ -497,27 +531,18 @@ def train_dp(
     if grad_sample_mode == "ghost":
         kw["criterion"] = nn.CrossEntropyLoss()
     message = ""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=_QUIET[0])
+    with _quiet():
         engine = PrivacyEngine(accountant=accountant)
-    if target_epsilon is not None:
-        try:
-            out = engine.make_private_with_epsilon(
-                **kw, target_epsilon=float(target_epsilon), target_delta=delta, epochs=epochs
-            )
-        except RuntimeError as exc:
-            if not _discrete_mean(exc):
-                raise
-            message = (
-                "the PRV accountant failed ('Discrete mean differs significantly') while "
-                f"searching the noise for epsilon={target_epsilon}: the RDP accountant is used"
-            )
-            accountant, engine = "rdp", PrivacyEngine(accountant="rdp")
-            out = engine.make_private_with_epsilon(
-                **kw, target_epsilon=float(target_epsilon), target_delta=delta, epochs=epochs
-            )
-    else:
-        out = engine.make_private(**kw, noise_multiplier=float(noise_multiplier))
+        out = _make_private(engine, kw, target_epsilon, noise_multiplier, delta, epochs)
+    if out is None:  # PRV failed while searching the noise: RDP
+        message = (
+            "the PRV accountant failed ('Discrete mean differs significantly') while "
+            f"searching the noise for epsilon={target_epsilon}: the RDP accountant is used"
+        )
+        accountant = "rdp"
+        with _quiet():
+            engine = PrivacyEngine(accountant="rdp")
+            out = _make_private(engine, kw, target_epsilon, noise_multiplier, delta, epochs)
     if grad_sample_mode == "ghost":
         gsm, dp_opt, criterion, dp_loader = out
         loss_fn: Any = _GhostLoss(criterion)
@@ -526,9 +551,7 @@ def train_dp(
     t0 = time.perf_counter()
     losses = []
     try:
-        with warnings.catch_warnings():
-            for text in _QUIET:
-                warnings.filterwarnings("ignore", message=text)
+        with _quiet():
             for _ in range(epochs):
                 st = train_steps(gsm, dp_loader, dp_opt, None, scheduler=sched, loss_fn=loss_fn)
                 losses.append(st.loss)

@@ -288,3 +288,19 @@ def test_lesson_pipeline_on_a_tiny_config(breast, cache):
     table, fig = update(1.0, 1.0, 2)
     assert table["epsilon"].iloc[0] > 0 and fig.layout.title.text.startswith("Attacks on DP")
     assert P.setting_name(None) == "nondp" and P.setting_name(0.5) == "eps0_5"
+
+
+def test_train_dp_falls_back_to_rdp_when_prv_fails(small_train, monkeypatch):
+    """PRV raising "Discrete mean differs" while make_private_with_epsilon searches the noise:
+    the RDP accountant takes over, epsilon comes from it, and the result says so."""
+    from opacus.accountants import PRVAccountant
+
+    def boom(self, delta, **kw):
+        raise RuntimeError("Discrete mean differs significantly from continuous mean.")
+
+    monkeypatch.setattr(PRVAccountant, "get_epsilon", boom)
+    r = P.train_dp(
+        SmallCNN(1, 2, width=4), small_train, epochs=1, batch_size=30, target_epsilon=3.0, seed=0
+    )
+    assert r.accountant == "rdp" and "RDP" in r.message and r.epsilon == r.epsilon_rdp
+    assert 2.9 <= r.epsilon <= 3.0
