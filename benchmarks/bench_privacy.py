@@ -125,6 +125,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seeds", type=int, default=3, help="complete DP models per mode")
     ap.add_argument("--epsilon", type=float, default=3.0)
     ap.add_argument("--n-train", type=int, default=1000, help="images per timed epoch")
+    ap.add_argument(
+        "--batch-sizes",
+        type=int,
+        nargs="+",
+        default=None,
+        help="expected batch sizes to time (default: the lesson's DP batch size)",
+    )
     ap.add_argument("--full", action="store_true", help="the lesson's full-mode population")
     args = ap.parse_args(argv)
     for text in (*privacy._QUIET, "Optimal order is the largest alpha"):
@@ -139,16 +146,23 @@ def main(argv: list[str] | None = None) -> None:
         pop = privacy.population(data, cfg, seed=0)
         timed = data.train.subset(range(min(args.n_train, len(data.train))))
         tag = "" if data.official else " (unofficial copy)"
-        print(
-            f"\n{name}{tag}: epochs over {len(timed)} training images, batch "
-            f"{cfg['dp_batch_size']}, SmallCNN width {cfg['width']}"
-        )
-        times = time_epochs(timed, cfg, width=cfg["width"], repeats=args.repeats, seed=0)
-        plain = statistics.median(times["plain"])
-        print(f"{'mode':<10} {'epoch s (median)':>17} {'min':>7} {'max':>7} {'DP / plain':>11}")
-        for k, v in times.items():
-            med = statistics.median(v)
-            print(f"{k:<10} {med:>17.3f} {min(v):>7.3f} {max(v):>7.3f} {med / plain:>11.2f}")
+        for bs in args.batch_sizes or [cfg["dp_batch_size"]]:
+            print(
+                f"\n{name}{tag}: epochs over {len(timed)} training images, batch {bs}, "
+                f"SmallCNN width {cfg['width']}"
+            )
+            times = time_epochs(
+                timed,
+                {**cfg, "dp_batch_size": bs},
+                width=cfg["width"],
+                repeats=args.repeats,
+                seed=0,
+            )
+            plain = statistics.median(times["plain"])
+            print(f"{'mode':<10} {'epoch s (median)':>17} {'min':>7} {'max':>7} {'DP / plain':>11}")
+            for k, v in times.items():
+                med = statistics.median(v)
+                print(f"{k:<10} {med:>17.3f} {min(v):>7.3f} {max(v):>7.3f} {med / plain:>11.2f}")
         seeds = list(range(args.seeds))
         res = check_modes(data, pop, cfg, seeds, args.epsilon)
         print(f"complete DP models at target epsilon {args.epsilon}, {len(seeds)} seeds:")
