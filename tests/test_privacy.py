@@ -304,3 +304,16 @@ def test_train_dp_falls_back_to_rdp_when_prv_fails(small_train, monkeypatch):
     )
     assert r.accountant == "rdp" and "RDP" in r.message and r.epsilon == r.epsilon_rdp
     assert 2.9 <= r.epsilon <= 3.0
+
+
+def test_make_optimizer_sgd_for_dp_sgd():
+    """The core's make_optimizer gained algorithm="sgd" (momentum 0.9) for DP-SGD; AdamW stays
+    the default; anything else is refused."""
+    from medlab.train import make_optimizer
+
+    model = SmallCNN(1, 2, width=4)
+    opt, sched = make_optimizer(model, total_steps=10, lr=0.1, algorithm="sgd")
+    assert isinstance(opt, torch.optim.SGD) and opt.param_groups[0]["momentum"] == 0.9
+    assert isinstance(make_optimizer(model, total_steps=10)[0], torch.optim.AdamW)
+    with pytest.raises(ValueError, match="'adamw' or 'sgd'"):
+        make_optimizer(model, total_steps=10, algorithm="adam")
