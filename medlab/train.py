@@ -198,9 +198,12 @@ def make_optimizer(
     lr: float = 3e-3,
     weight_decay: float = 1e-4,
     warmup: float = 0.1,
+    algorithm: str = "adamw",
 ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
     """AdamW over ``model``'s parameters and its learning-rate schedule: linear warm-up over the
     first ``warmup`` share of ``total_steps`` (at least one step), then cosine decay to 0.
+    ``algorithm="sgd"``: SGD with momentum 0.9 instead (DP-SGD's usual optimizer: the noise
+    keeps the scale of the gradient, where Adam rescales it per parameter).
 
     Returns ``(optimizer, scheduler)``; call ``scheduler.step()`` once per optimisation step
     (:func:`train_steps` does when given ``scheduler=``). Opacus's ``make_private`` can wrap
@@ -210,7 +213,14 @@ def make_optimizer(
     lr = _check_real("lr", lr, 1e-8, 10.0)
     weight_decay = _check_real("weight_decay", weight_decay, 0.0)
     warmup = _check_real("warmup", warmup, 0.0, 1.0)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    if algorithm == "adamw":
+        opt: torch.optim.Optimizer = torch.optim.AdamW(
+            model.parameters(), lr=lr, weight_decay=weight_decay
+        )
+    elif algorithm == "sgd":
+        opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=weight_decay)
+    else:
+        raise ValueError(f"algorithm must be 'adamw' or 'sgd', got {algorithm!r}")
     n_warm = max(1, int(total_steps * warmup))
 
     def factor(step: int) -> float:

@@ -1194,6 +1194,58 @@ OK_CASES += [
 ]
 
 
+# --- the privacy lesson: DP-SGD parameters and models Opacus cannot wrap --------------------------
+
+
+def _dp(d: Path, n: int = 40, model: object = None, **kw: object) -> object:
+    from medlab import privacy
+    from medlab.models import SmallCNN
+
+    split = breast(d).train.subset(range(n))
+    model = model if model is not None else SmallCNN(1, 2, width=4)
+    kw = {"epochs": 1, "batch_size": 8, **kw}
+    if "target_epsilon" not in kw and "noise_multiplier" not in kw:
+        kw["noise_multiplier"] = 1.0
+    return privacy.train_dp(model, split, **kw)
+
+
+def _batchnorm_cnn() -> object:
+    from medlab.models import SmallCNN
+
+    return SmallCNN(1, 2, width=4, norm="batch")
+
+
+CASES += [
+    Case("dp-epsilon-zero", lambda d: _dp(d, target_epsilon=0.0), ValueError, ("epsilon", "> 0")),
+    Case("dp-epsilon-negative", lambda d: _dp(d, target_epsilon=-1), ValueError, "> 0"),
+    Case(
+        "dp-delta-too-big", lambda d: _dp(d, delta=1 / 40), ValueError, ("delta", "default_delta")
+    ),
+    Case("dp-delta-zero", lambda d: _dp(d, delta=0.0), ValueError, ("delta", "(0, 1/N)")),
+    Case("dp-clip-zero", lambda d: _dp(d, max_grad_norm=0.0), ValueError, ("clipping", "> 0")),
+    Case("dp-clip-negative", lambda d: _dp(d, max_grad_norm=-1.0), ValueError, "max_grad_norm"),
+    Case(
+        "dp-noise-negative",
+        lambda d: _dp(d, noise_multiplier=-0.5),
+        ValueError,
+        ("noise_multiplier", ">= 0"),
+    ),
+    Case(
+        "dp-epsilon-and-noise",
+        lambda d: _dp(d, target_epsilon=3.0, noise_multiplier=1.0),
+        ValueError,
+        "exactly one",
+    ),
+    Case(
+        "dp-batchnorm-model",
+        lambda d: _dp(d, model=_batchnorm_cnn()),
+        ValueError,
+        ("BatchNorm", "ModuleValidator.fix", "norm='group'"),
+    ),
+    Case("dp-unknown-mode", lambda d: _dp(d, grad_sample_mode="ew"), ValueError, "hooks"),
+]
+
+
 # --- the tests -----------------------------------------------------------------------------------
 
 

@@ -1,0 +1,177 @@
+"""The cost of DP-SGD: one DP epoch against one plain epoch, in the same run, per Opacus
+``grad_sample_mode`` ("hooks", "functorch", "ghost" fast gradient clipping).
+
+For each dataset and mode, in the same process and on the same cores:
+
+1. the plain epoch: medlab's :func:`~medlab.train.train_steps` over a ``DataLoader`` with the
+   lesson's DP batch size, AdamW, no Opacus;
+2. the DP epoch: the same loop over :func:`medlab.privacy.train_dp`'s wrapped model, optimizer and
+   Poisson-sampled loader (noise multiplier 1.0, clipping norm 1.0).
+
+Epoch times are the median of ``--repeats`` interleaved measurements (plain, hooks, functorch,
+ghost, plain, ...) over the first ``--n-train`` training images, each after a warm-up epoch;
+the ratio is DP / plain. Each mode also trains ``--seeds`` complete DP models (the lesson's full-mode DP recipe) to check that the modes give
+the same epsilon and the same test AUC within the seed spread. Usage (from the repo root)::
+
+    MEDLAB_DATA_DIR=../shared/medmnist cpu python benchmarks/bench_privacy.py \
+        --datasets pneumoniamnist_balanced_subset breastmnist
+
+Results on unofficial copies are labelled as such: they are not the official benchmark.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+import warnings
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+import medlab
+from medlab import privacy
+from medlab.data import UnofficialDataWarning
+from medlab.experiments import sd
+from medlab.models import SmallCNN
+from medlab.train import evaluate, make_optimizer, to_input, train_steps
+from medlab.utils import seed_everything
+
+MODES = privacy.GRAD_SAMPLE_MODES
+
+
+def _loader(split: medlab.data.Split, batch_size: int, seed: int) -> DataLoader:
+    ds = TensorDataset(to_input(split.images), split.labels)
+    return DataLoader(
+        ds, batch_size=batch_size, shuffle=True, generator=torch.Generator().manual_seed(seed)
+    )
+
+
+def _epoch(model, loader, opt, loss_fn=None) -> float:
+    t0 = time.perf_counter()
+    train_steps(model, loader, opt, None, loss_fn=loss_fn)
+    return time.perf_counter() - t0
+
+
+def _setup(mode: str | None, split, cfg, width: int, seed: int):
+    """(model, loader, optimizer, loss_fn) ready for epochs: plain when ``mode`` is None."""
+    from opacus import PrivacyEngine
+
+    seed_everything(seed)
+    model = SmallCNN(split.images.shape[1], len(split.label_names), width=width, dropout=0.0)
+    loader = _loader(split, cfg["dp_batch_size"], seed)
+    opt, _ = make_optimizer(model, total_steps=1000, lr=cfg["dp_lr"], algorithm="sgd")
+    if mode is None:
+        return model, loader, opt, None
+    kw = dict(
+        module=model,
+        optimizer=opt,
+        data_loader=loader,
+        noise_multiplier=1.0,
+        max_grad_norm=1.0,
+        grad_sample_mode=mode,
+        noise_generator=torch.Generator().manual_seed(seed),
+    )
+    if mode == "ghost":
+        gsm, dp_opt, crit, dp_loader = PrivacyEngine().make_private(
+            **kw, criterion=torch.nn.CrossEntropyLoss()
+        )
+        return gsm, dp_loader, dp_opt, privacy._GhostLoss(crit)
+    gsm, dp_opt, dp_loader = PrivacyEngine().make_private(**kw)
+    return gsm, dp_loader, dp_opt, None
+
+
+def time_epochs(split, cfg, *, width: int, repeats: int, seed: int) -> dict[str, list[float]]:
+    """Interleaved epoch times (seconds) for plain training and each DP mode."""
+    runs = {"plain": _setup(None, split, cfg, width, seed)}
+    runs.update({m: _setup(m, split, cfg, width, seed) for m in MODES})
+    times: dict[str, list[float]] = {k: [] for k in runs}
+    for model, loader, opt, loss_fn in runs.values():  # warm-up
+        _epoch(model, loader, opt, loss_fn)
+    for _ in range(repeats):
+        for k, (model, loader, opt, loss_fn) in runs.items():
+            times[k].append(_epoch(model, loader, opt, loss_fn))
+    return times
+
+
+def check_modes(data, pop, cfg, seeds: list[int], epsilon: float) -> dict[str, dict[str, float]]:
+    """Per mode: mean/SD over seeds of the accountant epsilon and the test AUC of complete DP
+    models (target ``epsilon``) trained on the seeds' member halves."""
+    out = {}
+    for mode in MODES:
+        eps, auc = [], []
+        for s in seeds:
+            members = privacy.member_mask(len(pop), seed=s)
+            model, info = privacy.train_target(
+                pop, cfg, members, seed=s, epsilon=epsilon, grad_sample_mode=mode, cache=False
+            )
+            eps.append(info["epsilon"])
+            auc.append(evaluate(model, pop.scenario.test)["auc"])
+        out[mode] = dict(
+            epsilon=float(np.mean(eps)),
+            epsilon_sd=sd(eps),
+            test_auc=float(np.mean(auc)),
+            test_auc_sd=sd(auc),
+        )
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--datasets", nargs="+", default=["pneumoniamnist_balanced_subset"])
+    ap.add_argument("--data-dir", default=None)
+    ap.add_argument("--repeats", type=int, default=5, help="timed epochs per mode")
+    ap.add_argument("--seeds", type=int, default=3, help="complete DP models per mode")
+    ap.add_argument("--epsilon", type=float, default=3.0)
+    ap.add_argument("--n-train", type=int, default=1000, help="images per timed epoch")
+    ap.add_argument(
+        "--batch-sizes",
+        type=int,
+        nargs="+",
+        default=None,
+        help="expected batch sizes to time (default: the lesson's DP batch size)",
+    )
+    ap.add_argument("--full", action="store_true", help="the lesson's full-mode population")
+    args = ap.parse_args(argv)
+    for text in (*privacy._QUIET, "Optimal order is the largest alpha"):
+        warnings.filterwarnings("ignore", message=text)
+    L = medlab.lesson(not args.full, 0)
+    print(f"torch threads {torch.get_num_threads()}, opacus modes {MODES}")
+    for name in args.datasets:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UnofficialDataWarning)
+            data = medlab.load(name, data_dir=args.data_dir)
+        cfg = privacy.lesson_config(data, L)
+        pop = privacy.population(data, cfg, seed=0)
+        timed = data.train.subset(range(min(args.n_train, len(data.train))))
+        tag = "" if data.official else " (unofficial copy)"
+        for bs in args.batch_sizes or [cfg["dp_batch_size"]]:
+            print(
+                f"\n{name}{tag}: epochs over {len(timed)} training images, batch {bs}, "
+                f"SmallCNN width {cfg['width']}"
+            )
+            times = time_epochs(
+                timed,
+                {**cfg, "dp_batch_size": bs},
+                width=cfg["width"],
+                repeats=args.repeats,
+                seed=0,
+            )
+            plain = statistics.median(times["plain"])
+            print(f"{'mode':<10} {'epoch s (median)':>17} {'min':>7} {'max':>7} {'DP / plain':>11}")
+            for k, v in times.items():
+                med = statistics.median(v)
+                print(f"{k:<10} {med:>17.3f} {min(v):>7.3f} {max(v):>7.3f} {med / plain:>11.2f}")
+        seeds = list(range(args.seeds))
+        res = check_modes(data, pop, cfg, seeds, args.epsilon)
+        print(f"complete DP models at target epsilon {args.epsilon}, {len(seeds)} seeds:")
+        for mode, r in res.items():
+            print(
+                f"{mode:<10} epsilon {r['epsilon']:.4f} ± {r['epsilon_sd']:.4f}   test AUC "
+                f"{r['test_auc']:.3f} ± {r['test_auc_sd']:.3f}"
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,319 @@
+"""medlab.privacy (the privacy lesson) on real data: the attack metrics, the loss-threshold
+attack, LiRA-lite with shadow models, ART's black-box attack as a cross-check, DP-SGD with
+Opacus and its accountant."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from sklearn.metrics import roc_auc_score
+
+from medlab import privacy as P
+from medlab.models import SmallCNN
+from medlab.train import fit, predict, to_input
+
+# ------------------------------------------------------------------------- attack metrics
+
+
+def test_attack_metrics_perfect_and_reversed_attacks():
+    m = P.attack_metrics([5.0, 6.0, 7.0], [1.0, 2.0, 3.0, 4.0])
+    assert m["auc"] == 1.0 and m["tpr_at_fpr"] == {0.01: 1.0, 0.001: 1.0}
+    assert m["n_members"] == 3 and m["n_nonmembers"] == 4
+    assert (m["fpr"][0], m["tpr"][0], m["fpr"][-1], m["tpr"][-1]) == (0, 0, 1, 1)
+    assert np.all(np.diff(m["fpr"]) >= 0) and np.all(np.diff(m["tpr"]) >= 0)
+    r = P.attack_metrics([1.0, 2.0], [5.0, 6.0])
+    assert r["auc"] == 0.0 and r["tpr_at_fpr"][0.01] == 0.0
+
+
+def test_attack_metrics_hand_computed_roc():
+    # members 3, 1; non-members 2, 0 -> pairs (3>2, 3>0, 1<2, 1>0): AUC 3/4
+    m = P.attack_metrics([3.0, 1.0], [2.0, 0.0], fpr_levels=(0.4, 0.5))
+    assert m["auc"] == pytest.approx(0.75)
+    # at FPR 0 the threshold 3 catches one member of two; FPR 0.5 (threshold 1) catches both
+    assert m["tpr_at_fpr"] == {0.4: 0.5, 0.5: 1.0}
+
+
+def test_attack_metrics_agree_with_sklearn_and_chance_on_random_scores():
+    rng = np.random.default_rng(0)
+    pos, neg = rng.normal(0.3, 1, 3000), rng.normal(0, 1, 5000)
+    m = P.attack_metrics(pos, neg)
+    y = np.r_[np.ones(3000), np.zeros(5000)]
+    assert m["auc"] == pytest.approx(roc_auc_score(y, np.r_[pos, neg]))
+    # independent read-out of TPR at 1 % FPR: the threshold above 99 % of the non-members
+    t = np.sort(neg)[-int(0.01 * len(neg))]
+    assert m["tpr_at_fpr"][0.01] == pytest.approx((pos >= t).mean(), abs=2e-3)
+    same = P.attack_metrics(rng.normal(0, 1, 4000), rng.normal(0, 1, 4000))
+    assert abs(same["auc"] - 0.5) < 0.03 and same["tpr_at_fpr"][0.01] < 0.03
+
+
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (([], [1.0]), "empty"),
+        (([[1.0, 2.0]], [1.0]), "1-D"),
+        (([np.nan], [1.0]), "NaN"),
+    ],
+)
+def test_attack_metrics_bad_scores(args, match):
+    with pytest.raises(ValueError, match=match):
+        P.attack_metrics(*args)
+
+
+def test_attack_metrics_bad_fpr_level():
+    with pytest.raises(ValueError, match=r"\(0, 1\)"):
+        P.attack_metrics([1.0], [0.0], fpr_levels=(0.0,))
+
+
+# ----------------------------------------------------------------------- loss threshold
+
+
+@pytest.fixture(scope="module")
+def overfit(breast):
+    """A width-8 SmallCNN overfitted on 100 random real BreastMNIST training images; 100 other
+    training images are the non-members."""
+    torch.manual_seed(0)
+    perm = torch.randperm(len(breast.train), generator=torch.Generator().manual_seed(0))
+    members = breast.train.subset(perm[:100])
+    model = SmallCNN(1, 2, width=8, dropout=0.0)
+    fit(model, members, epochs=80, batch_size=32, lr=5e-3, augment=False, seed=0)
+    return model, members, breast.train.subset(perm[100:200])
+
+
+def test_loss_scores_are_the_negative_cross_entropy(overfit):
+    model, members, _ = overfit
+    s = P.loss_scores(model, members)
+    logits = torch.as_tensor(predict(model, members, logits=True))
+    ref = F.cross_entropy(logits.double(), members.labels, reduction="none").numpy()
+    assert s.shape == (len(members),) and s.dtype == np.float64
+    np.testing.assert_allclose(s, -ref, rtol=1e-6)
+    # (images, labels) gives the same as the Split; float images on [-1, 1] too
+    np.testing.assert_allclose(P.loss_scores(model, (members.images, members.labels)), s)
+    np.testing.assert_allclose(
+        P.loss_scores(model, (to_input(members.images), members.labels)), s, rtol=1e-6
+    )
+
+
+def test_loss_attack_finds_members_of_an_overfitted_model(overfit):
+    model, members, held_out = overfit
+    m = P.attack_metrics(P.loss_scores(model, members), P.loss_scores(model, held_out))
+    assert m["auc"] > 0.6
+
+
+def test_loss_scores_bad_inputs(overfit):
+    model, members, _ = overfit
+    with pytest.raises(TypeError, match="Split"):
+        P.loss_scores(model, members.images)
+    with pytest.raises(ValueError, match="same N"):
+        P.loss_scores(model, (members.images, members.labels[:3]))
+    with pytest.raises(ValueError, match="class indices"):
+        P.loss_scores(model, (members.images[:2], torch.tensor([0, 5])))
+
+
+# ------------------------------------------------------------------------------ LiRA-lite
+
+
+def test_lira_calibrates_each_image_where_a_global_threshold_cannot():
+    """Images differ in difficulty (SD 3) far more than membership moves them (+1): a global
+    threshold on phi barely separates members, LiRA's per-image OUT mean does."""
+    rng = np.random.default_rng(0)
+    n, k = 2000, 8
+    difficulty = rng.normal(0, 3, n)
+    member = rng.random(n) < 0.5
+    shadow_in = P.shadow_splits(n, k, seed=1)
+    assert (shadow_in.sum(0) == k // 2).all()
+    shadow = difficulty + 1.0 * shadow_in + rng.normal(0, 0.3, (k, n))
+    target = difficulty + 1.0 * member + rng.normal(0, 0.3, n)
+    lira = P.lira_offline(target, shadow, shadow_in)
+    raw = P.attack_metrics(target[member], target[~member])["auc"]
+    got = P.attack_metrics(lira[member], lira[~member])
+    assert raw < 0.65 and got["auc"] > 0.9 and got["tpr_at_fpr"][0.01] > 0.2
+
+
+def test_lira_needs_out_shadows_and_matching_shapes():
+    with pytest.raises(ValueError, match="more shadow models"):
+        P.lira_offline(np.zeros(3), np.zeros((2, 3)), np.ones((2, 3), bool))
+    with pytest.raises(ValueError, match="K shadows"):
+        P.lira_offline(np.zeros(3), np.zeros((2, 4)), np.zeros((2, 4), bool))
+
+
+def test_true_class_logit_is_the_log_odds_of_the_true_class(overfit):
+    model, members, _ = overfit
+    phi = P.true_class_logit(model, members)
+    p = predict(model, members)[np.arange(len(members)), members.labels.numpy()]
+    np.testing.assert_allclose(phi, np.log(p) - np.log1p(-p), rtol=1e-3, atol=1e-3)
+
+
+# --------------------------------------------------------------------------- ART cross-check
+
+
+def test_art_blackbox_agrees_with_the_loss_attack(overfit):
+    """ART's black-box attack (a random forest on ART's own loss of each image) finds the same
+    leak as our loss threshold on the overfitted model: both well above chance, within sampling
+    error; on the model's outputs ("prediction") it is above chance too."""
+    model, members, held_out = overfit
+    ours = P.attack_metrics(P.loss_scores(model, members), P.loss_scores(model, held_out))
+    art = P.art_blackbox(model, members, held_out, seed=0)
+    assert art["n_members"] == 100 and art["n_nonmembers"] == 100  # cross-fitted: all scored
+    assert art["auc"] > 0.55 and ours["auc"] > 0.6
+    assert abs(art["auc"] - ours["auc"]) < 0.1
+    pred = P.art_blackbox(model, members, held_out, seed=0, input_type="prediction")
+    assert pred["auc"] > 0.5
+
+
+# --------------------------------------------------------------------------------- DP-SGD
+
+
+@pytest.fixture(scope="module")
+def small_train(breast):
+    return breast.train.subset(torch.arange(120))
+
+
+def test_train_dp_epsilon_is_the_accountants(small_train):
+    torch.manual_seed(0)
+    model = SmallCNN(1, 2, width=4)
+    r = P.train_dp(model, small_train, epochs=2, batch_size=30, noise_multiplier=1.1, seed=0)
+    assert r.sample_rate == pytest.approx(30 / 120) and r.steps == 8
+    assert r.delta == pytest.approx(0.1 / 120) and r.accountant == "prv"
+    eps, used, msg = P.epsilon_for(1.1, r.sample_rate, r.steps, r.delta)
+    assert r.epsilon == pytest.approx(eps) and used == "prv" and msg == ""
+    # RDP is an upper bound, looser than PRV, but in the same range
+    assert r.epsilon <= r.epsilon_rdp + 1e-6 and r.epsilon_rdp < 1.5 * r.epsilon
+    # Opacus's hooks are gone: the model is plain again
+    assert not hasattr(model, "_module") and all(
+        not hasattr(p, "grad_sample") or p.grad_sample is None for p in model.parameters()
+    )
+    assert predict(model, small_train).shape == (120, 2)
+
+
+def test_train_dp_reaches_the_target_epsilon(small_train):
+    r = P.train_dp(
+        SmallCNN(1, 2, width=4), small_train, epochs=2, batch_size=30, target_epsilon=3.0, seed=0
+    )
+    assert 2.9 <= r.epsilon <= 3.0 and r.noise_multiplier > 0.3
+
+
+def test_more_noise_less_epsilon_and_zero_clip_noise_ratio():
+    e1 = P.epsilon_for(0.8, 0.1, 100, 1e-4)[0]
+    e2 = P.epsilon_for(1.6, 0.1, 100, 1e-4)[0]
+    assert e2 < e1
+
+
+def test_grad_sample_modes_train_the_same_model(small_train):
+    """hooks, functorch and ghost clipping compute the same clipped, noised update: same seed,
+    same weights (up to float rounding)."""
+    states, eps = [], []
+    for mode in P.GRAD_SAMPLE_MODES:
+        torch.manual_seed(0)
+        model = SmallCNN(1, 2, width=4, dropout=0.0)
+        r = P.train_dp(
+            model,
+            small_train,
+            epochs=1,
+            batch_size=30,
+            noise_multiplier=1.0,
+            seed=0,
+            grad_sample_mode=mode,
+        )
+        states.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
+        eps.append(r.epsilon)
+    assert eps[0] == eps[1] == eps[2]
+    for s in states[1:]:
+        torch.testing.assert_close(s, states[0], rtol=1e-3, atol=1e-4)
+
+
+def test_prv_failure_falls_back_to_rdp_with_a_message(monkeypatch):
+    from opacus.accountants import PRVAccountant
+
+    def boom(self, delta, **kw):
+        raise RuntimeError("Discrete mean differs significantly from continuous mean.")
+
+    monkeypatch.setattr(PRVAccountant, "get_epsilon", boom)
+    eps, used, msg = P.epsilon_for(1.0, 0.1, 50, 1e-4)
+    assert (
+        used == "rdp"
+        and "RDP" in msg
+        and eps == P.epsilon_for(1.0, 0.1, 50, 1e-4, accountant="rdp")[0]
+    )
+
+
+def test_check_private_gives_opacus_message_and_fix():
+    with pytest.raises(ValueError, match="ModuleValidator.fix") as e:
+        P.check_private(SmallCNN(1, 2, width=4, norm="batch"))
+    assert "BatchNorm" in str(e.value)
+    P.check_private(SmallCNN(1, 2, width=4))  # GroupNorm: fine
+
+
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        (dict(epsilon=0.0), "epsilon"),
+        (dict(delta=0.01), "1/N"),
+        (dict(max_grad_norm=0), "clipping"),
+        (dict(noise_multiplier=-1), "noise_multiplier"),
+    ],
+)
+def test_check_dp_params(kw, match):
+    with pytest.raises(ValueError, match=match):
+        P.check_dp_params(n_train=100, **kw)
+    assert P.default_delta(100) < 1 / 100
+
+
+# ------------------------------------------------------------------ the lesson's experiment
+
+
+def test_lesson_pipeline_on_a_tiny_config(breast, cache):
+    """population -> shadows (run_grid + model cache) -> run_point rows -> explorer, tiny."""
+    from medlab.experiments import Lesson
+
+    cfg = P.lesson_config(breast, Lesson(True, 0, (0, 1), 12_000, 1))
+    assert cfg["n_pop"] == 300 and cfg["n_shadows"] == 4 and cfg["epsilons"] == (1.0, 3.0, 8.0)
+    cfg.update(n_pop=60, n_shadows=2, epochs=2, dp_epochs=2, dp_batch_size=10)
+    pop = P.population(breast, cfg, seed=0)
+    assert len(pop) == 60 and set(np.unique(pop.groups)) <= {0, 1}
+    shadows = P.train_shadows(pop, cfg, seed=0)
+    assert shadows[0].shape == shadows[1].shape == (2, 60) and (shadows[1].sum(0) == 1).all()
+    assert len(list(cache.glob("privacy-nondp-*.pt"))) == 2  # cached
+    nd = P.run_point("nondp", 0, pop=pop, cfg=cfg, shadows=shadows)
+    dp = P.run_point("eps3", 0, pop=pop, cfg=cfg, shadows=shadows)
+    assert np.isnan(nd["epsilon"]) and 2.9 <= dp["epsilon"] <= 3.0 and dp["steps"] == 6
+    eps = P.epsilon_for(dp["noise_multiplier"], dp["sample_rate"], 6, dp["delta"])[0]
+    assert dp["epsilon"] == pytest.approx(eps) and dp["delta"] == pytest.approx(0.1 / 30)
+    for r in (nd, dp):
+        assert 0 <= r["test_auc"] <= 1 and 0 <= r["attack_lira_auc"] <= 1
+    with pytest.raises(ValueError, match="nondp"):
+        P.run_point("eps2", 0, pop=pop, cfg=cfg, shadows=shadows)
+    widget, update = P.explorer(pop, cfg, shadows, seed=0)
+    table, fig = update(1.0, 1.0, 2)
+    assert table["epsilon"].iloc[0] > 0 and fig.layout.title.text.startswith("Attacks on DP")
+    assert P.setting_name(None) == "nondp" and P.setting_name(0.5) == "eps0_5"
+
+
+def test_train_dp_falls_back_to_rdp_when_prv_fails(small_train, monkeypatch):
+    """PRV raising "Discrete mean differs" while make_private_with_epsilon searches the noise:
+    the RDP accountant takes over, epsilon comes from it, and the result says so."""
+    from opacus.accountants import PRVAccountant
+
+    def boom(self, delta, **kw):
+        raise RuntimeError("Discrete mean differs significantly from continuous mean.")
+
+    monkeypatch.setattr(PRVAccountant, "get_epsilon", boom)
+    r = P.train_dp(
+        SmallCNN(1, 2, width=4), small_train, epochs=1, batch_size=30, target_epsilon=3.0, seed=0
+    )
+    assert r.accountant == "rdp" and "RDP" in r.message and r.epsilon == r.epsilon_rdp
+    assert 2.9 <= r.epsilon <= 3.0
+
+
+def test_make_optimizer_sgd_for_dp_sgd():
+    """The core's make_optimizer gained algorithm="sgd" (momentum 0.9) for DP-SGD; AdamW stays
+    the default; anything else is refused."""
+    from medlab.train import make_optimizer
+
+    model = SmallCNN(1, 2, width=4)
+    opt, sched = make_optimizer(model, total_steps=10, lr=0.1, algorithm="sgd")
+    assert isinstance(opt, torch.optim.SGD) and opt.param_groups[0]["momentum"] == 0.9
+    assert isinstance(make_optimizer(model, total_steps=10)[0], torch.optim.AdamW)
+    with pytest.raises(ValueError, match="'adamw' or 'sgd'"):
+        make_optimizer(model, total_steps=10, algorithm="adam")
