@@ -174,8 +174,8 @@ def test_requested_labels_follow_the_class_shares(small):
 def test_hold_out_then_add_to_group(pneumonia):
     sc = scenario.hcm(pneumonia, 0.2, seed=0)
     small, reserve = sy.hold_out_group(sc, group=1, share=0.05, seed=0)
-    assert small.shares("train")["female"] == pytest.approx(0.05, abs=0.002)
-    assert small.shares("val")["female"] == pytest.approx(0.05, abs=0.01)
+    assert small.shares("train")[scenario.GROUP_NAMES[1]] == pytest.approx(0.05, abs=0.002)
+    assert small.shares("val")[scenario.GROUP_NAMES[1]] == pytest.approx(0.05, abs=0.01)
     n_min = int((sc.groups["train"] == 1).sum())
     assert len(reserve) + int((small.groups["train"] == 1).sum()) == n_min
     grown = sy.add_to_group(small, reserve.images[:30], reserve.labels[:30], source="real")
@@ -221,3 +221,14 @@ def test_bad_inputs_name_the_fix(small):
         sy.FeatureExtractor(torch.nn.Linear(2, 2))
     with pytest.raises(TypeError, match="scenario"):
         sy.add_to_group(small, small.train.images[:2], [0, 1])
+
+
+def test_group_conditions_and_pairs_figure(small):
+    tr = small.train
+    g = np.arange(len(tr)) % 2
+    cond = sy.group_conditions(tr, g)
+    assert cond.n_classes == 4 and torch.equal(cond.labels, torch.from_numpy(g) * 2 + tr.labels)
+    fig = sy.pairs_figure(tr.images[:3], tr.images[3:6], title="t", rows=("a", "b"))
+    assert fig.layout.title.text == "t" and fig.data[0].z.shape == (56, 84, 3)
+    with pytest.raises(ValueError, match="groups must be"):
+        sy.group_conditions(tr, g[:-1])
