@@ -18,6 +18,7 @@ import numbers
 import time
 import warnings
 from dataclasses import asdict, dataclass
+import numbers
 from typing import Any
 
 import numpy as np
@@ -58,6 +59,7 @@ __all__ = [
     "tradeoff_figure",
     "explorer",
 ]
+__all__ = ["FPR_LEVELS", "attack_metrics", "loss_scores", "per_example_loss"]
 
 FPR_LEVELS: tuple[float, ...] = (0.01, 0.001)
 
