@@ -61,6 +61,15 @@ __all__ = [
     "corruption_names",
     "corrupt",
     "corrupt_split",
+    "image_rows",
+    "lesson_config",
+    "build",
+    "sample_split",
+    "with_images",
+    "predict_pixels",
+    "auc_se",
+    "art_max_abs_diff",
+    "heatmap",
 ]
 
 #: medlab's input scale as a normalisation of [0, 1] pixels: ``to_input(u8) = (u8/255 - MEAN)/STD``.
@@ -257,25 +266,36 @@ def adversarial_batches(
     source: Iterable[tuple[torch.Tensor, ...]],
     *,
     eps: float,
-    steps: int = 3,
+    steps: int = 1,
     step: float | None = None,
     random_start: bool = True,
+    clean: bool = True,
+    ramp: int = 0,
     seed: int = 0,
 ) -> Iterator[tuple[torch.Tensor, ...]]:
-    """The batches of ``source`` (x float on [-1, 1], y, [w]) with x replaced by its PGD attack
-    on the current ``model`` (``steps=1`` with ``random_start``: FGSM with a random start, Wong
-    et al. 2020). Yields batches on the model's [-1, 1] scale, ready for
+    """The batches of ``source`` (x float on [-1, 1], y, [w]) attacked on the current ``model``.
+
+    Each x is replaced by its PGD attack (``steps=1`` with ``random_start``: FGSM with a random
+    start, step 1.25 eps, Wong et al. 2020); with ``clean`` the batch holds the clean images and
+    their attacked copies (Goodfellow et al.'s 50/50 loss), which keeps clean accuracy. ``ramp``:
+    the first ``ramp`` batches raise eps linearly from 0 (a warm-up that stops small models from
+    collapsing to one class). Yields batches on the model's [-1, 1] scale, ready for
     :func:`medlab.train.train_steps`."""
     eps = _check_eps("eps", eps)
     steps = check_int("steps", steps, 1)
-    if step is None:
-        step = 1.25 * eps if steps == 1 else 2.5 * eps / steps
+    ramp = check_int("ramp", ramp, 0)
     gen = torch.Generator().manual_seed(check_int("seed", seed, 0))
-    for batch in source:
+    for i, batch in enumerate(source):
+        e = eps * min(1.0, (i + 1) / ramp) if ramp else eps
+        a = step * e / eps if step is not None and eps > 0 else None
+        a = a if a is not None else (1.25 * e if steps == 1 else 2.5 * e / steps)
         x01 = ((batch[0] + 1.0) / 2.0).clamp(0.0, 1.0)
-        adv = pgd(model, x01, batch[1], eps=eps, step=step, steps=steps,
-                  random_start=random_start, generator=gen)  # fmt: skip
-        yield (adv * 2.0 - 1.0, *batch[1:])
+        adv = pgd(model, x01, batch[1], eps=e, step=min(a, 1.0), steps=steps,
+                  random_start=random_start, generator=gen) * 2.0 - 1.0  # fmt: skip
+        if clean:
+            yield (torch.cat([batch[0], adv]), *(torch.cat([t, t]) for t in batch[1:]))
+        else:
+            yield (adv, *batch[1:])
 
 
 def corrupted_batches(
@@ -530,3 +550,157 @@ def corrupt_split(split: Split, name: str, severity: int, *, modality: str, seed
         raise TypeError(f"corrupt_split needs a medlab Split, got {type(split).__name__}")
     imgs = corrupt(split.images, name, severity, modality=modality, seed=seed)
     return dataclasses.replace(split, images=imgs, labels=split.labels.clone())
+
+
+# --------------------------------------------------------------------------------------------
+# figures
+
+
+def image_rows(rows: dict[str, Any], *, title: str, col_labels: list[str] | None = None) -> Any:
+    """A grid of greyscale images: one row per entry of ``rows`` (float (N, 1, H, W) on [0, 1]
+    or uint8), the same N per row. Returns a plotly figure (house style)."""
+    import plotly.graph_objects as go
+
+    from medlab.plots import finish
+
+    arrs = []
+    for name, v in rows.items():
+        v = torch.as_tensor(v)
+        v = v.float() / 255.0 if v.dtype == torch.uint8 else v.float()
+        if v.ndim != 4 or v.shape[1] != 1:
+            raise ValueError(f"row {name!r}: need greyscale images (N, 1, H, W), got {v.shape}")
+        arrs.append(torch.cat(list(v[:, 0].clamp(0, 1)), dim=1))
+    if len({a.shape for a in arrs}) != 1:
+        raise ValueError("every row needs the same number and size of images")
+    grid = (torch.cat(arrs, 0).numpy() * 255).astype(np.uint8)
+    n_rows, h = len(arrs), arrs[0].shape[0]
+    w = torch.as_tensor(next(iter(rows.values()))).shape[-1]
+    n_cols = grid.shape[1] // w
+    fig = go.Figure(go.Image(z=np.repeat(grid[..., None], 3, axis=2)))
+    fig.update_yaxes(tickvals=[h * (i + 0.5) for i in range(n_rows)], ticktext=list(rows))
+    fig.update_xaxes(
+        tickvals=[w * (j + 0.5) for j in range(n_cols)],
+        ticktext=col_labels or [str(j + 1) for j in range(n_cols)],
+    )
+    return finish(fig, title=title, x=f"image ({w} x {h} px each)", y="row",
+                  height=max(250, 90 * n_rows + 120))  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------
+# what notebook 08 needs around the algorithms
+
+
+def lesson_config(data: MedMNISTData, lesson: Any) -> dict[str, Any]:
+    """Notebook 08's settings for ``lesson.quick``: a SmallCNN of width 8 (quick) or 16 (full),
+    batch 64, lr 5e-3, epochs for the lesson's image budget; PGD steps for evaluation (5 / 10);
+    adversarial training with FGSM + random start (quick) or 3-step PGD (full); test images
+    attacked (300 quick, all full)."""
+    quick = bool(lesson.quick)
+    epochs = lesson.epochs(len(data.train), minimum=5 if quick else 8, scale=1.0 if quick else 0.5)
+    return {
+        "width": 8 if quick else 16,
+        "train": {"epochs": epochs, "batch_size": 64, "lr": 5e-3},
+        "adv": {"steps": 1 if quick else 3, "ramp": epochs * math.ceil(len(data.train) / 64) // 3},
+        "pgd_steps": 5 if quick else 10,
+        "n_test": 300 if quick else None,
+    }
+
+
+def build(data: MedMNISTData, cfg: dict[str, Any]) -> nn.Module:
+    """The untrained SmallCNN of :func:`lesson_config` for ``data``."""
+    from medlab.models import build_model
+
+    return build_model("smallcnn", data.n_channels, data.n_classes, width=cfg["width"])
+
+
+def sample_split(split: Split, n: int | None, *, seed: int = 0) -> Split:
+    """``n`` images of ``split`` drawn at random (seeded, without replacement; all if None or
+    more than there are), in their original order."""
+    if n is None or n >= len(split):
+        return split
+    n = check_int("n", n, 1)
+    idx = torch.randperm(len(split), generator=torch.Generator().manual_seed(seed))[:n]
+    return split.subset(torch.sort(idx).values)
+
+
+def with_images(split: Split, images: torch.Tensor) -> Split:
+    """A copy of ``split`` holding ``images`` (uint8, same shape) instead of its own."""
+    import dataclasses
+
+    images = torch.as_tensor(images)
+    if images.shape != split.images.shape or images.dtype != torch.uint8:
+        raise ValueError(
+            f"images must be uint8 of shape {tuple(split.images.shape)}, got "
+            f"{images.dtype} {tuple(images.shape)}"
+        )
+    return dataclasses.replace(split, images=images, labels=split.labels.clone())
+
+
+def predict_pixels(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Softmax probabilities (N, K) of ``model`` on pixel images x (N, C, H, W) on [0, 1]."""
+    x, _ = _check_xy(x, torch.zeros(len(x), dtype=torch.long))
+    return _predict_pixels(model, x)
+
+
+def auc_se(auc: float, n_pos: int, n_neg: int) -> float:
+    """Standard error of a ROC AUC (Hanley & McNeil 1982) from n_pos positives, n_neg negatives."""
+    q1, q2 = auc / (2 - auc), 2 * auc**2 / (1 + auc)
+    var = auc * (1 - auc) + (n_pos - 1) * (q1 - auc**2) + (n_neg - 1) * (q2 - auc**2)
+    return float(math.sqrt(max(var, 0.0) / (n_pos * n_neg)))
+
+
+def art_max_abs_diff(
+    model: nn.Module, x: torch.Tensor, y: Any, *, eps: float, step: float, steps: int
+) -> dict[str, float]:
+    """Largest |medlab - ART| (pixels, 0-1) for FGSM and PGD (``num_random_init=0``) on the same
+    model, images and labels; ART's ``PyTorchClassifier`` gets ``clip_values=(0, 1)`` and the
+    normalisation as ``preprocessing=(MEAN, STD)``."""
+    from art.attacks.evasion import FastGradientMethod, ProjectedGradientDescent
+    from art.estimators.classification import PyTorchClassifier
+
+    x, y = _check_xy(x, y)
+    inner = model.model if isinstance(model, PixelModel) else model
+    n_classes = int(inner(torch.zeros(1, *x.shape[1:])).shape[1]) if len(x) else 2
+    clf = PyTorchClassifier(
+        inner,
+        loss=nn.CrossEntropyLoss(),
+        input_shape=tuple(x.shape[1:]),
+        nb_classes=n_classes,
+        clip_values=(0.0, 1.0),
+        preprocessing=(MEAN, STD),
+    )
+    onehot = np.eye(n_classes, dtype=np.float32)[y.numpy()]
+    xs = x.numpy()
+    art_fgsm = FastGradientMethod(clf, eps=eps, batch_size=len(x)).generate(xs, y=onehot)
+    art_pgd = ProjectedGradientDescent(
+        clf, eps=eps, eps_step=step, max_iter=steps, batch_size=len(x), verbose=False
+    ).generate(xs, y=onehot)
+    ours_pgd = pgd(model, x, y, eps=eps, step=step, steps=steps).numpy()
+    return {
+        "fgsm": float(np.abs(fgsm(model, x, y, eps=eps).numpy() - art_fgsm).max()),
+        "pgd": float(np.abs(ours_pgd - art_pgd).max()),
+    }
+
+
+def heatmap(table: Any, *, clean: float, title: str) -> Any:
+    """Accuracy per corruption (rows) and severity (columns) as a plotly heatmap; ``clean`` is
+    the clean accuracy, shown in the colour bar's title."""
+    import plotly.graph_objects as go
+
+    from medlab.plots import finish
+
+    z = np.asarray(table, dtype=float)
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=[f"severity {c}" for c in table.columns],
+            y=list(table.index),
+            zmin=0,
+            zmax=1,
+            colorscale="RdYlGn",
+            text=np.round(z, 2),
+            texttemplate="%{text}",
+            colorbar=dict(title=f"accuracy (clean {clean:.2f})"),
+        )
+    )
+    return finish(fig, title=title, x="MedMNIST-C severity (1 mild - 5 severe)", y="corruption")
