@@ -10,7 +10,8 @@ from conftest import data_slice
 
 import medlab
 from medlab import robustness as R
-from medlab.train import batches, make_optimizer, train_model, train_steps
+from medlab.models import build_model
+from medlab.train import batches, make_optimizer, train_steps
 
 #: ART and medlab do the same float32 arithmetic (normalise, forward, mean cross-entropy,
 #: backward, sign, step, clip, project), so they may differ only by float32 rounding: a few
@@ -21,8 +22,10 @@ ART_TOL = 1e-6
 
 @pytest.fixture(scope="module")
 def trained(pneumonia):
-    d = data_slice(pneumonia, (400, 60, 96), seed=1)
-    model, _ = train_model(d, seed=0, epochs=15, augment=False)
+    d = data_slice(pneumonia, (1200, 60, 96), seed=1)
+    torch.manual_seed(0)
+    model = build_model("smallcnn", 1, 2, width=8)
+    R.train_with(model, d.train, epochs=8, batch_size=64, lr=5e-3, seed=0)
     assert medlab.evaluate(model, d.test)["acc"] > 0.75  # a model worth attacking
     return d, model
 
@@ -87,7 +90,7 @@ def test_pgd_hurts_more_than_noise_and_attack_batches(trained):
 def test_adversarial_batches_train_through_train_steps(trained):
     d, model = trained
     torch.manual_seed(0)
-    m = type(model)()
+    m = build_model("smallcnn", 1, 2, width=8)
     opt, _ = make_optimizer(m, total_steps=4)
     src = R.adversarial_batches(m, batches(d.train, batch_size=32, epochs=1), eps=4 / 255)
     xb, yb = next(iter(R.adversarial_batches(m, batches(d.train, batch_size=8), eps=4 / 255)))
@@ -141,7 +144,7 @@ def test_corruptions_follow_their_definitions(pneumonia, breast):
 def test_corrupted_batches_and_train_with(trained):
     d, _ = trained
     torch.manual_seed(0)
-    m = type(trained[1])()
+    m = build_model("smallcnn", 1, 2, width=8)
     out = R.train_with(
         m,
         d.train.subset(range(64)),
