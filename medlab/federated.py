@@ -52,6 +52,8 @@ __all__ = [
     "experiment",
 ]
 
+__all__ = ["harmonise"]
+
 HARMONISE_METHODS = ("histogram", "zscore")
 
 

@@ -1,0 +1,180 @@
+"""medlab.robustness: the attacks against adversarial-robustness-toolbox, the training wrappers,
+the detector and the MedMNIST-C-style corruptions, on real images."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import data_slice
+
+import medlab
+from medlab import robustness as R
+from medlab.models import build_model
+from medlab.train import batches, make_optimizer, train_steps
+
+#: ART and medlab do the same float32 arithmetic (normalise, forward, mean cross-entropy,
+#: backward, sign, step, clip, project), so they may differ only by float32 rounding: a few
+#: units in the last place at 1.0 (6e-8 each). 1e-6 allows that and nothing more; one flipped
+#: gradient sign would already differ by 2 * step (>= 0.004 here).
+ART_TOL = 1e-6
+
+
+@pytest.fixture(scope="module")
+def trained(pneumonia):
+    d = data_slice(pneumonia, (1200, 60, 96), seed=1)
+    torch.manual_seed(0)
+    model = build_model("smallcnn", 1, 2, width=8)
+    R.train_with(model, d.train, epochs=8, batch_size=64, lr=5e-3, seed=0)
+    assert medlab.evaluate(model, d.test)["acc"] > 0.75  # a model worth attacking
+    return d, model
+
+
+def test_pixel_model_matches_medlab_input_scale(trained):
+    d, model = trained
+    from medlab.train import to_input
+
+    x = d.test.images[:8]
+    with torch.no_grad():
+        a = R.PixelModel(model.eval())(R.to_pixels(x))
+        b = model(to_input(x))
+    assert torch.allclose(a, b, atol=1e-5)
+
+
+def _art(model):
+    from art.estimators.classification import PyTorchClassifier
+
+    return PyTorchClassifier(
+        model,
+        loss=torch.nn.CrossEntropyLoss(),
+        input_shape=(1, 28, 28),
+        nb_classes=2,
+        clip_values=(0.0, 1.0),
+        preprocessing=(R.MEAN, R.STD),
+    )
+
+
+@pytest.mark.parametrize("eps", [2 / 255, 8 / 255])
+def test_fgsm_and_pgd_agree_with_art(trained, eps):
+    from art.attacks.evasion import FastGradientMethod, ProjectedGradientDescent
+
+    d, model = trained
+    x, y = R.to_pixels(d.test.images[:64]), d.test.labels[:64]
+    onehot = np.eye(2, dtype=np.float32)[y.numpy()]
+    clf = _art(model)
+    ours = R.fgsm(model, x, y, eps=eps).numpy()
+    theirs = FastGradientMethod(clf, eps=eps, batch_size=64).generate(x.numpy(), y=onehot)
+    assert np.abs(ours - theirs).max() <= ART_TOL
+    assert np.abs(ours - x.numpy()).max() == pytest.approx(eps, abs=1e-6)  # it moved
+    # ART's PGD: num_random_init=0 (start at x), as our random_start=False
+    pgd = ProjectedGradientDescent(
+        clf, eps=eps, eps_step=eps / 4, max_iter=10, batch_size=64, verbose=False
+    )
+    assert pgd.num_random_init == 0
+    theirs = pgd.generate(x.numpy(), y=onehot)
+    ours = R.pgd(model, x, y, eps=eps, step=eps / 4, steps=10).numpy()
+    assert np.abs(ours - theirs).max() <= ART_TOL
+    assert np.abs(ours - x.numpy()).max() <= eps + 1e-6
+    assert ours.min() >= 0 and ours.max() <= 1
+
+
+def test_pgd_hurts_more_than_noise_and_attack_batches(trained):
+    d, model = trained
+    clean = R.robust_accuracy(model, d.test, eps=0)
+    adv = R.robust_accuracy(model, d.test, eps=8 / 255, steps=10, batch_size=40)
+    assert adv < clean - 0.2, (clean, adv)
+    x = R.attack(model, d.test, eps=4 / 255, method="fgsm")
+    assert x.shape == d.test.images.shape and x.dtype == torch.float32
+
+
+def test_adversarial_batches_train_through_train_steps(trained):
+    d, model = trained
+    torch.manual_seed(0)
+    m = build_model("smallcnn", 1, 2, width=8)
+    opt, _ = make_optimizer(m, total_steps=4)
+    src = R.adversarial_batches(m, batches(d.train, batch_size=32, epochs=1), eps=4 / 255)
+    xb, yb = next(iter(R.adversarial_batches(m, batches(d.train, batch_size=8), eps=4 / 255)))
+    assert xb.min() >= -1 and xb.max() <= 1 and len(yb) == 8
+    st = train_steps(m, src, opt, 4)
+    assert st.steps == 4 and np.isfinite(st.loss)
+    assert m.training  # train_steps' mode survives the attack's eval mode
+
+
+def test_detector_separates_pgd_inputs(trained):
+    d, model = trained
+    x = R.to_pixels(d.test)
+    adv = R.attack(model, d.test, eps=8 / 255, steps=10)
+    for kind in ("squeeze", "confidence"):
+        s_clean = R.detector_scores(model, x, kind=kind)
+        s_adv = R.detector_scores(model, adv, kind=kind)
+        assert s_clean.shape == (len(x),) and np.isfinite(s_adv).all()
+    from sklearn.metrics import roc_auc_score
+
+    s_clean, s_adv = (R.detector_scores(model, v) for v in (x, adv))
+    auc = roc_auc_score(np.r_[np.zeros(len(x)), np.ones(len(adv))], np.r_[s_clean, s_adv])
+    assert auc > 0.6, auc
+    t = R.operating_point(s_clean, s_adv, detect=0.9)
+    assert (s_adv >= t).mean() >= 0.9
+
+
+def test_corruptions_follow_their_definitions(pneumonia, breast):
+    x = pneumonia.test.images[:16]
+    for mod, data in (("xray", pneumonia), ("ultrasound", breast)):
+        assert R.modality(data) == mod
+        for name in R.corruption_names(mod):
+            prev = 0.0
+            for sev in (1, 3, 5):
+                y = R.corrupt(x, name, sev, modality=mod, seed=0)
+                assert y.dtype == torch.uint8 and y.shape == x.shape
+                dist = (y.float() - x.float()).abs().mean().item()
+                assert dist > 0, (name, sev)
+                assert dist >= prev - 0.5, (name, sev, dist, prev)  # grows with severity
+                prev = dist
+            again = R.corrupt(x, name, 3, modality=mod, seed=0)
+            assert torch.equal(again, R.corrupt(x, name, 3, modality=mod, seed=0))
+    # brightness is PIL's blend with black: x * factor
+    b = R.corrupt(x, "brightness_down", 5, modality="xray")
+    assert (b.float() - x.float() * 0.5).abs().max() <= 1
+    # Gaussian noise: the residual's SD is the severity's sigma (before clipping/truncation)
+    mid = torch.full((200, 1, 28, 28), 128, dtype=torch.uint8)
+    n = R.corrupt(mid, "gaussian_noise", 5, modality="xray", seed=1).float() / 255
+    assert abs(float((n - 128 / 255).std()) - 0.08) < 0.005
+
+
+def test_corrupted_batches_and_train_with(trained):
+    d, _ = trained
+    torch.manual_seed(0)
+    m = build_model("smallcnn", 1, 2, width=8)
+    out = R.train_with(
+        m,
+        d.train.subset(range(64)),
+        wrap=lambda s: R.corrupted_batches(
+            s, ["gaussian_noise", "jpeg_compression"], modality="xray", p=0.5
+        ),  # fmt: skip
+        epochs=1,
+        batch_size=32,
+    )
+    assert out["epochs"] == 1 and np.isfinite(out["train_loss"][0])
+
+
+def test_bad_inputs_name_the_fix(trained):
+    d, model = trained
+    x = R.to_pixels(d.test.images[:4])
+    with pytest.raises(ValueError, match="8/255"):
+        R.fgsm(model, x, d.test.labels[:4], eps=8)
+    with pytest.raises(TypeError, match="to_pixels"):
+        R.pgd(model, d.test.images[:4], d.test.labels[:4], eps=0.01)
+    with pytest.raises(ValueError, match=r"\(x \+ 1\) / 2"):
+        R.fgsm(model, x * 2 - 1, d.test.labels[:4], eps=0.01)
+    with pytest.raises(ValueError, match="labels"):
+        R.fgsm(model, x, d.test.labels[:3], eps=0.01)
+    with pytest.raises(ValueError, match="modality="):
+        R.modality("dermamnist")
+    with pytest.raises(ValueError, match="choose one of"):
+        R.corrupt(d.test.images[:2], "fog", 1, modality="xray")
+    with pytest.raises(ValueError, match="severity"):
+        R.corrupt(d.test.images[:2], "jpeg_compression", 6, modality="xray")
+    with pytest.raises(ValueError, match="'pgd' or 'fgsm'"):
+        R.attack(model, d.test, eps=0.01, method="cw")
+    with pytest.raises(ValueError, match="kind"):
+        R.detector_scores(model, x, kind="lid")
