@@ -22,12 +22,14 @@ how a clinician stays in the loop.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import io
 import math
 import statistics
 import time
 import warnings
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -58,10 +60,28 @@ __all__ = [
     "TorchClassifier",
     "conformal_sets",
     "coverage_error_bound",
+    "compress",
+    "oversight",
     "tradeoff_figure",
     "reliability_figure",
     "coverage_risk_figure",
 ]
+
+
+@contextlib.contextmanager
+def _quantized_ok() -> Iterator[None]:
+    """Quantised CPU kernels (``quantized_resize_cpu_``) have no flag for PyTorch's deterministic
+    mode and warn on every call (they are integer kernels, and repeat exactly); switch the
+    check off inside the block and restore it afterwards."""
+    was, warn_only = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+    )
+    torch.use_deterministic_algorithms(False)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(was, warn_only=warn_only)
 
 
 # --------------------------------------------------------------------------------------------
@@ -153,8 +173,9 @@ def measure_cost(
     model.eval()
     one = to_input(images[:1])
     batch = to_input(images[:batch_size])
-    latency = _median_seconds(model, one, warmup, repeats)
-    per_batch = _median_seconds(model, batch, warmup, max(3, repeats // 3))
+    with _quantized_ok():
+        latency = _median_seconds(model, one, warmup, repeats)
+        per_batch = _median_seconds(model, batch, warmup, max(3, repeats // 3))
     return Cost(
         params=_stored_values(model),
         size_mb=state_dict_bytes(model) / 1e6,
@@ -270,7 +291,7 @@ def quantize_int8(
     torch.backends.quantized.engine = backend
     float_model = copy.deepcopy(model).eval()
     example = (to_input(x[:1]),)
-    with warnings.catch_warnings():  # torch.ao.quantization's deprecation notice (see lesson)
+    with warnings.catch_warnings(), _quantized_ok():  # the deprecation notice: see the lesson
         warnings.simplefilter("ignore")
         prepared = prepare_fx(float_model, get_default_qconfig_mapping(backend), example)
         with torch.no_grad():
@@ -490,6 +511,99 @@ def coverage_error_bound(n_calibration: int, n_test: int, alpha: float, *, z: fl
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
     var = alpha * (1 - alpha) * (1 / (n_calibration + 2) + 1 / n_test)
     return float(z * math.sqrt(var))
+
+
+# --------------------------------------------------------------------------------------------
+# the lesson's two experiments, one model (one seed) at a time
+
+
+def compress(
+    model: nn.Module,
+    train: Split,
+    val: Split,
+    test: Split,
+    *,
+    sparsities: Sequence[float] = (0.25, 0.5, 0.75),
+    finetune_epochs: int = 1,
+    seed: int = 0,
+    fit_kwargs: Mapping[str, Any] | None = None,
+    cost_kwargs: Mapping[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """The float model, its int8 version (:func:`quantize_int8`, calibrated on ``val``) and its
+    group-pruned versions (:func:`prune_groups`, each fine-tuned ``finetune_epochs`` on
+    ``train`` with :func:`medlab.train.fit`), each measured on ``test``: one row per variant
+    with ``variant``, ``test_acc``, ``test_auc`` and the :class:`Cost` fields."""
+    from medlab.train import evaluate, fit
+
+    finetune_epochs = check_int("finetune_epochs", finetune_epochs, 0)
+    cost_kwargs = dict(cost_kwargs or {})
+    variants: list[tuple[str, nn.Module]] = [("float32", model)]
+    variants.append(("int8", quantize_int8(model, val)))
+    for amount in sparsities:
+        pruned = prune_groups(model, amount)
+        if finetune_epochs:
+            fit(pruned, train, val, epochs=finetune_epochs, seed=seed, desc=f"fine-tune {amount:g}",
+                **dict(fit_kwargs or {}))  # fmt: skip
+        variants.append((f"pruned {amount:.0%}", pruned))
+    rows = []
+    for name, m in variants:
+        with _quantized_ok():
+            metrics = evaluate(m, test)
+        cost = measure_cost(m, test.images, **cost_kwargs)
+        rows.append({"variant": name, "test_acc": metrics["acc"], "test_auc": metrics["auc"],
+                     **cost.as_dict()})  # fmt: skip
+    return rows
+
+
+def oversight(
+    model: nn.Module,
+    val: Split,
+    test: Split,
+    test_groups: np.ndarray,
+    *,
+    defer_rate: float = 0.15,
+    confidence_level: float = 0.9,
+    names: Mapping[int, str] | None = None,
+) -> dict[str, Any]:
+    """Calibration, deferral and conformal sets of one model, per group too.
+
+    Temperature fitted on ``val`` (:func:`fit_temperature`); ECE on ``test`` before and after;
+    deferral threshold set on ``val`` to defer ``defer_rate`` (:func:`deferral_threshold`) and
+    applied on ``test``; MAPIE conformal sets calibrated on ``val`` (with the temperature).
+    ``test_groups`` (N_test,) group ids; ``names`` {id: short name} (default ``g<id>``).
+    Returns one flat dict (``<metric>`` overall, ``<metric>_<name>`` per group)."""
+    yv, yt = val.numpy_labels().reshape(-1), test.numpy_labels().reshape(-1)
+    g = np.asarray(test_groups).reshape(-1)
+    if len(g) != len(yt):
+        raise ValueError(f"test_groups has {len(g)} entries but the test split {len(yt)} images")
+    names = dict(names) if names is not None else {v: f"g{v}" for v in np.unique(g).tolist()}
+    lv, lt = predict(model, val, logits=True), predict(model, test, logits=True)
+    t = fit_temperature(lv, yv)
+    p0, p1 = softmax(lt), softmax(lt, t)
+    thr = deferral_threshold(softmax(lv, t), defer_rate)
+    deferred, wrong = p1.max(1) < thr, p1.argmax(1) != yt
+    sets, _ = conformal_sets(model, val, test, confidence_level=confidence_level, temperature=t)
+    covered = sets[np.arange(len(yt)), yt]
+    out: dict[str, Any] = {"temperature": t, "ece_before": ece(yt, p0), "ece_after": ece(yt, p1),
+                           "nll_before": _nll(yt, p0), "nll_after": _nll(yt, p1),
+                           "threshold": thr}  # fmt: skip
+    masks = {"": np.ones(len(yt), bool)} | {f"_{n}": g == k for k, n in names.items()}
+    for suffix, m in masks.items():
+        out[f"ece_before{suffix}"] = ece(yt[m], p0[m]) if suffix else out["ece_before"]
+        out[f"ece_after{suffix}"] = ece(yt[m], p1[m]) if suffix else out["ece_after"]
+        out[f"defer_rate{suffix}"] = float(deferred[m].mean())
+        out[f"error_all{suffix}"] = float(wrong[m].mean())
+        kept = m & ~deferred
+        out[f"error_kept{suffix}"] = float(wrong[kept].mean()) if kept.any() else math.nan
+        out[f"coverage{suffix}"] = float(covered[m].mean())
+        out[f"set_size{suffix}"] = float(sets[m].sum(1).mean())
+    out["n_deferred"] = int(deferred.sum())
+    out["n_test"] = len(yt)
+    return out
+
+
+def _nll(y: np.ndarray, p: np.ndarray) -> float:
+    return float(-np.log(np.clip(p[np.arange(len(y)), y], 1e-12, None)).mean())
 
 
 # --------------------------------------------------------------------------------------------
