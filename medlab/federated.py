@@ -52,8 +52,6 @@ __all__ = [
     "experiment",
 ]
 
-__all__ = ["harmonise"]
-
 HARMONISE_METHODS = ("histogram", "zscore")
 
 

@@ -18,7 +18,6 @@ import numbers
 import time
 import warnings
 from dataclasses import asdict, dataclass
-import numbers
 from typing import Any
 
 import numpy as np
@@ -59,7 +58,6 @@ __all__ = [
     "tradeoff_figure",
     "explorer",
 ]
-__all__ = ["FPR_LEVELS", "attack_metrics", "loss_scores", "per_example_loss"]
 
 FPR_LEVELS: tuple[float, ...] = (0.01, 0.001)
 
