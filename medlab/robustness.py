@@ -385,11 +385,13 @@ def detector_scores(
 
 def operating_point(clean: np.ndarray, adversarial: np.ndarray, *, detect: float = 0.9) -> float:
     """The score threshold that flags a share ``detect`` of the ``adversarial`` scores (choose it
-    on validation images); a case is flagged for review when its score >= threshold."""
+    on validation images); a case is flagged for review when its score >= threshold. The
+    threshold is an observed score (the lower neighbour of the quantile), so at least ``detect``
+    of ``adversarial`` is flagged, also with few scores."""
     adversarial = np.asarray(adversarial, dtype=float)
     if not 0 < detect < 1 or len(adversarial) == 0 or len(np.asarray(clean)) == 0:
         raise ValueError("need non-empty score arrays and detect in (0, 1), e.g. 0.9")
-    return float(np.quantile(adversarial, 1 - detect))
+    return float(np.quantile(adversarial, 1 - detect, method="lower"))
 
 
 # --------------------------------------------------------------------------------------------

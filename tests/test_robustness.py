@@ -96,7 +96,9 @@ def test_adversarial_batches_train_through_train_steps(trained):
     opt, _ = make_optimizer(m, total_steps=4)
     src = R.adversarial_batches(m, batches(d.train, batch_size=32, epochs=1), eps=4 / 255)
     xb, yb = next(iter(R.adversarial_batches(m, batches(d.train, batch_size=8), eps=4 / 255)))
-    assert xb.min() >= -1 and xb.max() <= 1 and len(yb) == 8
+    # clean=True (the default): each batch holds the 8 clean images and their 8 attacked copies
+    assert xb.min() >= -1 and xb.max() <= 1 and len(yb) == 16
+    assert torch.equal(yb[:8], yb[8:])
     st = train_steps(m, src, opt, 4)
     assert st.steps == 4 and np.isfinite(st.loss)
     assert m.training  # train_steps' mode survives the attack's eval mode
