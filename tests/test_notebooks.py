@@ -31,8 +31,6 @@ DATASETS = ("pneumoniamnist_balanced_subset", "breastmnist")
 KNOWN_FAILING = {
     ("05_federated", "breastmnist"): "issue 9 open: in quick mode FedAvg's global model ranks "
     "well (test AUC 0.83) but every argmax is the majority class, so accuracy stays 0.731",
-    ("08_robustness", "breastmnist"): "issue 12 open: in quick mode the adversarially trained "
-    "model's clean accuracy falls to the majority share on seed 1",
 }
 
 
