@@ -88,3 +88,29 @@ def data_slice(
         "",
         dict(data.provenance),
     )
+
+
+def tiny_notebook(path, source: str, *, title: str | None = None, dataset: str = "x") -> None:
+    """Write a minimal curriculum-style notebook for harness tests: an optional title cell, a
+    ``parameters`` cell (quick, seed, dataset, data_dir) and one code cell with ``source``."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    head = (
+        [nbformat.v4.new_markdown_cell(f"# {title}\n\nA notebook for a harness test.")]
+        if title
+        else []
+    )
+    nb.cells = head + [
+        nbformat.v4.new_code_cell(
+            f"quick = True\nseed = 0\ndataset = {dataset!r}\ndata_dir = None",
+            metadata={"tags": ["parameters"]},
+        ),
+        nbformat.v4.new_code_cell(source),
+    ]
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nbformat.write(nb, path)

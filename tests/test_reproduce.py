@@ -7,11 +7,11 @@ import json
 import re
 import warnings
 
-import nbformat
 import numpy as np
 import pytest
 import torch
 import yaml
+from conftest import tiny_notebook
 
 import medlab
 from medlab import reproduce as R
@@ -426,20 +426,7 @@ def test_update_expected_api_refuses_two_seeds(tmp_path):
 
 
 def _notebook(path, source):
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [
-        nbformat.v4.new_code_cell(
-            "quick = True\nseed = 0\ndataset = 'x'\ndata_dir = None",
-            metadata={"tags": ["parameters"]},
-        ),
-        nbformat.v4.new_code_cell(source),
-    ]
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    nbformat.write(nb, path)
+    tiny_notebook(path, source)
 
 
 RECORDING = """\

@@ -11,8 +11,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-import nbformat
 import pytest
+from conftest import tiny_notebook
 
 from medlab import reproduce as R
 from medlab import site
@@ -34,21 +34,7 @@ FAILING = "x = 1\nassert x == 2, 'lesson does not hold'"
 
 
 def _notebook(path: Path, title: str, source: str) -> None:
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [
-        nbformat.v4.new_markdown_cell(f"# {title}\n\nA notebook for the site test."),
-        nbformat.v4.new_code_cell(
-            "quick = True\nseed = 0\ndataset = 'breastmnist'\ndata_dir = None",
-            metadata={"tags": ["parameters"]},
-        ),
-        nbformat.v4.new_code_cell(source),
-    ]
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    nbformat.write(nb, path)
+    tiny_notebook(path, source, title=title, dataset="breastmnist")
 
 
 @pytest.fixture(scope="module")
