@@ -392,6 +392,7 @@ def run_federated(
     if not isinstance(sites, Scenario):
         raise TypeError(f"sites must be a Scenario (make_sites), got {type(sites).__name__}")
     seed = check_int("seed", seed, 0)
+    eval_every = check_int("eval_every", eval_every, 1)
     tr = sites.train
     n_classes, in_ch = tr.n_classes, tr.images.shape[1]
     K = sites.n_groups
@@ -722,15 +723,18 @@ def experiment(
     n_sites: int = 4,
     alpha: float = 0.5,
     harmonised: bool = False,
+    eval_every: int = 1,
 ) -> dict[str, Any]:
     """One cell of the lesson's grid (for :func:`medlab.experiments.run_grid`): the sites of
     ``partition`` for ``seed``, trained with ``method``. Returns test accuracy ``acc``, the
-    mean accuracy over rounds ``auc_rounds`` (convergence), the smallest site's accuracy on its
-    own test patients ``smallest_site_acc``, ``site_acc`` (list) and ``curve`` (list)."""
+    mean accuracy over the evaluated rounds ``auc_rounds`` (convergence), the smallest site's
+    accuracy on its own test patients ``smallest_site_acc``, ``site_acc`` (list), ``curve``
+    (list: the global test accuracy after every ``eval_every``-th round and the last) and
+    ``rounds`` (list: those rounds, 1-based)."""
     sites = make_sites(data, partition, n_sites=n_sites, alpha=alpha, seed=seed)
     if harmonised:
         sites = harmonise_sites(sites)
-    out = run_federated(sites, method, config=config, seed=seed)
+    out = run_federated(sites, method, config=config, seed=seed, eval_every=eval_every)
     sizes = np.bincount(sites.groups["train"], minlength=sites.n_groups)
     accs = [a for _, a in out["curve"]]
     return {
@@ -739,4 +743,5 @@ def experiment(
         "smallest_site_acc": out["site_acc"][int(np.argmin(sizes))],
         "site_acc": out["site_acc"],
         "curve": accs,
+        "rounds": [r for r, _ in out["curve"]],
     }

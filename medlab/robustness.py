@@ -13,8 +13,9 @@ is a number of grey levels (``8 / 255`` = 8 grey levels of 255).
 * :func:`adversarial_batches` - wraps any batch source of :func:`medlab.train.batches` so that
   :func:`medlab.train.train_steps` trains on attacked batches (adversarial training);
   :func:`corrupted_batches` does the same with random corruptions (augmentation).
-* :func:`detector_scores` - how suspicious each input looks (low confidence, or a prediction that
-  changes when the image is smoothed: feature squeezing, Xu et al. 2018).
+* :func:`detector_scores` - how suspicious each input looks: features far from every clean class
+  (Mahalanobis distance, Lee et al. 2018), a prediction that changes when the image is smoothed
+  (feature squeezing, Xu et al. 2018), or low confidence.
 * :func:`corrupt` - noise, blur, contrast, brightness and JPEG compression at five severities,
   with the parameters of MedMNIST-C (Di Salvo et al. 2024) for the modality at hand.
 """
@@ -362,18 +363,39 @@ def train_with(
 
 
 def detector_scores(
-    model: nn.Module, x: torch.Tensor, *, kind: str = "squeeze", batch_size: int = 512
+    model: nn.Module,
+    x: torch.Tensor,
+    *,
+    kind: str = "mahalanobis",
+    reference: Split | None = None,
+    batch_size: int = 512,
 ) -> np.ndarray:
     """How suspicious each input looks, float (N,), higher = more suspicious.
 
-    x: float (N, C, H, W) pixels on [0, 1]. kind: ``"confidence"`` = 1 - the top softmax
-    probability; ``"squeeze"`` = feature squeezing (Xu et al. 2018): the L1 distance between
-    the softmax outputs on x and on x smoothed by a 3x3 median filter and reduced to 5 bits
-    (an attack's pixel-level pattern does not survive smoothing; the anatomy does).
+    x: float (N, C, H, W) pixels on [0, 1]. kind:
+
+    * ``"mahalanobis"`` (Lee et al. 2018): the squared Mahalanobis distance of the model's
+      penultimate features (``model.embed``) to the nearest class mean, with class means and one
+      shared covariance fitted on the clean images of ``reference`` (the training split) with
+      their true labels. An attack drags the features off the clean classes' clouds.
+    * ``"squeeze"``: feature squeezing (Xu et al. 2018): the L1 distance between the softmax
+      outputs on x and on x smoothed by a 3x3 median filter and reduced to 5 bits (an attack's
+      pixel-level pattern does not survive smoothing; the anatomy does).
+    * ``"confidence"``: 1 - the top softmax probability.
     """
-    if kind not in ("confidence", "squeeze"):
-        raise ValueError(f"kind must be 'confidence' or 'squeeze', got {kind!r}")
+    if kind not in ("mahalanobis", "confidence", "squeeze"):
+        raise ValueError(f"kind must be 'mahalanobis', 'squeeze' or 'confidence', got {kind!r}")
     x, _ = _check_xy(x, torch.zeros(len(x), dtype=torch.long))
+    if kind == "mahalanobis":
+        if not isinstance(reference, Split):
+            raise TypeError(
+                "kind='mahalanobis' needs reference=<the training Split> to fit the class means "
+                f"and covariance of the clean features, got {type(reference).__name__}"
+            )
+        means, precision = _feature_gaussians(model, reference, batch_size)
+        f = _features(model, x, batch_size)
+        d = f[:, None, :] - means[None]  # (N, K, D)
+        return torch.einsum("nkd,de,nke->nk", d, precision, d).min(1).values.numpy()
     p = _predict_pixels(model, x, batch_size)
     if kind == "confidence":
         return (1.0 - p.max(1).values).numpy()
@@ -381,6 +403,33 @@ def detector_scores(
     med = padded.unfold(2, 3, 1).unfold(3, 3, 1).reshape(*x.shape, 9).median(-1).values
     squeezed = torch.round(med * 31) / 31
     return (p - _predict_pixels(model, squeezed, batch_size)).abs().sum(1).numpy()
+
+
+def _features(model: nn.Module, x: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """Penultimate features (N, D), float64, of pixel images x on [0, 1]."""
+    if not hasattr(model, "embed"):
+        raise TypeError(f"{type(model).__name__} has no .embed(x) method (medlab's models do)")
+    with eval_mode(model), torch.no_grad():
+        return torch.cat(
+            [
+                model.embed((x[i : i + batch_size] - MEAN) / STD)
+                for i in range(0, len(x), batch_size)
+            ]
+        ).double()
+
+
+def _feature_gaussians(
+    model: nn.Module, split: Split, batch_size: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Class means (K, D) and the pseudo-inverse of the shared covariance (D, D) of the clean
+    features of ``split`` (Lee et al. 2018's generative classifier on the features)."""
+    f = _features(model, to_pixels(split.images), batch_size)
+    y = torch.as_tensor(split.labels).long().view(-1)
+    classes = torch.unique(y)
+    means = torch.stack([f[y == c].mean(0) for c in classes])
+    centred = f - means[torch.searchsorted(classes, y)]
+    cov = centred.T @ centred / len(f)
+    return means, torch.linalg.pinv(cov, hermitian=True)  # dead ReLU features: variance 0
 
 
 def operating_point(clean: np.ndarray, adversarial: np.ndarray, *, detect: float = 0.9) -> float:

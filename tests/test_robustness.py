@@ -114,11 +114,40 @@ def test_detector_separates_pgd_inputs(trained):
         assert s_clean.shape == (len(x),) and np.isfinite(s_adv).all()
     from sklearn.metrics import roc_auc_score
 
-    s_clean, s_adv = (R.detector_scores(model, v) for v in (x, adv))
+    s_clean, s_adv = (R.detector_scores(model, v, reference=d.train) for v in (x, adv))
     auc = roc_auc_score(np.r_[np.zeros(len(x)), np.ones(len(adv))], np.r_[s_clean, s_adv])
     assert auc > 0.6, auc
     t = R.operating_point(s_clean, s_adv, detect=0.9)
     assert (s_adv >= t).mean() >= 0.9
+
+
+def test_mahalanobis_scores_match_sklearn(trained):
+    """The detector's distance = scikit-learn's squared Mahalanobis distance to the nearest class
+    mean under the pooled within-class covariance of the training features."""
+    from sklearn.covariance import EmpiricalCovariance
+
+    d, model = trained
+    emb = (
+        torch.cat(
+            [
+                model.eval().embed(R.to_pixels(d.train.images[i : i + 256]) * 2 - 1)
+                for i in range(0, len(d.train), 256)
+            ]
+        )
+        .detach()
+        .double()
+        .numpy()
+    )
+    y = d.train.labels.numpy()
+    means = np.stack([emb[y == c].mean(0) for c in range(d.n_classes)])
+    cov = EmpiricalCovariance(assume_centered=True).fit(emb - means[y])
+    x = R.to_pixels(d.test.images[:40])
+    f = model.embed(x * 2 - 1).detach().double().numpy()
+    expected = np.min([cov.mahalanobis(f - mu) for mu in means], axis=0)
+    got = R.detector_scores(model, x, kind="mahalanobis", reference=d.train)
+    np.testing.assert_allclose(got, expected, rtol=1e-3)
+    with pytest.raises(TypeError, match="reference="):
+        R.detector_scores(model, x, kind="mahalanobis")
 
 
 def test_corruptions_follow_their_definitions(pneumonia, breast):
