@@ -25,6 +25,7 @@ __all__ = [
     "medmnist_metrics",
     "majority_baseline",
     "metric_interval",
+    "auc_se",
     "youden_threshold",
     "calibration",
     "GroupMetrics",
@@ -106,6 +107,15 @@ def metric_interval(
 
 # --------------------------------------------------------------------------------------------
 # thresholds and calibration
+
+
+def auc_se(auc: float, n_pos: int, n_neg: int) -> float:
+    """Standard error of a ROC AUC (Hanley & McNeil 1982) from ``n_pos`` positives and ``n_neg``
+    negatives (for a multi-class macro AUC, pass the smallest class as ``n_pos``: conservative)."""
+    n_pos, n_neg = check_int("n_pos", n_pos, 1), check_int("n_neg", n_neg, 1)
+    q1, q2 = auc / (2 - auc), 2 * auc**2 / (1 + auc)
+    var = auc * (1 - auc) + (n_pos - 1) * (q1 - auc**2) + (n_neg - 1) * (q2 - auc**2)
+    return float(math.sqrt(max(var, 0.0) / (n_pos * n_neg)))
 
 
 def youden_threshold(y_true: np.ndarray, y_score: np.ndarray) -> float:

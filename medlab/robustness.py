@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from medlab.data import MedMNISTData, Split
+from medlab.metrics import auc_se  # re-exported: notebook 08 calls R.auc_se
 from medlab.train import (
     BatchAugment,
     batches,
@@ -691,13 +692,6 @@ def predict_pixels(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """Softmax probabilities (N, K) of ``model`` on pixel images x (N, C, H, W) on [0, 1]."""
     x, _ = _check_xy(x, torch.zeros(len(x), dtype=torch.long))
     return _predict_pixels(model, x)
-
-
-def auc_se(auc: float, n_pos: int, n_neg: int) -> float:
-    """Standard error of a ROC AUC (Hanley & McNeil 1982) from n_pos positives, n_neg negatives."""
-    q1, q2 = auc / (2 - auc), 2 * auc**2 / (1 + auc)
-    var = auc * (1 - auc) + (n_pos - 1) * (q1 - auc**2) + (n_neg - 1) * (q2 - auc**2)
-    return float(math.sqrt(max(var, 0.0) / (n_pos * n_neg)))
 
 
 def art_max_abs_diff(

@@ -293,3 +293,22 @@ def test_metric_interval_brackets_the_auc_and_narrows_with_more_data():
     assert metric_interval(y, p, "binary-class", n_boot=300, seed=1) == (lo, hi)
     with pytest.raises(ValueError, match="metric must be"):
         metric_interval(y, p, "binary-class", metric="f1")
+
+
+def test_auc_se_matches_the_spread_of_simulated_aucs():
+    """Hanley & McNeil's SE = the SD of AUCs over many simulated test sets (binormal, AUC ~0.76)."""
+    from sklearn.metrics import roc_auc_score
+
+    from medlab.metrics import auc_se
+
+    rng = np.random.default_rng(0)
+    n_pos, n_neg = 40, 120
+    y = np.r_[np.ones(n_pos), np.zeros(n_neg)]
+    aucs = [
+        roc_auc_score(y, np.r_[rng.normal(1, 1, n_pos), rng.normal(0, 1, n_neg)])
+        for _ in range(2000)
+    ]
+    se = auc_se(float(np.mean(aucs)), n_pos, n_neg)
+    assert abs(se - np.std(aucs, ddof=1)) < 0.1 * se, (se, np.std(aucs, ddof=1))
+    with pytest.raises(ValueError, match="n_pos"):
+        auc_se(0.7, 0, 10)
