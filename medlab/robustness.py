@@ -645,14 +645,21 @@ def image_rows(rows: dict[str, Any], *, title: str, col_labels: list[str] | None
 def lesson_config(data: MedMNISTData, lesson: Any) -> dict[str, Any]:
     """Notebook 08's settings for ``lesson.quick``: a SmallCNN of width 8 (quick) or 16 (full),
     batch 64, lr 5e-3, epochs for the lesson's image budget; PGD steps for evaluation (5 / 10);
-    adversarial training with FGSM + random start (quick) or 3-step PGD (full); test images
-    attacked (300 quick, all full)."""
+    adversarial fine-tuning of the standard model (``adv_train``: half its epochs, at least 2)
+    with FGSM + random start (quick) or 3-step PGD (full), eps ramped up over its first third;
+    test images attacked (300 quick, all full)."""
     quick = bool(lesson.quick)
     epochs = lesson.epochs(len(data.train), minimum=5 if quick else 8, scale=1.0 if quick else 0.5)
+    adv_epochs = max(2, epochs // 2)
+    train = {"epochs": epochs, "batch_size": 64, "lr": 5e-3}
     return {
         "width": 8 if quick else 16,
-        "train": {"epochs": epochs, "batch_size": 64, "lr": 5e-3},
-        "adv": {"steps": 1 if quick else 3, "ramp": epochs * math.ceil(len(data.train) / 64) // 3},
+        "train": train,
+        "adv_train": {**train, "epochs": adv_epochs},
+        "adv": {
+            "steps": 1 if quick else 3,
+            "ramp": adv_epochs * math.ceil(len(data.train) / 64) // 3,
+        },
         "pgd_steps": 5 if quick else 10,
         "n_test": 300 if quick else None,
     }

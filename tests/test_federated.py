@@ -166,6 +166,13 @@ def test_run_federated_learns_and_bad_inputs(pneumonia):
     cfg = FedConfig(rounds=3, local_steps=5, width=4)
     out = fed.run_federated(sites, "fedavg", config=cfg, seed=0)
     assert len(out["curve"]) == 3 and out["acc"] > 0.6 and len(out["site_acc"]) == 2
+    # evaluated every 2nd round and after the last; the same training, so the same final model
+    row = fed.experiment(
+        pneumonia, partition="iid", method="fedavg", seed=0, config=cfg, n_sites=2, eval_every=2
+    )
+    assert row["rounds"] == [2, 3] and row["acc"] == out["acc"] and len(row["curve"]) == 2
+    with pytest.raises(ValueError, match="eval_every"):
+        fed.run_federated(sites, "fedavg", config=cfg, eval_every=0)
     with pytest.raises(ValueError, match="method"):
         fed.run_federated(sites, "fedsgd", config=cfg)
     with pytest.raises(ValueError, match="rounds"):

@@ -28,10 +28,7 @@ DATASETS = ("pneumoniamnist_balanced_subset", "breastmnist")
 
 #: Lesson runs known to fail their lesson checks, each tied to its open issue (skipped, with the
 #: reason shown by ``pytest -ra``; remove an entry when the issue is fixed).
-KNOWN_FAILING = {
-    ("05_federated", "breastmnist"): "issue 9 open: in quick mode FedAvg's global model ranks "
-    "well (test AUC 0.83) but every argmax is the majority class, so accuracy stays 0.731",
-}
+KNOWN_FAILING: dict[tuple[str, str], str] = {}  # (notebook, dataset) -> the open issue, why
 
 
 def _dataset(data_dir, name: str) -> str:
