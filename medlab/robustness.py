@@ -38,6 +38,7 @@ from medlab.metrics import auc_se  # re-exported: notebook 08 calls R.auc_se
 from medlab.train import (
     BatchAugment,
     batches,
+    embeddings,
     eval_mode,
     make_optimizer,
     train_steps,
@@ -57,6 +58,7 @@ __all__ = [
     "corrupted_batches",
     "train_with",
     "detector_scores",
+    "feature_gaussians",
     "operating_point",
     "modality",
     "CORRUPTIONS",
@@ -368,7 +370,7 @@ def detector_scores(
     x: torch.Tensor,
     *,
     kind: str = "mahalanobis",
-    reference: Split | None = None,
+    reference: Split | tuple[torch.Tensor, torch.Tensor] | None = None,
     batch_size: int = 512,
 ) -> np.ndarray:
     """How suspicious each input looks, float (N,), higher = more suspicious.
@@ -378,7 +380,8 @@ def detector_scores(
     * ``"mahalanobis"`` (Lee et al. 2018): the squared Mahalanobis distance of the model's
       penultimate features (``model.embed``) to the nearest class mean, with class means and one
       shared covariance fitted on the clean images of ``reference`` (the training split) with
-      their true labels. An attack drags the features off the clean classes' clouds.
+      their true labels, or given already fitted (:func:`feature_gaussians`). An attack drags the
+      features off the clean classes' clouds.
     * ``"squeeze"``: feature squeezing (Xu et al. 2018): the L1 distance between the softmax
       outputs on x and on x smoothed by a 3x3 median filter and reduced to 5 bits (an attack's
       pixel-level pattern does not survive smoothing; the anatomy does).
@@ -388,13 +391,15 @@ def detector_scores(
         raise ValueError(f"kind must be 'mahalanobis', 'squeeze' or 'confidence', got {kind!r}")
     x, _ = _check_xy(x, torch.zeros(len(x), dtype=torch.long))
     if kind == "mahalanobis":
-        if not isinstance(reference, Split):
+        if isinstance(reference, Split):
+            reference = feature_gaussians(model, reference, batch_size=batch_size)
+        if not (isinstance(reference, tuple) and len(reference) == 2):
             raise TypeError(
-                "kind='mahalanobis' needs reference=<the training Split> to fit the class means "
-                f"and covariance of the clean features, got {type(reference).__name__}"
+                "kind='mahalanobis' needs reference=<the training Split>, or its "
+                f"feature_gaussians(model, split), got {type(reference).__name__}"
             )
-        means, precision = _feature_gaussians(model, reference, batch_size)
-        f = _features(model, x, batch_size)
+        means, precision = reference
+        f = torch.from_numpy(embeddings(model, (x - MEAN) / STD, batch_size=batch_size)).double()
         d = f[:, None, :] - means[None]  # (N, K, D)
         return torch.einsum("nkd,de,nke->nk", d, precision, d).min(1).values.numpy()
     p = _predict_pixels(model, x, batch_size)
@@ -406,25 +411,14 @@ def detector_scores(
     return (p - _predict_pixels(model, squeezed, batch_size)).abs().sum(1).numpy()
 
 
-def _features(model: nn.Module, x: torch.Tensor, batch_size: int) -> torch.Tensor:
-    """Penultimate features (N, D), float64, of pixel images x on [0, 1]."""
-    if not hasattr(model, "embed"):
-        raise TypeError(f"{type(model).__name__} has no .embed(x) method (medlab's models do)")
-    with eval_mode(model), torch.no_grad():
-        return torch.cat(
-            [
-                model.embed((x[i : i + batch_size] - MEAN) / STD)
-                for i in range(0, len(x), batch_size)
-            ]
-        ).double()
-
-
-def _feature_gaussians(
-    model: nn.Module, split: Split, batch_size: int
+def feature_gaussians(
+    model: nn.Module, split: Split, *, batch_size: int = 512
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Class means (K, D) and the pseudo-inverse of the shared covariance (D, D) of the clean
-    features of ``split`` (Lee et al. 2018's generative classifier on the features)."""
-    f = _features(model, to_pixels(split.images), batch_size)
+    """Lee et al. 2018's generative classifier on the features: the class means (K, D) and the
+    pseudo-inverse of the shared covariance (D, D), float64, of ``model``'s penultimate features
+    (:func:`medlab.train.embeddings`) on the clean images of ``split`` with their true labels.
+    Fit once per model and pass it as ``detector_scores(..., reference=)``."""
+    f = torch.from_numpy(embeddings(model, split, batch_size=batch_size)).double()
     y = torch.as_tensor(split.labels).long().view(-1)
     classes = torch.unique(y)
     means = torch.stack([f[y == c].mean(0) for c in classes])

@@ -146,6 +146,8 @@ def test_mahalanobis_scores_match_sklearn(trained):
     expected = np.min([cov.mahalanobis(f - mu) for mu in means], axis=0)
     got = R.detector_scores(model, x, kind="mahalanobis", reference=d.train)
     np.testing.assert_allclose(got, expected, rtol=1e-3)
+    fitted = R.feature_gaussians(model, d.train)  # fit once, reuse: the same scores
+    np.testing.assert_array_equal(R.detector_scores(model, x, reference=fitted), got)
     with pytest.raises(TypeError, match="reference="):
         R.detector_scores(model, x, kind="mahalanobis")
 
