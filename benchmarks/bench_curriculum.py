@@ -6,16 +6,22 @@ For each dataset and mode, the notebooks run in order through the reproduce harn
 reads the kernel's peak resident set size (``VmHWM`` in ``/proc/<pid>/status``, the kernel's own
 high-water mark, summed with any children it starts) every 0.1 s. The table gives each
 notebook's wall time and peak RSS against the budgets: 1.5 GB per kernel in quick mode (Binder's
-2 GB must also hold the Jupyter server) and 2 GB in full mode. Usage (from the repo root)::
+2 GB must also hold the Jupyter server) and 2 GB in full mode; the totals, for a run of all
+eleven notebooks, against the curriculum's budget on 2 cores: 6 min in quick mode, 40 min in full
+mode (``medlab.monitor.CURRICULUM_BUDGET_S``). Before the first notebook and after the last it
+times a fixed reference workload (``medlab.monitor.speed_reference``: 40 small-CNN training steps
+on the first dataset's real training images, with the notebooks' thread count) and gives every
+total also in units of it: seconds differ twofold between runs of the same 2 cores, the ratio
+much less. Usage (from the repo root)::
 
     python benchmarks/bench_curriculum.py --data-dir ../shared/medmnist --quick \\
         --datasets pneumoniamnist_balanced_subset breastmnist
 
 ``--medlab-src DIR`` measures another checkout instead (its notebooks, run with its own ``medlab``
 package first on the kernel's ``PYTHONPATH``): the "before" column of a change. It exits 1 when a
-notebook fails or a kernel exceeds its budget. Times are for this machine; the
-memory figures are what matters across machines. Results on the shared files are results on
-unofficial copies.
+notebook fails, a kernel exceeds its budget, or a whole curriculum exceeds its time budget. Times
+are for this machine (the budgets are set for 2 cores); the memory figures are what matters across
+machines. Results on the shared files are results on unofficial copies.
 """
 
 from __future__ import annotations
@@ -27,8 +33,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from medlab.monitor import BUDGET_MB, KernelMonitor
+from medlab.data import load
+from medlab.experiments import lesson
+from medlab.monitor import BUDGET_MB, CURRICULUM_BUDGET_S, KernelMonitor, speed_reference
 from medlab.reproduce import find_notebooks, run_notebook
+
+
+def _reference(split) -> float:
+    lesson(True, 0)  # the notebooks' thread count ($MEDLAB_THREADS, else every CPU allowed)
+    return speed_reference(split)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,6 +72,12 @@ def main(argv: list[str] | None = None) -> int:
     else:
         notebooks = find_notebooks(args.notebooks or None)
     rows, failed = [], False
+    try:
+        ref_split = load(args.datasets[0], data_dir=args.data_dir).train
+    except Exception as exc:  # the notebooks report their own failure to load it
+        print(f"speed reference: not measured ({exc})")
+        ref_split = None
+    refs = [_reference(ref_split)] if ref_split is not None else []
     with tempfile.TemporaryDirectory(prefix="medlab-bench-") as tmp:
         base = Path(args.keep or tmp).resolve()
         print(
@@ -90,12 +109,28 @@ def main(argv: list[str] | None = None) -> int:
                         f"{BUDGET_MB[m]:12d}  {status}",
                         flush=True,
                     )
+    if refs:
+        refs.append(_reference(ref_split))
+        print(
+            f"speed reference (40 small-CNN steps on {args.datasets[0]}): {refs[0]:.2f} s "
+            f"before, {refs[1]:.2f} s after the notebooks"
+        )
+    ref = sum(refs) / len(refs) if refs else None
+    n_all = len(find_notebooks(None, folder=notebooks[0].parent)) if notebooks else 0
     for m in modes:
         for ds in args.datasets:
             sel = [r for r in rows if r[1] == m and r[2] == ds]
+            total, budget = sum(r[3] for r in sel), CURRICULUM_BUDGET_S[m]
+            if len(sel) == n_all:
+                verdict = "OVER BUDGET" if total > budget else "within budget"
+                failed |= total > budget
+            else:
+                verdict = f"{len(sel)} of {n_all} notebooks: the budget is for all of them"
             print(
-                f"total {m} {ds}: {sum(r[3] for r in sel):.0f} s, largest kernel "
-                f"{max(r[4] for r in sel):.0f} MB"
+                f"total {m} {ds}: {total:.0f} s"
+                + (f" = {total / ref:.1f} speed references" if ref else "")
+                + f" (budget {budget} s on 2 cores: {verdict}), "
+                f"largest kernel {max(r[4] for r in sel):.0f} MB (budget {BUDGET_MB[m]} MB)"
             )
     return 1 if failed else 0
 

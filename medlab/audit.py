@@ -670,6 +670,8 @@ def _row(b: _Builder, nb: str, ds: str, key: str, href: str) -> dict[str, Any]:
     elif (sdk := b.sd_key(nb, ds, key)) is not None:
         s = b.cite_record(nb, ds, sdk)
         intervals.append(f"± {_mark(s, href)} SD (`{sdk}`)")
+    if any(r.get("machine") for _, _, r in recs):
+        intervals.append("this run's machine: a latency or time depends on the CPU it ran on")
     metric = _metric(key)
     n = b.cite_split_size(ds) if metric in ("test_acc", "test_auc") else None
     if n is not None and 0 <= c.value <= 1:

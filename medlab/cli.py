@@ -91,7 +91,7 @@ def _parser() -> argparse.ArgumentParser:
         nargs="+",
         default=None,
         metavar="SEED",
-        help="run each notebook once per seed, e.g. --seeds 0 10 20",
+        help="run each notebook once per seed, e.g. --seeds 0 10 20 30 40",
     )
     r.add_argument(
         "-p",

@@ -22,12 +22,15 @@ executed notebooks as HTML, the figures, the audit report), readable offline.
 
 The terminal shows one line per notebook run, then one row per number: expected value and
 tolerance, the value now and a status: ``reproduced``, ``DEVIATED``, ``MISSING`` (expected but
-not recorded) or ``new`` (no expected value), then a one-line summary. The exit code is 0 only
-if every notebook ran and recorded numbers and every number was compared and reproduced
+not recorded), ``new`` (no expected value) or ``measured`` (recorded with ``machine=True``: a
+latency or a time, a property of this machine, shown but never compared), then a one-line
+summary. The exit code is 0 only
+if every notebook ran and recorded numbers and every number was compared and reproduced (or
+``measured``)
 (``allow_new`` / ``--allow-new`` accepts numbers without expected values, e.g. a new notebook).
 
-``--update-expected --seeds 0 10 20`` runs each notebook once per seed and writes, for the sections
-it ran, the mean over seeds and a tolerance derived from their spread (:func:`derive`); it
+``--update-expected --seeds 0 10 20 30 40`` runs each notebook once per seed and writes, for the
+sections it ran, the mean over seeds and a tolerance derived from their spread (:func:`derive`); it
 refuses fewer than 3 seeds and stops, writing nothing, at the first failed notebook.
 
 Expected values are kept apart by data origin (``official`` files vs ``unofficial`` copies such
@@ -39,11 +42,11 @@ as the shared CI data) and by mode (``quick`` / ``full``)::
           pneumoniamnist_balanced_subset:
             smallcnn.test_auc:
               value: 0.9512
-              tol: 0.0213
+              tol: 0.0358
               sd: 0.00709
-              n_seeds: 3
-              seeds: [0, 1, 2]
-              derived: tol = 3*SD = 3*0.00709 over 3 seeds (above default floor 0.01), rounded up
+              n_seeds: 5
+              seeds: [0, 10, 20, 30, 40]
+              derived: tol = 5.04*SD = 5.04*0.00709 over 5 seeds (99 % prediction interval) (above default floor 0.01), rounded up
 
 Entries written before tolerances were derived (``{value, tol}`` only) still load, with a
 warning. An AUC/accuracy key whose tolerance exceeds 0.1 needs a ``reason``.
@@ -111,19 +114,21 @@ UNEXPLAINED = "UNEXPLAINED: spread over seeds is large"
 ENTRY_FIELDS = ("value", "tol", "sd", "n_seeds", "seeds", "derived", "reason")
 FIX = (
     "Fix the entry by hand, or regenerate that section from real runs with `medlab reproduce "
-    "--update-expected --seeds 0 10 20 [--quick] ...` (CONTRIBUTING.md, 'Expected results')"
+    "--update-expected --seeds 0 10 20 30 40 [--quick] ...` (CONTRIBUTING.md, 'Expected results')"
 )
 HEADER = f"""\
 # Expected values for `medlab reproduce`, written by
-# `medlab reproduce --update-expected --seeds 0 10 20 [--quick] ...` from real runs (never typed in
-# by hand; review the diff). Layout: <origin>/<mode>/<notebook>/<dataset>/<key>. origin:
+# `medlab reproduce --update-expected --seeds 0 10 20 30 40 [--quick] ...` from real runs (never
+# typed in by hand; review the diff). Layout: <origin>/<mode>/<notebook>/<dataset>/<key>. origin:
 # official = official MedMNIST files (md5 match), unofficial = other copies (e.g. the shared CI
 # data); mode: quick or full. A number is reproduced when |now - value| <= tol.
 # How each entry is derived, from one run per seed (n_seeds >= {MIN_SEEDS}):
 #   value = mean over the seeds; sd = sample standard deviation over the seeds (ddof=1);
-#   tol = max(3 * sd, floor), floor = the notebook author's hint (rec.record(..., tol=)) or
-#   {TOL_FLOOR}; when sd == 0 (exact numbers such as image counts) tol = the hint, else 0;
-#   tol is rounded up to 3 significant digits. `derived` says which term set tol.
+#   tol = max(k * sd, floor), k = t_0.995(n - 1) * sqrt(1 + 1/n) (a 99 % prediction interval for
+#   one new run: 11.5 for 3 seeds, 5.04 for 5; a rerun on another CPU is such a new run), floor =
+#   the notebook author's hint (rec.record(..., tol=)) or {TOL_FLOOR}; when sd == 0 (exact numbers
+#   such as image counts) tol = the hint, else 0; tol is rounded up to 3 significant digits.
+#   `derived` says which term set tol.
 #   An AUC/accuracy key (a segment containing auc/acc) with tol > {WIDE_TOL} needs a `reason`,
 #   taken from the record's note; "{UNEXPLAINED}" marks one to investigate.
 """
@@ -176,6 +181,7 @@ class Row:
     seed: int | None = None
     hint: float | None = None  # the author's tolerance hint
     note: str = ""
+    machine: bool = False  # a measurement of this machine (status "measured"), not compared
 
 
 # --------------------------------------------------------------------------------------------
@@ -454,7 +460,7 @@ def check_expected(
         out.append(
             f"{legacy} expected value(s) in {source} have no `derived` field (written "
             f"before tolerances were measured over >= {MIN_SEEDS} seeds); regenerate "
-            "them with `medlab reproduce --update-expected --seeds 0 10 20 ...`"
+            "them with `medlab reproduce --update-expected --seeds 0 10 20 30 40 ...`"
         )
     if unexplained:
         out.append(
@@ -465,7 +471,7 @@ def check_expected(
         out.append(
             f"{len(unjustified)} expected value(s) in {source} have a tolerance > "
             f"{WIDE_TOL} on an AUC/accuracy key without a `reason`, e.g. {unjustified[0]}; "
-            "regenerate those sections with --update-expected --seeds 0 10 20"
+            "regenerate those sections with --update-expected --seeds 0 10 20 30 40"
         )
     return out
 
@@ -551,9 +557,12 @@ def compare(
                 seed=seed,
                 hint=r.get("tol"),
                 note=r.get("note") or "",
+                machine=bool(r.get("machine", False)),
             )
             exp = _node(expected, origin, mode, nb, dataset).get(key)
-            if exp is not None:
+            if row.machine:  # this machine's speed: shown, never compared with another's
+                row.status = "measured"
+            elif exp is not None:
                 row.expected, row.tol = float(exp["value"]), float(exp["tol"])
                 slack = 1e-9 * max(1.0, abs(row.expected))
                 ok = abs(row.value - row.expected) <= row.tol + slack
@@ -591,10 +600,23 @@ def _round_up(x: float, digits: int = 3) -> float:
     return float((d / q).to_integral_value(rounding=ROUND_CEILING) * q)
 
 
+def prediction_factor(n: int) -> float:
+    """k such that ``mean ± k * SD`` over ``n`` seeds is a 99 % prediction interval for one new
+    run (Student t, n - 1 degrees of freedom): ``t_0.995(n - 1) * sqrt(1 + 1/n)``. 11.5 for 3
+    seeds, 5.04 for 5, 3.71 for 8, tending to 2.58. A reproduction on another machine is such a
+    new run: the same seed on another CPU rounds differently, and a small training amplifies that
+    into seed-sized differences."""
+    from scipy.stats import t
+
+    if n < 2:
+        raise ValueError(f"a prediction interval needs >= 2 values, got {n}")
+    return float(t.ppf(0.995, n - 1) * math.sqrt(1 + 1 / n))
+
+
 def derive(values: list[float], *, hint: float | None = None) -> dict[str, Any]:
-    """Expected entry from one value per seed: ``value`` (mean), ``tol`` = max(3 SD, floor)
-    (floor = ``hint`` or 0.01; SD 0 gives ``hint`` or 0), ``sd`` (ddof=1), ``n_seeds`` and a
-    one-line ``derived`` saying which term set the tolerance."""
+    """Expected entry from one value per seed: ``value`` (mean), ``tol`` = max(k SD, floor) with
+    k = :func:`prediction_factor` (n) (floor = ``hint`` or 0.01; SD 0 gives ``hint`` or 0), ``sd``
+    (ddof=1), ``n_seeds`` and a one-line ``derived`` saying which term set the tolerance."""
     n = len(values)
     if n < MIN_SEEDS:
         raise ValueError(f"need values from at least {MIN_SEEDS} seeds, got {n}")
@@ -602,6 +624,7 @@ def derive(values: list[float], *, hint: float | None = None) -> dict[str, Any]:
         mean, sd = float(values[0]), 0.0
     else:
         mean, sd = statistics.fmean(values), statistics.stdev(values)
+    k = prediction_factor(n)
     if sd == 0:
         tol = float(hint or 0.0)
         how = f"SD 0 over {n} seeds (exact); tol = " + (f"author's hint {hint:g}" if hint else "0")
@@ -609,10 +632,11 @@ def derive(values: list[float], *, hint: float | None = None) -> dict[str, Any]:
         floor, src = (
             (float(hint), "author's hint") if hint is not None else (TOL_FLOOR, "default floor")
         )
-        if 3 * sd >= floor:
-            tol, how = 3 * sd, f"tol = 3*SD = 3*{sd:.3g} over {n} seeds (above {src} {floor:g})"
+        term = f"{k:.3g}*SD = {k:.3g}*{sd:.3g} over {n} seeds (99 % prediction interval)"
+        if k * sd >= floor:
+            tol, how = k * sd, f"tol = {term} (above {src} {floor:g})"
         else:
-            tol, how = floor, f"tol = {src} {floor:g} (above 3*SD = 3*{sd:.3g} over {n} seeds)"
+            tol, how = floor, f"tol = {src} {floor:g} (above {term})"
     tol = _round_up(tol, 3)
     short = float(f"{mean:.6g}")
     value = short if abs(short - mean) <= tol / 100 else mean
@@ -657,7 +681,7 @@ def update_expected(
     groups: dict[tuple[str, str, str, str], list[Row]] = {}
     nb_seeds: dict[tuple[str, str], set[Any]] = {}
     for r in rows:
-        if r.value is None:
+        if r.value is None or r.machine:
             continue
         groups.setdefault((r.origin, r.notebook, r.dataset, r.key), []).append(r)
         nb_seeds.setdefault((r.origin, r.notebook), set()).add(r.seed)
@@ -674,7 +698,7 @@ def update_expected(
         if len(seeds) < MIN_SEEDS:
             raise ReproduceError(
                 f"{nb} {dataset} {key}: recorded for seeds {seeds}; deriving a "
-                f"tolerance needs >= {MIN_SEEDS} seeds (--seeds 0 10 20)"
+                f"tolerance needs >= {MIN_SEEDS} seeds (--seeds 0 10 20 30 40)"
             )
         if set(seeds) != nb_seeds[origin, nb]:
             raise ReproduceError(
@@ -694,6 +718,15 @@ def update_expected(
                     f"{entry['sd']:g} over seeds {seeds}) and the notebook gives no note "
                     f"explaining it; marked UNEXPLAINED in {path.name}"
                 )
+        if (
+            is_rate_key(key)
+            and entry["value"] - entry["tol"] <= 0 <= 1 <= entry["value"] + entry["tol"]
+        ):
+            notes.append(
+                f"{nb} {dataset} {key}: {entry['value']:.3g} ± {entry['tol']:.3g} covers the "
+                f"whole 0-1 range, so this comparison cannot fail; more seeds than {len(seeds)} "
+                "narrow it (k falls from 11.5 with 3 seeds to 5.04 with 5)"
+            )
         sections.setdefault((origin, nb), {}).setdefault(dataset, {})[key] = entry
     for (origin, nb), section in sections.items():
         if not isinstance(tree.get(origin), dict):
@@ -881,7 +914,7 @@ def _plan(
             raise ReproduceError(f"--seeds must be a list of integers, e.g. 0 1 2; got {seeds!r}")
         seeds = [_check_seed(s, "each --seeds value") for s in seeds]
         if not seeds:
-            raise ReproduceError("--seeds is empty; give seeds such as --seeds 0 10 20")
+            raise ReproduceError("--seeds is empty; give seeds such as --seeds 0 10 20 30 40")
         if len(set(seeds)) != len(seeds):
             raise ReproduceError(f"--seeds {seeds} repeats a seed; give each seed once")
         if seed is not None:
@@ -890,14 +923,14 @@ def _plan(
         got = "one run" if seeds is None else f"{len(seeds)} seed(s)"
         raise ReproduceError(
             f"--update-expected derives each tolerance from the spread over at least {MIN_SEEDS} "
-            f"seeds, got {got}; use e.g. --update-expected --seeds 0 10 20"
+            f"seeds, got {got}; use e.g. --update-expected --seeds 0 10 20 30 40"
             + (" --quick" if quick else "")
         )
     if update and min(b - a for a, b in itertools.pairwise(sorted(seeds))) < SEED_GAP:
         raise ReproduceError(
             f"--seeds {' '.join(map(str, seeds))} are closer than {SEED_GAP}: each notebook "
             "averages over consecutive seeds (seed, seed + 1, ... from medlab.lesson), so close "
-            "seeds share models and understate the spread; use e.g. --seeds 0 10 20"
+            "seeds share models and understate the spread; use e.g. --seeds 0 10 20 30 40"
         )
     if "data_dir" in params:
         d = params.pop("data_dir")
@@ -1163,10 +1196,12 @@ def _finish(
                 written = _read_expected(exp_path, strict=False)[0]
                 rows = [r for r in rows if r.value is not None]
                 for r in rows:
+                    if r.machine:
+                        continue  # stays "measured": no expected value is written for it
                     e = _node(written, r.origin, mode, r.notebook, r.dataset).get(r.key) or {}
                     r.expected, r.tol, r.status = e.get("value"), e.get("tol"), "updated"
                 hints.append(
-                    f"wrote {len({(r.origin, r.notebook, r.dataset, r.key) for r in rows})}"
+                    f"wrote {len({(r.origin, r.notebook, r.dataset, r.key) for r in rows if not r.machine})}"
                     f" expected values ({mode}) to {exp_path}; review the diff"
                 )
     table = format_table(rows, runs)
@@ -1174,7 +1209,7 @@ def _finish(
     _write_csv(rows, run_dir / f"reproduce_{mode}.csv")
     count = {
         s: sum(r.status == s for r in rows)
-        for s in ("reproduced", "DEVIATED", "MISSING", "new", "updated")
+        for s in ("reproduced", "DEVIATED", "MISSING", "new", "updated", "measured")
     }
     if not update:
         for origin in sorted({r.origin for r in rows}):
@@ -1186,7 +1221,7 @@ def _finish(
         if count["new"] and not allow_new:
             hints.append(
                 f"{count['new']} number(s) have no expected value: record them with "
-                f"`medlab reproduce --update-expected --seeds 0 10 20"
+                f"`medlab reproduce --update-expected --seeds 0 10 20 30 40"
                 f"{' --quick' if mode == 'quick' else ''} ...` (or pass --allow-new)"
             )
         if count["MISSING"]:
@@ -1219,6 +1254,10 @@ def _finish(
             f"{count['MISSING']} missing",
             f"{count['new']} new",
         ]
+    ) + (
+        [f"{count['measured']} measured (this machine's speed, not compared)"]
+        if count["measured"]
+        else []
     )
     print(
         f"\n[medlab] {done}: {len(runs)} notebook run(s), {n_fail} failed; {len(rows)} numbers: "

@@ -80,6 +80,7 @@ COLUMNS = [
     "tol",
     "official",
     "note",
+    "machine",
     "seed",
     "quick",
     "md5",
@@ -221,6 +222,7 @@ class Recorder:
         unit: str = "",
         tol: float | None = None,
         note: str = "",
+        machine: bool = False,
     ) -> float:
         """Record one finite number under ``key`` for ``dataset``; returns it as a float.
 
@@ -229,6 +231,10 @@ class Recorder:
         (absolute; ``medlab reproduce --update-expected`` uses it as the floor of the tolerance
         it derives from the spread over seeds); ``note`` explains the number (it becomes the
         ``reason`` of a wide AUC/accuracy tolerance); ``unit`` is shown in the table.
+        ``machine=True`` marks a measurement of this machine rather than a result of the lesson
+        (a latency, a time: the same code is 2-5x faster on another CPU): ``medlab reproduce``
+        shows it as ``measured`` and neither compares it nor writes an expected value for it;
+        ``tol`` must then be None.
         """
         check_key(key)
         value = _as_number(key, value)
@@ -238,6 +244,13 @@ class Recorder:
             tol = float(tol)
             if not math.isfinite(tol) or tol < 0:
                 raise ValueError(f"record({key!r}): tol must be finite and >= 0, got {tol}")
+        if not isinstance(machine, bool):
+            raise TypeError(f"record({key!r}): machine must be True or False, got {machine!r}")
+        if machine and tol is not None:
+            raise ValueError(
+                f"record({key!r}): a machine measurement is not compared, so it takes no tol; "
+                "drop tol= (or machine=True if the number should reproduce)"
+            )
         if not isinstance(unit, str) or not isinstance(note, str):
             raise TypeError(f"record({key!r}): unit and note must be strings")
         if dataset is None:
@@ -263,6 +276,7 @@ class Recorder:
             "tol": tol,
             "note": note,
             "official": bool(self.datasets[name].provenance.get("official")),
+            **({"machine": True} if machine else {}),
         }
         self.save()
         return value
@@ -364,7 +378,8 @@ def load(
         notebook: only this notebook (stem such as ``"03_bias"`` or prefix ``"03"``).
 
     Columns: notebook, dataset, key, value, unit, tol (the author's hint), official, note,
-    seed, quick, md5 and file (of the dataset). ``df.attrs["provenance"]`` maps each notebook
+    machine (True: a measurement of this machine, never compared), seed, quick, md5 and file
+    (of the dataset). ``df.attrs["provenance"]`` maps each notebook
     (``"<notebook>/seed<k>"`` when a run holds several seeds) to its full provenance.
     """
     import pandas as pd
@@ -421,6 +436,7 @@ def load(
                         "tol": r.get("tol"),
                         "official": r.get("official"),
                         "note": r.get("note", ""),
+                        "machine": bool(r.get("machine", False)),
                         "seed": p.get("seed"),
                         "quick": p.get("quick"),
                         "md5": dprov.get("md5"),

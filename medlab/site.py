@@ -70,7 +70,7 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: now
 .status-ok, .status-reproduced, .status-updated { color: #1a7f37; }
 .status-failed, .status-deviated { color: #c62828; }
 .status-missing, .status-over { color: #b26a00; }
-.status-new { color: #555; }
+.status-new, .status-measured { color: #555; }
 .error { color: #c62828; font-family: monospace; font-size: 0.85em; }
 .summary { padding: 0.6em 1em; border-radius: 4px; }
 .summary.status-ok { background: #e8f5e9; } .summary.status-failed { background: #ffebee; }
@@ -254,7 +254,7 @@ def write_site(
     with its time in s and peak kernel memory in MB); returns the page's path.
 
     ``passed``: the run's verdict (the command's exit code was 0); None derives it from the
-    runs and rows (every notebook ran, every number reproduced or new).
+    runs and rows (every notebook ran, every number reproduced, new or measured).
     """
     if mode not in BUDGET_MB:
         raise ValueError(f"mode must be one of {sorted(BUDGET_MB)}, got {mode!r}")
@@ -266,7 +266,9 @@ def write_site(
         counts[r.status] = counts.get(r.status, 0) + 1
     n_failed = sum(not r.ok for r in runs)
     if passed is None:
-        passed = not n_failed and all(r.status in ("reproduced", "new", "updated") for r in rows)
+        passed = not n_failed and all(
+            r.status in ("reproduced", "new", "updated", "measured") for r in rows
+        )
     peaks = [e["peak_mb"] for e in entries if e["peak_mb"] is not None]
     runs_csv = run_dir / f"notebooks_{mode}.csv"
     with runs_csv.open("w", newline="") as fh:

@@ -344,3 +344,21 @@ def test_hanley_mcneil_at_chance_is_the_mann_whitney_null_variance():
         audit.hanley_mcneil_interval(0.9, 0, 10)
     with pytest.raises(ValueError, match="n >= 1"):
         audit.wilson_interval(1.5, 10)
+
+
+def test_machine_measurements_say_so_in_the_report(run, tmp_path):
+    """A latency recorded with machine=True is cited with a word on the CPU it ran on (the
+    value is copied from 01's real results, so nothing is invented)."""
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy, symlinks=True)
+    doc = json.loads((copy / "results/01_baseline.json").read_text())
+    ds = next(iter(doc["records"]))
+    rec = dict(doc["records"][ds]["smallcnn.test_auc"], unit="ms", tol=None, machine=True)
+    doc["notebook"] = "09_deploy"
+    doc["records"] = {ds: {"default.latency_ms": rec, "default.size_mb": dict(rec, machine=False)}}
+    (copy / "results/09_deploy.json").write_text(json.dumps(doc))
+    rows = {
+        r["key"]: r for r in next(x for x in audit.build(copy).areas if x["id"] == "cost")["rows"]
+    }
+    assert "this run's machine" in rows["default.latency_ms"]["interval"]
+    assert "machine" not in rows["default.size_mb"]["interval"]

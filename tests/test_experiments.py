@@ -15,10 +15,12 @@ import medlab
 from medlab.experiments import (
     IMAGES_SEEN,
     ModelCache,
+    binomial_se,
     cache_dir,
     cached_model,
     fingerprint,
     lesson,
+    paired_effect,
     run_grid,
     sd,
     summarize,
@@ -227,6 +229,60 @@ def test_sd_is_the_sample_sd_of_finite_values():
     assert sd([1.0, np.nan, 3.0]) == pytest.approx(np.std([1.0, 3.0], ddof=1))
     assert math.isnan(sd([1.0])) and math.isnan(sd([]))
     assert medlab.summarize is summarize and medlab.run_grid is run_grid
+
+
+def test_binomial_se_matches_the_spread_of_simulated_test_sets():
+    """The SE of a mean over S seeds of a difference of two accuracies, each on n patients,
+    against the SD of that mean over 20 000 simulated test sets."""
+    rng = np.random.default_rng(0)
+    p1, p2, n, s = 0.8, 0.6, 39, 3
+    a = rng.binomial(n, p1, size=(20_000, s)) / n
+    b = rng.binomial(n, p2, size=(20_000, s)) / n
+    empirical = np.std((a - b).mean(axis=1), ddof=1)
+    assert binomial_se(([p1] * s, n), ([p2] * s, n)) == pytest.approx(empirical, rel=0.03)
+    assert binomial_se(([p1] * s, [n] * s)) == pytest.approx(math.sqrt(p1 * (1 - p1) / n / s))
+    # Laplace: a TPR of 1.0 on 5 patients still has noise; without it, none
+    assert binomial_se(([1.0], 5)) == 0 and binomial_se(([1.0], 5), laplace=True) > 0.1
+
+
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        ((), "at least one"),
+        (([0.5],), "pair"),
+        ((([0.5], 0),), "positive"),
+        ((([1.5], 10),), r"\[0, 1\]"),
+        ((([np.nan], 10),), r"\[0, 1\]"),
+        ((([0.5, 0.6], [10, 10, 10]),), "one value per seed"),
+        ((([0.5, 0.6], 10), ([0.5], 10)), "one value per seed"),
+    ],
+)
+def test_binomial_se_rejects_bad_input(args, match):
+    with pytest.raises(ValueError, match=match):
+        binomial_se(*args)
+
+
+def test_paired_effect_takes_the_larger_standard_error():
+    e = paired_effect(pd.Series([0.10, 0.20, 0.15], index=[0, 10, 20]))
+    assert e.n == 3 and e.mean == pytest.approx(0.15)
+    assert e.se == e.seed_se == pytest.approx(0.05 / math.sqrt(3))
+    assert e.clear() and not e.reversed() and list(e.per_seed.index) == [0, 10, 20]
+    wide = paired_effect([0.10, 0.20, 0.15], binomial=0.1)  # few test patients dominate
+    assert wide.se == 0.1 and not wide.clear() and not wide.reversed() and wide.clear(1)
+    down = paired_effect([-0.3, -0.35])
+    assert down.reversed() and not down.clear()
+    one = paired_effect([0.2])  # one seed: no seed spread
+    assert one.seed_se == 0 and one.se == 0 and one.clear()
+    assert str(e) == "+0.150 ± 0.029 (SE over 3 seeds)" and "1 seed)" in str(one)
+
+
+@pytest.mark.parametrize(
+    "values, kw",
+    [([], {}), ([0.1, np.nan], {}), ([0.1], {"binomial": -1}), ([0.1], {"binomial": math.inf})],
+)
+def test_paired_effect_rejects_bad_input(values, kw):
+    with pytest.raises(ValueError, match="paired_effect|binomial"):
+        paired_effect(values, **kw)
 
 
 # ---------------------------------------------------------------------------------- the cache

@@ -117,6 +117,26 @@ def test_occlusion_one_pixel_window_is_exact_for_a_linear_model(images):
     np.testing.assert_allclose(a, w[None] * (x + 1.0), rtol=1e-4, atol=1e-5)
 
 
+def test_occlusion_in_chunks_equals_captum_in_one_call(cnn, breast):
+    """medlab runs captum's Occlusion on chunks of 16 images (bounded memory): on 20 real images
+    (two chunks) the maps equal one captum call on all of them."""
+    from captum.attr import Occlusion
+
+    x = breast.test.images[:20]
+    t = torch.tensor([0, 1] * 10)
+    ours = ex.occlusion(cnn, x, t, window=4, stride=4)
+    with torch.no_grad():
+        ref = Occlusion(cnn).attribute(
+            ex._as_input(x),
+            sliding_window_shapes=(1, 4, 4),
+            strides=(1, 4, 4),
+            baselines=ex.BLACK,
+            target=t,
+            perturbations_per_eval=64,
+        )
+    np.testing.assert_allclose(ours, ref[:, 0].numpy(), rtol=1e-5, atol=1e-6)
+
+
 def test_gradcam_matches_a_hand_computation(cnn, images):
     """captum's LayerGradCam == mean-over-space gradient weights x activations, upsampled."""
     x = ex._as_input(images)

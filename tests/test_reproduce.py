@@ -212,6 +212,35 @@ def test_compare_reproduced_deviated_missing_new(rec, origin):
     assert "DEVIATED" in table and "MISSING" in table
 
 
+def test_machine_measurements_are_shown_never_compared(rec, origin, tmp_path):
+    rec.record("demo.latency_ms", 3.5, unit="ms", machine=True, note="2 cores")
+    rec.record("demo.auc", 0.80)
+    results = json.loads(rec.path.read_text())
+    assert results["records"]["breastmnist"]["demo.latency_ms"]["machine"] is True
+    assert "machine" not in results["records"]["breastmnist"]["demo.auc"]
+    loaded = medlab.results.load(rec.path)
+    assert loaded.set_index("key").machine.to_dict() == {"demo.latency_ms": True, "demo.auc": False}
+    # an old expected entry for it (from before it was marked) is ignored, not a deviation
+    expected = _tree(origin, {"demo.latency_ms": {"value": 100.0, "tol": 1.0}})
+    rows = {r.key: r for r in R.compare(results, expected, "quick")}
+    assert rows["demo.latency_ms"].status == "measured" and rows["demo.latency_ms"].machine
+    assert rows["demo.latency_ms"].value == 3.5 and rows["demo.auc"].status == "new"
+    # --update-expected writes the results, not the machine's speed
+    path = tmp_path / "expected.yaml"
+    machine = [
+        R.Row("99_demo", "breastmnist", "demo.latency_ms", v, origin, seed=s, machine=True)
+        for s, v in enumerate([3.0, 9.0, 4.0])
+    ]
+    R.update_expected(_rows(origin, [0.8, 0.81, 0.805]) + machine, "quick", path=path)
+    assert set(R.load_expected(path)[origin]["quick"]["99_demo"]["breastmnist"]) == {
+        "demo.test_auc"
+    }
+    with pytest.raises(ValueError, match="takes no tol"):
+        rec.record("demo.seconds", 1.0, machine=True, tol=0.5)
+    with pytest.raises(TypeError, match="machine"):
+        rec.record("demo.seconds", 1.0, machine="yes")
+
+
 def test_a_dataset_only_used_is_not_checked_for_missing_keys(rec, origin):
     """Notebook 02 on the pneumonia subset pretrains on BreastMNIST: BreastMNIST is in its
     provenance, but BreastMNIST's expected section belongs to runs *on* BreastMNIST."""
@@ -291,11 +320,31 @@ def test_wide_tolerance_on_auc_or_accuracy_needs_a_reason():
         R.check_expected(tree(key, tol=0.2))
 
 
+def test_prediction_factor_is_the_t_prediction_interval():
+    from scipy.stats import t
+
+    assert R.prediction_factor(3) == pytest.approx(t.ppf(0.995, 2) * (4 / 3) ** 0.5)
+    assert R.prediction_factor(5) == pytest.approx(5.0435, abs=1e-4)
+    assert R.prediction_factor(1000) == pytest.approx(2.577, abs=1e-2)  # tends to z_0.995
+    # what it promises: over many simulated seed sets, about 1 % of new runs fall outside
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(20000, 6))
+    past, new = x[:, :5], x[:, 5]
+    k = R.prediction_factor(5)
+    outside = np.abs(new - past.mean(1)) > k * past.std(1, ddof=1)
+    assert 0.005 < outside.mean() < 0.015
+    with pytest.raises(ValueError, match=">= 2"):
+        R.prediction_factor(1)
+
+
 def test_derive_tolerance_from_seed_spread():
     e = R.derive([0.80, 0.82, 0.81])
     assert e["value"] == pytest.approx(0.81) and e["sd"] == pytest.approx(0.01)
-    assert e["tol"] == pytest.approx(0.03) and e["n_seeds"] == 3 and "3*SD" in e["derived"]
-    e = R.derive([0.800, 0.801, 0.802])  # tiny spread: the default floor
+    assert e["tol"] == pytest.approx(0.115) and e["n_seeds"] == 3  # 11.46 * 0.01, rounded up
+    assert "11.5*SD" in e["derived"] and "prediction interval" in e["derived"]
+    e = R.derive([0.80, 0.82, 0.81, 0.79, 0.83])
+    assert e["tol"] == pytest.approx(0.0798, abs=1e-4) and "5.04*SD" in e["derived"]
+    e = R.derive([0.8000, 0.8005, 0.8010])  # tiny spread: the default floor
     assert e["tol"] == 0.01 and "default floor" in e["derived"]
     e = R.derive([0.800, 0.801, 0.802], hint=0.05)
     assert e["tol"] == 0.05 and "hint" in e["derived"]
@@ -307,7 +356,7 @@ def test_derive_tolerance_from_seed_spread():
         "derived": "SD 0 over 3 seeds (exact); tol = 0",
     }
     assert R.derive([0.5] * 3, hint=1e-6)["tol"] == 1e-6
-    assert R.derive([0.1, 0.2, 0.4])["tol"] == pytest.approx(0.459)  # 3 * 0.1528 rounded up
+    assert R.derive([0.1, 0.2, 0.4])["tol"] == pytest.approx(1.76)  # 11.46 * 0.1528 rounded up
     with pytest.raises(ValueError, match="at least 3"):
         R.derive([0.1, 0.2])
 
@@ -335,15 +384,20 @@ def test_update_expected_keeps_other_sections_and_needs_3_seeds(tmp_path):
     with pytest.raises(R.ReproduceError, match="3 seeds"):
         R.update_expected(_rows("unofficial", [0.8, 0.81]), "quick", path=path)
     rows = (
-        _rows("unofficial", [0.8, 0.82, 0.81])
+        _rows("unofficial", [0.8, 0.81, 0.805])
         + _rows("unofficial", [0.5, 0.7, 0.9], key="demo.test_acc")
         + _rows("unofficial", [0.5, 0.7, 0.9], key="demo.wide_auc", note="tiny test set")
         + _rows("unofficial", [468.0] * 3, key="test.images")
     )
     notes = R.update_expected(rows, "quick", path=path)
-    assert len(notes) == 1 and "UNEXPLAINED" in notes[0] and "demo.test_acc" in notes[0]
+    unexplained = [n for n in notes if "UNEXPLAINED" in n]
+    assert len(unexplained) == 1 and "demo.test_acc" in unexplained[0]
+    # 0.7 ± 11.5 * 0.2 covers 0-1: said plainly (a spread of 0.01 would not)
+    vacuous = sorted(n.split(":")[0] for n in notes if "cannot fail" in n)
+    assert vacuous == ["99_demo breastmnist demo.test_acc", "99_demo breastmnist demo.wide_auc"]
+    assert len(notes) == 3
     text = path.read_text()
-    assert text.startswith("# Expected values") and "max(3 * sd, floor)" in text
+    assert text.startswith("# Expected values") and "max(k * sd, floor)" in text
     tree = R.load_expected(path)  # valid: the wide ones carry a reason
     assert tree["official"]["full"]["00_x"]["d"]["a.b"] == other
     assert tree["unofficial"]["quick"]["98_y"]["d"]["a.b"] == other
@@ -351,7 +405,7 @@ def test_update_expected_keeps_other_sections_and_needs_3_seeds(tmp_path):
     assert set(section) == {"breastmnist", "old"}  # per dataset: "old" (another dataset) stays
     auc = section["breastmnist"]["demo.test_auc"]
     assert set(auc) == {"value", "tol", "sd", "n_seeds", "seeds", "derived"}
-    assert auc["n_seeds"] == 3 and auc["seeds"] == [0, 1, 2] and auc["tol"] == pytest.approx(0.03)
+    assert auc["n_seeds"] == 3 and auc["seeds"] == [0, 1, 2] and auc["tol"] == pytest.approx(0.0574)
     assert section["breastmnist"]["demo.test_acc"]["reason"].startswith("UNEXPLAINED")
     assert section["breastmnist"]["demo.wide_auc"]["reason"] == "tiny test set"
     assert section["breastmnist"]["test.images"]["tol"] == 0.0
@@ -573,8 +627,8 @@ def test_update_expected_over_three_seeds(recording, tmp_path, data_dir, origin,
     entries = tree[origin]["quick"]["00_rec"]["breastmnist"]
     auc = entries["demo.test_auc"]
     assert auc["value"] == pytest.approx(0.81) and auc["sd"] == pytest.approx(0.01)
-    assert auc["tol"] == pytest.approx(0.03) and auc["n_seeds"] == 3 and auc["seeds"] == [0, 10, 20]
-    assert "3*SD" in auc["derived"]
+    assert auc["tol"] == pytest.approx(0.115) and auc["n_seeds"] == 3
+    assert auc["seeds"] == [0, 10, 20] and "11.5*SD" in auc["derived"]
     assert entries["test.images"]["tol"] == 0.0 and entries["test.images"]["value"] == 156
     assert entries["demo.test_acc"]["reason"].startswith("UNEXPLAINED")
     run = (tmp_path / "out" / "latest").resolve()

@@ -253,3 +253,12 @@ def test_site_renders_in_headless_chromium(run_dir):
         finally:
             browser.close()
     assert blocked == []
+
+
+def test_speed_reference_trains_on_real_images_and_rejects_bad_steps(breast):
+    from medlab.monitor import speed_reference
+
+    t = speed_reference(breast.train, steps=2, batch_size=8)
+    assert isinstance(t, float) and 0 < t < 60
+    with pytest.raises(ValueError, match="steps"):
+        speed_reference(breast.train, steps=0)
