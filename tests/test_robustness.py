@@ -104,10 +104,16 @@ def test_adversarial_batches_train_through_train_steps(trained):
     assert m.training  # train_steps' mode survives the attack's eval mode
 
 
-def test_detector_separates_pgd_inputs(trained):
+def test_detector_separates_pgd_inputs(trained, pneumonia):
+    """Notebook 08's lesson check 4 on one model: the Mahalanobis detector's ROC AUC (clean vs
+    PGD 8/255) is above chance by more than 2 Hanley-McNeil SE. On the whole test split (468
+    images of the pneumonia subset; SE about 0.02) rather than the 96 of the fixture (SE 0.04):
+    over training seeds 0-5 this width-8 model's AUC was 0.59-0.70 on 468 images, but 0.57-0.73
+    on 96, and a fixed bar of 0.6 on 96 failed on CI's CPU (0.588) while it passed here (0.622)."""
     d, model = trained
-    x = R.to_pixels(d.test)
-    adv = R.attack(model, d.test, eps=8 / 255, steps=10)
+    test = pneumonia.test
+    x = R.to_pixels(test)
+    adv = R.attack(model, test, eps=8 / 255, steps=10)
     for kind in ("squeeze", "confidence"):
         s_clean = R.detector_scores(model, x, kind=kind)
         s_adv = R.detector_scores(model, adv, kind=kind)
@@ -116,7 +122,8 @@ def test_detector_separates_pgd_inputs(trained):
 
     s_clean, s_adv = (R.detector_scores(model, v, reference=d.train) for v in (x, adv))
     auc = roc_auc_score(np.r_[np.zeros(len(x)), np.ones(len(adv))], np.r_[s_clean, s_adv])
-    assert auc > 0.6, auc
+    se = R.auc_se(auc, len(adv), len(x))
+    assert (auc - 0.5) / se > 2, (auc, se)
     t = R.operating_point(s_clean, s_adv, detect=0.9)
     assert (s_adv >= t).mean() >= 0.9
 
