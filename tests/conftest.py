@@ -27,6 +27,21 @@ def _shared_data_dir() -> Path | None:
     return SHARED if SHARED.exists() else None
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The notebook runs go first (in their modules' order): they are the longest chains, and
+    pytest-xdist (pyproject's ``--dist loadfile --no-loadscope-reorder``) hands out whole modules
+    in this order, so the two datasets' chains start at once on the two workers and the short
+    modules fill in around them."""
+    items.sort(key=lambda item: item.get_closest_marker("notebook") is None)  # stable
+
+
+@pytest.fixture(scope="session")
+def shared_cache(tmp_path_factory):
+    """One model cache for all notebook runs, as in `medlab reproduce`: notebook 04 explains the
+    very models notebook 03 trained (a dataset's notebooks run in order, in one module)."""
+    return tmp_path_factory.mktemp("model-cache")
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path | None:
     return _shared_data_dir()

@@ -1,10 +1,12 @@
 """Notebooks are tests: each numbered notebook runs in quick mode through `medlab reproduce`'s
 harness (papermill) on real data, its lesson-check assertions must pass, and its recorded numbers
-must reproduce the expected values in notebooks/expected_results.yaml.
+must reproduce the expected values in notebooks/expected_results.yaml. Those runs are one module
+per shared dataset (test_notebooks_pneumonia.py, test_notebooks_breastmnist.py, built by
+tests/notebook_runs.py), so that pytest-xdist runs the two chains on two workers.
 
-The static checks keep the convention: a `parameters` cell, no outputs committed, the lesson
-check is the last section and asserts something, no code cell longer than about 25 lines, and no
-assertion that passes vacuously (``all()`` of an empty frame is True)."""
+This module holds the static checks of the convention: a `parameters` cell, no outputs committed,
+the lesson check is the last section and asserts something, no code cell longer than about 25
+lines, and no assertion that passes vacuously (``all()`` of an empty frame is True)."""
 
 from __future__ import annotations
 
@@ -13,35 +15,10 @@ import ast
 import nbformat
 import pytest
 
-from medlab import results
-from medlab.reproduce import NOTEBOOKS, find_notebooks, load_expected, reproduce
+from medlab.reproduce import find_notebooks
 
 ALL = find_notebooks()
 MAX_CELL_LINES = 25
-
-
-#: Each notebook runs on both shared datasets: the balanced pneumonia subset (a registered
-#: custom dataset) and the re-saved BreastMNIST copy (official name, unofficial file). Without
-#: the shared folder the official files are used (downloaded).
-DATASETS = ("pneumoniamnist_balanced_subset", "breastmnist")
-
-
-#: Lesson runs known to fail their lesson checks, each tied to its open issue (skipped, with the
-#: reason shown by ``pytest -ra``; remove an entry when the issue is fixed).
-KNOWN_FAILING: dict[tuple[str, str], str] = {}  # (notebook, dataset) -> the open issue, why
-
-
-def _dataset(data_dir, name: str) -> str:
-    if name == "pneumoniamnist_balanced_subset" and (
-        data_dir is None or not (data_dir / "pneumoniamnist_balanced_subset.npz").exists()
-    ):
-        return "pneumoniamnist"
-    return name
-
-
-def _expected_for(origin: dict, notebook: str, dataset: str) -> dict:
-    """The expected quick-mode entries of ``notebook`` on ``dataset`` in one origin section."""
-    return ((origin or {}).get("quick") or {}).get(notebook, {}).get(dataset) or {}
 
 
 def _code(nb) -> list:
@@ -146,46 +123,3 @@ def test_vacuity_check_catches_the_old_pattern():
     assert all(found) and len(found) == 3
     ok = ast.parse("assert (f.ratio + f.se).max() < 1").body[0]
     assert _vacuous(ok) is None
-
-
-@pytest.fixture(scope="session")
-def shared_cache(tmp_path_factory):
-    """One model cache for all notebook tests, as in `medlab reproduce`: notebook 04 explains the
-    very models notebook 03 trained (tests run in notebook order)."""
-    return tmp_path_factory.mktemp("model-cache")
-
-
-@pytest.mark.notebook
-@pytest.mark.parametrize("dataset", DATASETS)
-@pytest.mark.parametrize("path", ALL, ids=[p.stem for p in ALL])
-def test_notebook_runs_quick_and_reproduces(
-    path, dataset, data_dir, tmp_path, capsys, shared_cache, monkeypatch
-):
-    if (path.stem, dataset) in KNOWN_FAILING:
-        pytest.skip(KNOWN_FAILING[(path.stem, dataset)])
-    monkeypatch.setenv("MEDLAB_CACHE_DIR", str(shared_cache))
-    name = _dataset(data_dir, dataset)
-    # A notebook with expected values for this dataset must reproduce them (a missing key fails);
-    # one without any yet (a lesson newer than the expected file) runs with allow_new: its lesson
-    # checks and its recording are still tested, and the run marks its numbers "new".
-    has_expected = any(_expected_for(tree, path.stem, name) for tree in load_expected().values())
-    status = reproduce(
-        [path.stem],
-        quick=True,
-        output=tmp_path,
-        data_dir=data_dir,
-        parameters={"dataset": name},
-        html=False,
-        allow_new=not has_expected,
-    )
-    out = capsys.readouterr().out
-    assert status == 0, f"{path.name} failed or deviated:\n{out}"
-    df = results.load(tmp_path)
-    assert len(df) > 0 and set(df.notebook) == {path.stem}, "the notebook recorded no numbers"
-    assert df.value.notna().all() and len(df.value) > 0
-    prov = df.attrs["provenance"][path.stem]
-    assert prov["quick"] is True and prov["seed"] is not None and prov["packages"]["torch"]
-    for d in prov["datasets"].values():
-        assert len(d["md5"]) == 32 and isinstance(d["official"], bool)
-    assert (tmp_path / "latest" / "executed" / path.name).exists()
-    assert NOTEBOOKS == path.parent
