@@ -14,9 +14,11 @@
   model, the dataset's MD5, a hash of the exact training (and validation) images and labels,
   the seed, a hash of the settings and medlab's version; read back with ``weights_only=True``.
 
->>> L = lesson(quick=True, seed=0)                                    # doctest: +SKIP
->>> df = run_grid(lambda share, seed: {"auc": ...}, {"share": [0.05, 0.5]}, L.seeds)
->>> summarize(df, by="share", metrics="auc")                            # auc, auc_sd, n_seeds
+A notebook's use (an example, not a doctest: it trains nothing)::
+
+    L = lesson(quick=True, seed=0)
+    df = run_grid(lambda share, seed: {"auc": ...}, {"share": [0.05, 0.5]}, L.seeds)
+    summarize(df, by="share", metrics="auc")  # columns auc, auc_sd, n_seeds
 """
 
 from __future__ import annotations

@@ -27,6 +27,14 @@ def _shared_data_dir() -> Path | None:
     return SHARED if SHARED.exists() else None
 
 
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto``: the CPUs this process may use (as ``medlab.utils.default_threads``), not
+    psutil's count of the host's cores, which a container limited to 2 of them does not see."""
+    from medlab.utils import default_threads
+
+    return default_threads()
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The notebook runs go first (in their modules' order): they are the longest chains, and
     pytest-xdist (pyproject's ``--dist loadfile --no-loadscope-reorder``) hands out whole modules
