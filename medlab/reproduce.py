@@ -363,6 +363,16 @@ def is_rate_key(key: str) -> bool:
     return any(re.search(r"(?:^|_)(?:auc|acc)", seg.split("[")[0]) for seg in key.split("."))
 
 
+def key_range(key: str) -> tuple[float, float] | None:
+    """The range a recorded number can take, read off its key: ``(0, 1)`` for an AUC or
+    accuracy (:func:`is_rate_key`), ``(-1, 1)`` for a gap or difference between groups or
+    variants (a segment with a word ``gap``, ``eod`` or ``diff``: signed, or absolute as
+    fairlearn's equalized-odds difference), else None (counts, times, ratios: unbounded)."""
+    if any(re.search(r"(?:^|_)(?:gap|eod|diff)", seg.split("[")[0]) for seg in key.split(".")):
+        return (-1.0, 1.0)  # also an AUC gap ("auc_gap")
+    return (0.0, 1.0) if is_rate_key(key) else None
+
+
 def _is_number(x: Any) -> bool:
     return isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(float(x))
 
@@ -718,14 +728,15 @@ def update_expected(
                     f"{entry['sd']:g} over seeds {seeds}) and the notebook gives no note "
                     f"explaining it; marked UNEXPLAINED in {path.name}"
                 )
-        if (
-            is_rate_key(key)
-            and entry["value"] - entry["tol"] <= 0 <= 1 <= entry["value"] + entry["tol"]
+        bounds = key_range(key)
+        if bounds and entry["value"] - entry["tol"] <= bounds[0] < bounds[1] <= (
+            entry["value"] + entry["tol"]
         ):
             notes.append(
                 f"{nb} {dataset} {key}: {entry['value']:.3g} ± {entry['tol']:.3g} covers the "
-                f"whole 0-1 range, so this comparison cannot fail; more seeds than {len(seeds)} "
-                "narrow it (k falls from 11.5 with 3 seeds to 5.04 with 5)"
+                f"whole {bounds[0]:g} to {bounds[1]:g} range, so this comparison cannot fail; "
+                f"more seeds than {len(seeds)} narrow it (k falls from 11.5 with 3 seeds to 5.04 "
+                "with 5)"
             )
         sections.setdefault((origin, nb), {}).setdefault(dataset, {})[key] = entry
     for (origin, nb), section in sections.items():

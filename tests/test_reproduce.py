@@ -320,6 +320,15 @@ def test_wide_tolerance_on_auc_or_accuracy_needs_a_reason():
         R.check_expected(tree(key, tol=0.2))
 
 
+def test_key_range_reads_the_bounds_off_the_key():
+    assert R.key_range("share5.baseline.acc") == (0.0, 1.0)
+    assert R.key_range("faithfulness.ig.deletion_auc") == (0.0, 1.0)
+    for key in ("share5.reweight.tpr_gap", "share10.baseline.eod", "share5.baseline.auc_gap"):
+        assert R.key_range(key) == (-1.0, 1.0)
+    for key in ("test.images", "hcm.biased.evidence_ratio", "cost.latency_ms"):
+        assert R.key_range(key) is None
+
+
 def test_prediction_factor_is_the_t_prediction_interval():
     from scipy.stats import t
 
@@ -388,14 +397,22 @@ def test_update_expected_keeps_other_sections_and_needs_3_seeds(tmp_path):
         + _rows("unofficial", [0.5, 0.7, 0.9], key="demo.test_acc")
         + _rows("unofficial", [0.5, 0.7, 0.9], key="demo.wide_auc", note="tiny test set")
         + _rows("unofficial", [468.0] * 3, key="test.images")
+        + _rows("unofficial", [-0.3, 0.1, 0.5], key="demo.tpr_gap")
+        + _rows("unofficial", [0.1, 0.105, 0.11], key="demo.eod")
     )
     notes = R.update_expected(rows, "quick", path=path)
     unexplained = [n for n in notes if "UNEXPLAINED" in n]
     assert len(unexplained) == 1 and "demo.test_acc" in unexplained[0]
-    # 0.7 ± 11.5 * 0.2 covers 0-1: said plainly (a spread of 0.01 would not)
+    # 0.7 ± 11.5 * 0.2 covers 0-1, and 0.1 ± 11.5 * 0.4 covers a gap's -1 to 1: said plainly
+    # (a spread of 0.01 would not)
     vacuous = sorted(n.split(":")[0] for n in notes if "cannot fail" in n)
-    assert vacuous == ["99_demo breastmnist demo.test_acc", "99_demo breastmnist demo.wide_auc"]
-    assert len(notes) == 3
+    assert vacuous == [
+        "99_demo breastmnist demo.test_acc",
+        "99_demo breastmnist demo.tpr_gap",
+        "99_demo breastmnist demo.wide_auc",
+    ]
+    assert "whole -1 to 1 range" in next(n for n in notes if "tpr_gap" in n)
+    assert len(notes) == 4
     text = path.read_text()
     assert text.startswith("# Expected values") and "max(k * sd, floor)" in text
     tree = R.load_expected(path)  # valid: the wide ones carry a reason
