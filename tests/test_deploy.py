@@ -169,6 +169,36 @@ def test_conformal_sets_match_split_conformal_by_hand_and_cover(breast):
     assert abs(np.mean(covers) - (1 - alpha)) <= dp.coverage_error_bound(80, 80 * 10, alpha)
 
 
+def test_oversight_calibrates_on_test_halves_and_shows_a_shift_breaking_validation(pneumonia):
+    d = data_slice(pneumonia, (400, 200, 10))
+    model, _ = medlab.train_model(d, "smallcnn", seed=2, model_kwargs={"width": 16}, epochs=6,
+                                  batch_size=32, desc="test")  # fmt: skip
+    test, groups, alpha = pneumonia.test, np.arange(len(pneumonia.test)) % 2, 0.1
+    out = dp.oversight(model, d.val, test, groups, confidence_level=1 - alpha, seed=5)
+    # by hand: two random halves of the test split, each calibrated on the other
+    y = test.numpy_labels().reshape(-1)
+    perm = np.random.default_rng(5).permutation(len(y))
+    halves, covered = (perm[: len(y) // 2], perm[len(y) // 2 :]), np.zeros(len(y), bool)
+    for cal, held in (halves, halves[::-1]):
+        t = dp.fit_temperature(predict(model, d.val, logits=True), d.val.numpy_labels().ravel())
+        sets, _ = dp.conformal_sets(model, test.subset(cal), test.subset(held),
+                                    confidence_level=1 - alpha, temperature=t)  # fmt: skip
+        covered[held] = sets[np.arange(len(held)), y[held]]
+    assert out["coverage"] == pytest.approx(covered.mean())
+    assert out["coverage_g1"] == pytest.approx(covered[groups == 1].mean())
+    assert out["n_calibration"] == len(y) // 2 and out["n_test"] == len(y)
+    # a shift between validation and test (darker, noisier test images): calibrated on the other
+    # test half the coverage holds; calibrated on validation it falls short of the target
+    g = torch.Generator().manual_seed(0)
+    noise = torch.randn(test.images.shape, generator=g) * 40
+    dark = (test.images.float() * 0.6 + noise).clamp(0, 255).to(torch.uint8)
+    shifted = Split(test.name, "test", dark, test.labels, test.task, test.label_names)
+    out = dp.oversight(model, d.val, shifted, groups, confidence_level=1 - alpha, seed=5)
+    n = len(y)
+    assert abs(out["coverage"] - (1 - alpha)) <= dp.coverage_error_bound(n // 2, n, alpha)
+    assert out["coverage_val"] < 1 - alpha - dp.coverage_error_bound(len(d.val), n, alpha)
+
+
 def test_coverage_error_bound():
     b = dp.coverage_error_bound(78, 156, 0.1)
     assert b == pytest.approx(2 * math.sqrt(0.09 * (1 / 80 + 1 / 156)))
@@ -176,6 +206,16 @@ def test_coverage_error_bound():
 
 # --------------------------------------------------------------------------------------------
 # bad inputs name the fix
+
+
+def _oversight_on(n_test: int, *, groups: int | None = None) -> dict:
+    def split(name: str, n: int) -> Split:
+        labels = torch.arange(n).remainder(2)
+        return Split("tiny", name, torch.zeros(n, 1, 28, 28, dtype=torch.uint8), labels,
+                     "binary-class", {0: "a", 1: "b"})  # fmt: skip
+
+    g = np.zeros(n_test if groups is None else groups, int)
+    return dp.oversight(SmallCNN(width=8), split("val", 8), split("test", n_test), g)
 
 
 @pytest.mark.parametrize(
@@ -205,6 +245,8 @@ def test_coverage_error_bound():
             "batch_size",
         ),
         (lambda: dp.conformal_sets(SmallCNN(width=8), None, None), TypeError, "data.val"),
+        (lambda: _oversight_on(3), ValueError, "at least 4 test images"),
+        (lambda: _oversight_on(8, groups=5), ValueError, "test_groups has 5 entries"),
         (
             lambda: dp.TorchClassifier().predict_proba(np.zeros((1, 1, 28, 28))),
             ValueError,
