@@ -577,9 +577,10 @@ def oversight(
     * ``coverage``, ``set_size``: calibrated on cases exchangeable with the test cases. The test
       split is cut into two random halves (``seed``); each half is calibrated on the other, so
       every test case gets a set from a calibration it was not part of.
-    * ``coverage_val``, ``set_size_val``: calibrated on ``val``. MedMNIST's validation split
-      comes from the original training collection, which need not be exchangeable with the test
-      collection; where it is not, this coverage misses the target.
+    * ``coverage_val``, ``set_size_val``: calibrated on ``val``. A validation split may come
+      from another collection than the test split (PneumoniaMNIST's from the source's training
+      set, its test split from the source's held-out set); where the two are not exchangeable,
+      this coverage misses the target.
 
     ``test_groups`` (N_test,) group ids; ``names`` {id: short name} (default ``g<id>``).
     Returns one flat dict (``<metric>`` overall, ``<metric>_<name>`` per group), with
