@@ -179,8 +179,8 @@ def test_oversight_calibrates_on_test_halves_and_shows_a_shift_breaking_validati
     y = test.numpy_labels().reshape(-1)
     perm = np.random.default_rng(5).permutation(len(y))
     halves, covered = (perm[: len(y) // 2], perm[len(y) // 2 :]), np.zeros(len(y), bool)
+    t = dp.fit_temperature(predict(model, d.val, logits=True), d.val.numpy_labels().ravel())
     for cal, held in (halves, halves[::-1]):
-        t = dp.fit_temperature(predict(model, d.val, logits=True), d.val.numpy_labels().ravel())
         sets, _ = dp.conformal_sets(model, test.subset(cal), test.subset(held),
                                     confidence_level=1 - alpha, temperature=t)  # fmt: skip
         covered[held] = sets[np.arange(len(held)), y[held]]
