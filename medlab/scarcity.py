@@ -35,7 +35,7 @@ from medlab.data import MedMNISTData, Split
 from medlab.experiments import ModelCache, cached_model, fingerprint, run_grid, sd
 from medlab.experiments import summarize as _summarize
 from medlab.models import SmallCNN
-from medlab.train import BatchAugment, evaluate, fit
+from medlab.train import BatchAugment, evaluate, fit, predict
 from medlab.utils import check_int, check_seeds
 
 __all__ = [
@@ -46,6 +46,9 @@ __all__ = [
     "check_budgets",
     "subsample_per_class",
     "epochs_for",
+    "output_spread",
+    "COLLAPSE_SPREAD",
+    "RESTART_LR_DIVISOR",
     "rotation_split",
     "pretrain_supervised",
     "pretrain_rotation",
@@ -176,6 +179,29 @@ def subsample_per_class(split: Split, per_class: int | str, *, seed: int = 0) ->
         keep.append(perm[:per_class])
     index = torch.cat(keep).sort().values
     return split.subset(index)
+
+
+#: A model whose predicted probabilities vary by less than this (SD over its own training
+#: images) gives one constant answer whatever the image: its training collapsed.
+COLLAPSE_SPREAD: float = 0.01
+#: A collapsed run is trained once more from the same initialisation and seed at the learning
+#: rate divided by this.
+RESTART_LR_DIVISOR: float = 3.0
+
+
+def output_spread(model: nn.Module, split: Split) -> float:
+    """How much ``model``'s answer depends on the image: the largest, over classes, sample SD
+    (ddof=1) of the predicted probability over ``split``'s images (0..0.5; unitless).
+
+    A healthy classifier scores its own training images differently (SD well above 0.1); one
+    that has collapsed to a constant output (the class prior, whatever the image) scores
+    below :data:`COLLAPSE_SPREAD`. Small from-scratch runs with strong augmentation can end
+    there: the loss sits at chance level (ln 2 for two balanced classes) and the test AUC at
+    0.5. A barely trained model (a few steps from initialisation) also scores below it."""
+    if len(split) < 2:
+        raise ValueError(f"output_spread needs at least 2 images, got {len(split)}")
+    p = predict(model, split)
+    return float(p.std(axis=0, ddof=1).max())
 
 
 def epochs_for(n: int, schedule: Schedule) -> tuple[int, int, int]:
@@ -464,7 +490,13 @@ def learning_curve(
 
     Returns a tidy DataFrame, one row per run: dataset, variant, source, budget (str),
     per_class (x-axis: labelled images per class, n_train / n_classes), n_train, seed,
-    test_auc, test_acc, epochs, steps, seconds (training wall time).
+    test_auc, test_acc, epochs, steps, seconds (training wall time), restarted, collapsed.
+
+    A run whose model ends with a constant output (:func:`output_spread` below
+    :data:`COLLAPSE_SPREAD` on its own training images) is trained once more from the same
+    initialisation and seed at ``schedule.lr / RESTART_LR_DIVISOR`` (``restarted``); if that
+    collapses too, it is kept and flagged (``collapsed``). Report both: they are part of
+    what small data does to training.
     """
     budgets = check_budgets(budgets)
     seeds = check_seeds(seeds)
@@ -511,18 +543,30 @@ def learning_curve(
 
         def run(model: nn.Module) -> dict[str, Any]:
             t0 = time.perf_counter()
-            fit(
-                model,
-                sub,
-                None,
-                epochs=epochs,
-                batch_size=bs,
-                lr=schedule.lr,
-                augment=variant_aug,
-                seed=seed,
-                desc=variant,
-            )
-            return {"seconds": time.perf_counter() - t0}
+            start = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            restarted = False
+            for lr in (schedule.lr, schedule.lr / RESTART_LR_DIVISOR):
+                model.load_state_dict(start)
+                fit(
+                    model,
+                    sub,
+                    None,
+                    epochs=epochs,
+                    batch_size=bs,
+                    lr=lr,
+                    augment=variant_aug,
+                    seed=seed,
+                    desc=variant,
+                )
+                spread = output_spread(model, sub)
+                if spread >= COLLAPSE_SPREAD or restarted:
+                    break
+                restarted = True
+            return {
+                "seconds": time.perf_counter() - t0,
+                "restarted": restarted,
+                "collapsed": spread < COLLAPSE_SPREAD,
+            }
 
         model, info = cached_model(
             "smallcnn-budget",
@@ -545,6 +589,8 @@ def learning_curve(
             "epochs": epochs,
             "steps": steps,
             "seconds": info["seconds"],
+            "restarted": bool(info.get("restarted", False)),
+            "collapsed": bool(info.get("collapsed", False)),
             "cached": info["cached"],
         }
 

@@ -206,6 +206,47 @@ def test_learning_curve_is_tidy_seeded_cached_and_validates(source, target, cach
         S.learning_curve(target, variants="scratch", schedule=TINY)
 
 
+def test_output_spread_tells_a_collapsed_model_from_a_trained_one(target):
+    torch.manual_seed(0)
+    model = SmallCNN(1, 2, width=8)
+    S.fit(model, target.train, None, epochs=15, batch_size=16, seed=0, desc="t")
+    from medlab.train import predict
+
+    p = predict(model, target.train)
+    assert S.output_spread(model, target.train) == pytest.approx(p.std(0, ddof=1).max())
+    assert S.output_spread(model, target.train) > S.COLLAPSE_SPREAD
+    with torch.no_grad():  # a zero head answers softmax(bias) whatever the image
+        model.head.weight.zero_()
+    assert S.output_spread(model, target.train) < 1e-6
+    with pytest.raises(ValueError, match="at least 2 images"):
+        S.output_spread(model, target.train.subset(torch.arange(1)))
+
+
+@pytest.mark.parametrize("always", [False, True])
+def test_learning_curve_restarts_a_collapsed_run_once_at_a_lower_lr(target, monkeypatch, always):
+    lrs = []
+    real_fit = S.fit
+
+    def collapsing_fit(model, *args, lr, **kwargs):
+        lrs.append(lr)
+        hist = real_fit(model, *args, lr=lr, **kwargs)
+        if always or len(lrs) == 1:
+            with torch.no_grad():
+                model.head.weight.zero_()
+        return hist
+
+    monkeypatch.setattr(S, "fit", collapsing_fit)
+    sch = dataclasses.replace(TINY, min_steps=20, width=8)
+    df = S.learning_curve(
+        target, budgets=(20,), seeds=(0,), variants=("scratch",), schedule=sch, cache=False
+    )
+    assert lrs == [sch.lr, sch.lr / S.RESTART_LR_DIVISOR]  # restarted once, never twice
+    row = df.iloc[0]
+    assert row["restarted"] and row["collapsed"] == always
+    if always:
+        assert row["test_auc"] == pytest.approx(0.5)  # a constant score ranks nothing
+
+
 def test_learning_curve_cache_tells_backbones_apart(target, cache):
     torch.manual_seed(0)
     states = [SmallCNN(1, 2, width=4).features.state_dict() for _ in range(2)]
