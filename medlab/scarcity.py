@@ -191,7 +191,8 @@ RESTART_LR_DIVISOR: float = 3.0
 
 def output_spread(model: nn.Module, split: Split) -> float:
     """How much ``model``'s answer depends on the image: the largest, over classes, sample SD
-    (ddof=1) of the predicted probability over ``split``'s images (0..0.5; unitless).
+    (ddof=1) of the predicted probability over ``split``'s images (unitless; 0 for a
+    constant output, about 0.5 for confident answers split evenly between two classes).
 
     A healthy classifier scores its own training images differently (SD well above 0.1); one
     that has collapsed to a constant output (the class prior, whatever the image) scores
