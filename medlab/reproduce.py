@@ -22,11 +22,13 @@ executed notebooks as HTML, the figures, the audit report), readable offline.
 
 The terminal shows one line per notebook run, then one row per number: expected value and
 tolerance, the value now and a status: ``reproduced``, ``DEVIATED``, ``MISSING`` (expected but
-not recorded), ``new`` (no expected value) or ``measured`` (recorded with ``machine=True``: a
+not recorded), ``new`` (no expected value), ``uninformative`` (within a tolerance so wide that it
+covers every value the number can take, e.g. a TPR gap of 0.1 ± 1.3: shown, but the comparison
+could not have failed; :func:`covers_range`) or ``measured`` (recorded with ``machine=True``: a
 latency or a time, a property of this machine, shown but never compared), then a one-line
 summary. The exit code is 0 only
 if every notebook ran and recorded numbers and every number was compared and reproduced (or
-``measured``)
+``uninformative`` or ``measured``)
 (``allow_new`` / ``--allow-new`` accepts numbers without expected values, e.g. a new notebook).
 
 ``--update-expected --seeds 0 10 20 30 40`` runs each notebook once per seed and writes, for the
@@ -373,6 +375,15 @@ def key_range(key: str) -> tuple[float, float] | None:
     return (0.0, 1.0) if is_rate_key(key) else None
 
 
+def covers_range(key: str, value: float, tol: float) -> bool:
+    """Whether ``value ± tol`` covers the whole range ``key`` can take (:func:`key_range`):
+    then no result can deviate and the comparison checks nothing. A number whose seed spread is
+    that wide (a TPR gap over a handful of minority-group patients) is reported
+    ``uninformative``, not ``reproduced``."""
+    bounds = key_range(key)
+    return bool(bounds) and value - tol <= bounds[0] < bounds[1] <= value + tol
+
+
 def _is_number(x: Any) -> bool:
     return isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(float(x))
 
@@ -576,7 +587,12 @@ def compare(
                 row.expected, row.tol = float(exp["value"]), float(exp["tol"])
                 slack = 1e-9 * max(1.0, abs(row.expected))
                 ok = abs(row.value - row.expected) <= row.tol + slack
-                row.status = "reproduced" if ok else "DEVIATED"
+                if not ok:
+                    row.status = "DEVIATED"
+                elif covers_range(key, row.expected, row.tol):
+                    row.status = "uninformative"
+                else:
+                    row.status = "reproduced"
             rows.append(row)
     # a dataset the notebook only used (e.g. 02's pretraining source) is not checked for missing
     # keys: its expected section belongs to runs on that dataset
@@ -729,9 +745,7 @@ def update_expected(
                     f"explaining it; marked UNEXPLAINED in {path.name}"
                 )
         bounds = key_range(key)
-        if bounds and entry["value"] - entry["tol"] <= bounds[0] < bounds[1] <= (
-            entry["value"] + entry["tol"]
-        ):
+        if bounds and covers_range(key, entry["value"], entry["tol"]):
             notes.append(
                 f"{nb} {dataset} {key}: {entry['value']:.3g} ± {entry['tol']:.3g} covers the "
                 f"whole {bounds[0]:g} to {bounds[1]:g} range, so this comparison cannot fail; "
@@ -1220,7 +1234,15 @@ def _finish(
     _write_csv(rows, run_dir / f"reproduce_{mode}.csv")
     count = {
         s: sum(r.status == s for r in rows)
-        for s in ("reproduced", "DEVIATED", "MISSING", "new", "updated", "measured")
+        for s in (
+            "reproduced",
+            "DEVIATED",
+            "MISSING",
+            "new",
+            "updated",
+            "uninformative",
+            "measured",
+        )
     }
     if not update:
         for origin in sorted({r.origin for r in rows}):
@@ -1257,18 +1279,29 @@ def _finish(
     print(table)
     done = ("updated" if update else "reproduced") if status == 0 else "FAILED"
     parts = (
-        [f"{count['updated']} updated"]
-        if update
-        else [
-            f"{count['reproduced']} reproduced",
-            f"{count['DEVIATED']} deviated",
-            f"{count['MISSING']} missing",
-            f"{count['new']} new",
-        ]
-    ) + (
-        [f"{count['measured']} measured (this machine's speed, not compared)"]
-        if count["measured"]
-        else []
+        (
+            [f"{count['updated']} updated"]
+            if update
+            else [
+                f"{count['reproduced']} reproduced",
+                f"{count['DEVIATED']} deviated",
+                f"{count['MISSING']} missing",
+                f"{count['new']} new",
+            ]
+        )
+        + (
+            [
+                f"{count['uninformative']} uninformative (within a tolerance that covers the "
+                "number's whole range, so the comparison could not fail)"
+            ]
+            if count["uninformative"]
+            else []
+        )
+        + (
+            [f"{count['measured']} measured (this machine's speed, not compared)"]
+            if count["measured"]
+            else []
+        )
     )
     print(
         f"\n[medlab] {done}: {len(runs)} notebook run(s), {n_fail} failed; {len(rows)} numbers: "

@@ -70,7 +70,7 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: now
 .status-ok, .status-reproduced, .status-updated { color: #1a7f37; }
 .status-failed, .status-deviated { color: #c62828; }
 .status-missing, .status-over { color: #b26a00; }
-.status-new, .status-measured { color: #555; }
+.status-new, .status-measured, .status-uninformative { color: #555; }
 .error { color: #c62828; font-family: monospace; font-size: 0.85em; }
 .summary { padding: 0.6em 1em; border-radius: 4px; }
 .summary.status-ok { background: #e8f5e9; } .summary.status-failed { background: #ffebee; }
@@ -116,6 +116,11 @@ Tables: <a href="{{ table_txt }}">{{ table_txt }}</a>, <a href="{{ table_csv }}"
 
 <h2 id="numbers">Recorded numbers against expected values</h2>
 {% if rows %}
+<p class="muted" id="status-legend">reproduced: within its tolerance (the expected value ± a
+99 % prediction interval over seeds); DEVIATED: outside it; MISSING: expected but not recorded;
+new: no expected value yet; uninformative: within a tolerance that covers every value the number
+can take (its spread over seeds is that wide), so the comparison could not have failed;
+measured: this machine's speed, shown and never compared.</p>
 <table id="numbers-table">
 <thead><tr><th>notebook</th>{% if multi_seed %}<th>seed</th>{% endif %}<th>dataset</th><th>key</th><th>data</th>
 <th>expected</th><th>tolerance</th><th>now</th><th>unit</th><th>status</th></tr></thead>
@@ -254,7 +259,7 @@ def write_site(
     with its time in s and peak kernel memory in MB); returns the page's path.
 
     ``passed``: the run's verdict (the command's exit code was 0); None derives it from the
-    runs and rows (every notebook ran, every number reproduced, new or measured).
+    runs and rows (every notebook ran, every number reproduced, new, uninformative or measured).
     """
     if mode not in BUDGET_MB:
         raise ValueError(f"mode must be one of {sorted(BUDGET_MB)}, got {mode!r}")
@@ -267,7 +272,7 @@ def write_site(
     n_failed = sum(not r.ok for r in runs)
     if passed is None:
         passed = not n_failed and all(
-            r.status in ("reproduced", "new", "updated", "measured") for r in rows
+            r.status in ("reproduced", "new", "updated", "uninformative", "measured") for r in rows
         )
     peaks = [e["peak_mb"] for e in entries if e["peak_mb"] is not None]
     runs_csv = run_dir / f"notebooks_{mode}.csv"

@@ -212,6 +212,35 @@ def test_compare_reproduced_deviated_missing_new(rec, origin):
     assert "DEVIATED" in table and "MISSING" in table
 
 
+def test_a_tolerance_covering_the_whole_range_is_uninformative_not_reproduced(rec, origin):
+    """0.1 ± 1.3 on a TPR gap (range -1..1) and 0.6 ± 0.7 on an AUC (0..1) cannot fail: such rows
+    say so. A tolerance that leaves room outside it on one side still checks something."""
+    rec.record("demo.tpr_gap", 0.9)
+    rec.record("demo.test_auc", 0.05)
+    rec.record("demo.test_acc", 0.95)
+    rec.record("demo.loss", 50.0)
+    results = json.loads(rec.path.read_text())
+    expected = _tree(
+        origin,
+        {
+            "demo.tpr_gap": {"value": 0.1, "tol": 1.3},
+            "demo.test_auc": {"value": 0.6, "tol": 0.7, "reason": "tiny test set"},
+            "demo.test_acc": {"value": 0.5, "tol": 0.45, "reason": "tiny"},  # 0.05..0.95
+            "demo.loss": {"value": 0.5, "tol": 100.0},  # unbounded: no range to cover
+        },
+    )
+    rows = {r.key: r for r in R.compare(results, expected, "quick")}
+    assert rows["demo.tpr_gap"].status == "uninformative"
+    assert rows["demo.test_auc"].status == "uninformative"
+    assert rows["demo.test_acc"].status == "reproduced"
+    assert rows["demo.loss"].status == "reproduced"
+    assert R.covers_range("demo.tpr_gap", 0.1, 1.1) and not R.covers_range("demo.tpr_gap", 0.1, 1.0)
+    assert not R.covers_range("demo.seconds", 0.0, 1e9)
+    expected[origin]["quick"]["99_demo"]["breastmnist"]["demo.test_acc"]["tol"] = 0.44
+    rows = {r.key: r for r in R.compare(results, expected, "quick")}  # 0.95 outside 0.5 ± 0.44
+    assert rows["demo.test_acc"].status == "DEVIATED"
+
+
 def test_machine_measurements_are_shown_never_compared(rec, origin, tmp_path):
     rec.record("demo.latency_ms", 3.5, unit="ms", machine=True, note="2 cores")
     rec.record("demo.auc", 0.80)
@@ -651,7 +680,12 @@ def test_update_expected_over_three_seeds(recording, tmp_path, data_dir, origin,
     run = (tmp_path / "out" / "latest").resolve()
     for s in (0, 10, 20):  # every seed reproduces what was written
         doc = json.loads((run / f"seed{s}" / "results" / "00_rec.json").read_text())
-        assert {r.status for r in R.compare(doc, tree, "quick")} == {"reproduced"}
+        status = {r.key: r.status for r in R.compare(doc, tree, "quick")}
+        assert status == {
+            "demo.test_auc": "reproduced",
+            "test.images": "reproduced",
+            "demo.test_acc": "uninformative",  # 0.6 ± 1.15 covers 0-1: it could not fail
+        }
     assert sorted(results_mod.load(run).seed.unique()) == [0, 10, 20]
 
 

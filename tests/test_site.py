@@ -163,6 +163,20 @@ def test_audit_report_is_linked_when_present(run_dir, tmp_path):
     assert hrefs == ["audit/audit_report.html", "audit/model_card.html"]
 
 
+def test_uninformative_rows_pass_and_are_explained(tmp_path):
+    """A row whose tolerance covers its whole range does not fail the run; the page names it and
+    says what it means."""
+    row = R.Row("00_x", "breastmnist", "demo.tpr_gap", 0.4, "unofficial", 0.1, 1.3, "uninformative")
+    bad = R.Row("00_x", "breastmnist", "demo.test_auc", 0.4, "unofficial", 0.9, 0.1, "DEVIATED")
+    nb_run = R.NotebookRun("00_x", True, 1.0, tmp_path / "00_x.ipynb", peak_mb=500)
+    page = _parse(site.write_site(tmp_path, [row], [nb_run], mode="quick"))
+    assert page.numbers == ["uninformative"] and "status-legend" in page.ids
+    text = " ".join(page.text)
+    assert "PASSED" in text and "could not have failed" in text
+    page = _parse(site.write_site(tmp_path, [row, bad], [nb_run], mode="quick"))
+    assert "FAILED" in " ".join(page.text)
+
+
 def test_write_site_rejects_unknown_mode(tmp_path):
     with pytest.raises(ValueError, match="quick"):
         site.write_site(tmp_path, [], [], mode="fast")
