@@ -1278,31 +1278,17 @@ def _finish(
     print()
     print(table)
     done = ("updated" if update else "reproduced") if status == 0 else "FAILED"
-    parts = (
-        (
-            [f"{count['updated']} updated"]
-            if update
-            else [
-                f"{count['reproduced']} reproduced",
-                f"{count['DEVIATED']} deviated",
-                f"{count['MISSING']} missing",
-                f"{count['new']} new",
-            ]
+    if update:
+        parts = [f"{count['updated']} updated"]
+    else:
+        parts = [f"{count[s]} {s.lower()}" for s in ("reproduced", "DEVIATED", "MISSING", "new")]
+    if count["uninformative"]:
+        parts.append(
+            f"{count['uninformative']} uninformative (within a tolerance that covers the "
+            "number's whole range, so the comparison could not fail)"
         )
-        + (
-            [
-                f"{count['uninformative']} uninformative (within a tolerance that covers the "
-                "number's whole range, so the comparison could not fail)"
-            ]
-            if count["uninformative"]
-            else []
-        )
-        + (
-            [f"{count['measured']} measured (this machine's speed, not compared)"]
-            if count["measured"]
-            else []
-        )
-    )
+    if count["measured"]:
+        parts.append(f"{count['measured']} measured (this machine's speed, not compared)")
     print(
         f"\n[medlab] {done}: {len(runs)} notebook run(s), {n_fail} failed; {len(rows)} numbers: "
         f"{', '.join(parts)}. Run folder: {run_dir}"
