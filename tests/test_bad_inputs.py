@@ -1246,6 +1246,34 @@ CASES += [
 ]
 
 
+# --- the model cache (issue 24.1) [section: cache] ---
+
+CASES += []
+
+# --- end of section: cache ---
+
+
+# --- audit integrity and pages, recorder paths, dataset names (24.2, 24.8, 24.9) [section: audit] ---
+
+CASES += []
+
+# --- end of section: audit ---
+
+
+# --- reproduce runs and the CLI (issue 24.3-24.5, 24.10) [section: runs] ---
+
+CASES += []
+
+# --- end of section: runs ---
+
+
+# --- library parameters and inputs (issue 24.6, 24.7, 24.11, 24.12) [section: library] ---
+
+CASES += []
+
+# --- end of section: library ---
+
+
 # --- the tests -----------------------------------------------------------------------------------
 
 
