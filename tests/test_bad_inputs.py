@@ -1253,7 +1253,7 @@ CASES += []
 # --- end of section: cache ---
 
 
-# --- audit integrity and pages, recorder paths, dataset names (24.2, 24.8, 24.9) [section: audit] ---
+# --- audit integrity and pages, recorder paths, dataset names (24.2, 24.8, 24.9) [audit] ---
 
 CASES += []
 
