@@ -382,16 +382,26 @@ def _source_hash() -> str:
     return h.hexdigest()
 
 
-def _safe(name: str) -> str:
-    s = re.sub(r"[^A-Za-z0-9_+-]+", "_", str(name)).strip("_")[:60]
+def _label(name: str, limit: int = 60) -> str:
+    """A readable, file-name-safe label for ``name`` (at most ``limit`` characters). Labels are
+    for people only: different names can share one; :meth:`ModelCache.path` adds the digest."""
+    s = re.sub(r"[^A-Za-z0-9_+-]+", "_", str(name)).strip("_")[:limit].strip("_")
     return s or "x"
+
+
+def _key_digest(key: str) -> str:
+    """The whole SHA-256 (64 hex digits) of a cache key's exact characters."""
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 class ModelCache:
     """Trained weights on disk, one ``.pt`` file per key (see :func:`cached_model`).
 
-    Files hold ``{"state": state_dict, "info": json}`` and are read with
-    ``torch.load(weights_only=True)``; names are sanitised and always stay inside ``folder``.
+    A key's file is ``<label>-<SHA-256 of the key>.pt``: a readable label cut to 60 characters
+    plus the whole 64-digit digest of the exact key, so two different keys never share a file,
+    whatever their length or characters. Files hold ``{"key": key, "state": state_dict, "info":
+    json}`` and are read with ``torch.load(weights_only=True)``; a file whose stored key is not
+    the requested one (or that stores none) is a miss. Paths always stay inside ``folder``.
     """
 
     def __init__(self, folder: str | os.PathLike[str] | None = None) -> None:
@@ -427,12 +437,19 @@ class ModelCache:
             "source": _source_hash(),
             "torch": torch.__version__,
         }
-        digest = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
-        return f"{_safe(kind)}-{_safe(parts['dataset'])}-seed{parts['seed']}-{digest}"
+        digest = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+        # readable labels, then the whole digest of every part (the raw names included)
+        return f"{_label(kind)}-{_label(parts['dataset'])}-seed{parts['seed']}-{digest}"
 
     def path(self, key: str) -> Path:
-        p = (self.folder / f"{_safe(key)}.pt").resolve()
-        if p.parent != self.folder:
+        """The file of ``key``: ``folder/<label>-<SHA-256 of key>.pt`` (see the class)."""
+        if not isinstance(key, str) or not key:
+            raise TypeError(
+                f"a cache key must be a non-empty str, got {key!r}; make keys with "
+                "ModelCache.key(...)"
+            )
+        p = (self.folder / f"{_label(key)}-{_key_digest(key)}.pt").resolve()
+        if p.parent != self.folder:  # pragma: no cover - the name has no separator
             raise ValueError(f"cache key {key!r} would leave the cache folder {self.folder}")
         return p
 
@@ -444,6 +461,14 @@ class ModelCache:
             return None
         try:
             blob = torch.load(p, map_location="cpu", weights_only=True)
+            stored = blob.get("key") if isinstance(blob, dict) else None
+            if stored != key:
+                warnings.warn(
+                    f"ignoring cached model {p.name}: it was saved for another key "
+                    f"({stored!r}, not {key!r}); it will be retrained and replaced",
+                    stacklevel=2,
+                )
+                return None
             state, info = blob["state"], json.loads(blob["info"])
             mine = model.state_dict()
             shapes = {k: tuple(v.shape) for k, v in state.items()}
@@ -473,7 +498,8 @@ class ModelCache:
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pt", dir=self.folder)
         os.close(fd)
         try:
-            torch.save({"state": state, "info": json.dumps(dict(info), default=str)}, tmp)
+            blob = {"key": key, "state": state, "info": json.dumps(dict(info), default=str)}
+            torch.save(blob, tmp)
             os.replace(tmp, p)
         finally:
             if os.path.exists(tmp):

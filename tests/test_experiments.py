@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import shutil
 import warnings
 
 import numpy as np
@@ -377,7 +379,8 @@ def test_cache_files_load_weights_only(breast, cache):
     model, info = cached_model("smallcnn", _build, _Counter(), data=breast, train_split=a, seed=0)
     path = ModelCache().path(info["key"])
     blob = torch.load(path, weights_only=True)
-    assert set(blob) == {"state", "info"} and json.loads(blob["info"]) == {"trained": 1}
+    assert set(blob) == {"key", "state", "info"} and blob["key"] == info["key"]
+    assert json.loads(blob["info"]) == {"trained": 1}
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in blob["state"].items())
 
     # a file that needs unpickling of arbitrary objects is refused (and retrained)
@@ -424,7 +427,7 @@ def test_retraining_after_a_bad_file_starts_from_the_seeded_init(breast, cache):
     state = stale.state_dict()
     state.pop("head.bias")  # e.g. written by another version of the model
     cache.mkdir(parents=True)
-    torch.save({"state": state, "info": "{}"}, store.path(key))
+    torch.save({"key": key, "state": state, "info": "{}"}, store.path(key))
     seen = {}
 
     def train(model):
@@ -485,6 +488,78 @@ def test_cached_model_returns_the_trained_model(breast, cache):
     np.testing.assert_array_equal(predict(m1, breast.test), predict(m2, breast.test))
     untrained = _build()
     assert not np.array_equal(predict(untrained, breast.test), predict(m2, breast.test))
+
+
+def test_keys_sharing_a_long_prefix_get_their_own_models(breast, cache):
+    """The collision of issue 24: the old file name cut the key to 60 characters, so with a long
+    kind and dataset name two settings shared one file and the second got the first's model."""
+    a, _ = _subsets(breast, n=32)
+    long_name = type(breast)(**{**breast.__dict__, "name": "pneumoniamnist_balanced_subset"})
+    kind = "smallcnn-synthetic-" + "k" * 40  # leaves no room for the digest in the old scheme
+
+    def train_with(epochs):
+        def train(model):
+            return fit(model, a, None, epochs=epochs, batch_size=16, seed=40, augment=False,
+                       lr=0.05).as_dict()  # fmt: skip
+
+        return train
+
+    models = {}
+    for epochs in (1, 2):
+        models[epochs], info = cached_model(kind, _build, train_with(epochs), data=long_name,
+                                            train_split=a, seed=40, settings={"epochs": epochs})  # fmt: skip
+        assert info["cached"] is False
+    one, two = (models[e].state_dict() for e in (1, 2))
+    assert any(not torch.equal(one[k], two[k]) for k in one), "the two trainings must differ"
+    store = ModelCache()
+    keys = [
+        store.key(kind, data=long_name, train=a, seed=40, settings={"epochs": e}) for e in (1, 2)
+    ]
+    assert keys[0][:80] == keys[1][:80]  # a long common prefix: the old 60-character name
+    assert keys[0] != keys[1]  # collided, the new one does not
+    assert store.path(keys[0]) != store.path(keys[1])
+    for epochs in (1, 2):  # each one back, from the cache, with its own weights
+        never = _Counter()
+        got, info = cached_model(kind, _build, never, data=long_name, train_split=a, seed=40,
+                                 settings={"epochs": epochs})  # fmt: skip
+        assert info["cached"] is True and never.calls == 0 and len(info["epochs"]) == epochs
+        mine = models[epochs].state_dict()
+        assert all(torch.equal(v, mine[k]) for k, v in got.state_dict().items())
+
+
+def test_file_names_are_collision_free_and_carry_the_whole_digest(cache):
+    store = ModelCache()
+    prefix = "smallcnn-synthetic-pneumoniamnist_balanced_subset-seed40-"
+    keys = [prefix + "abc" + tail for tail in ("0" * 61, "1" * 61)]
+    keys += ["a/b", "a\x00b", "a_b", "a b", "a_b_", "x", "_", "\u00e9", "a" * 300, "a" * 301]
+    names = [store.path(k).name for k in keys]
+    assert len(set(names)) == len(keys)
+    for k, n in zip(keys, names, strict=True):
+        digest = hashlib.sha256(k.encode("utf-8", "surrogatepass")).hexdigest()
+        assert n.endswith(f"-{digest}.pt") and len(n) <= 128
+        assert store.path(k).parent == cache.resolve()
+    with pytest.raises(TypeError, match="ModelCache.key"):
+        store.path("")
+
+
+def test_a_file_holding_another_key_is_a_miss(breast, cache):
+    a, _ = _subsets(breast)
+    store = ModelCache()
+    _, info = cached_model("smallcnn", _build, _Counter(), data=breast, train_split=a, seed=0)
+    other = store.key("smallcnn", data=breast, train=a, seed=0, settings={"epochs": 9})
+    shutil.copy(store.path(info["key"]), store.path(other))  # e.g. a renamed or copied file
+    train = _Counter()
+    with pytest.warns(UserWarning, match="saved for another key"):
+        _, again = cached_model("smallcnn", _build, train, data=breast, train_split=a, seed=0,
+                                settings={"epochs": 9})  # fmt: skip
+    assert train.calls == 1 and again["cached"] is False
+    assert torch.load(store.path(other), weights_only=True)["key"] == other  # replaced
+    blob = torch.load(store.path(info["key"]), weights_only=True)
+    blob.pop("key")  # a file from before keys were stored: cannot be checked, so a miss
+    torch.save(blob, store.path(info["key"]))
+    with pytest.warns(UserWarning, match="saved for another key"):
+        _, old = cached_model("smallcnn", _build, train, data=breast, train_split=a, seed=0)
+    assert old["cached"] is False and train.calls == 2
 
 
 def test_summarize_counts_values_behind_a_mean_with_missing_values():
