@@ -14,6 +14,15 @@ HTML copy and its figures (paths relative to the audit folder). :func:`verify` r
 results files and checks every mark. A number on an unofficial data file is marked as such, and
 the report lists the curriculum notebooks the run did not run (their areas: "not assessed").
 
+Integrity: :class:`medlab.Recorder` records the SHA-256 of every results file it saves in the
+run's ``results/MANIFEST.sha256``. :func:`build` refuses a results file whose bytes no longer match
+(edited after it was recorded) or a listed file that is gone, and marks the numbers of a results
+file the manifest does not list (written by hand, or by an older medlab) as *origin unknown*;
+:func:`verify` checks the same again, and flags any number in the Markdown documents that carries
+no citation (see :func:`uncited_numbers` for the rule). Every text that comes from the data
+(dataset and notebook names, record keys, provenance strings) is escaped, so that it cannot become
+HTML in the pages.
+
 Intervals: the spread over the run's seeds (sample SD, ddof=1) when a run holds several seeds, or
 a recorded ``<key>_sd``; for test accuracy the 95 % Wilson score interval and for test AUC the 95 %
 Hanley-McNeil interval, both from the size of the test split (recorded provenance), assuming the
@@ -23,15 +32,18 @@ whole test split was evaluated.
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import html
 import json
 import math
 import os
 import re
 import statistics
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from medlab import results
 
@@ -43,6 +55,8 @@ __all__ = [
     "write",
     "audit",
     "verify",
+    "uncited_numbers",
+    "STRUCTURAL",
     "resolve_run",
     "fmt",
     "wilson_interval",
@@ -396,6 +410,8 @@ class Citation:
     seeds: list[Any] = field(default_factory=list)
     official: bool | None = None
     unit: str = ""
+    #: "recorded" (every source is in the run's manifest) or "origin unknown"
+    origin: str = "recorded"
 
     @property
     def anchor(self) -> str:
@@ -419,19 +435,63 @@ def _pointer(*parts: str) -> str:
 
 def resolve_run(run_dir: str | os.PathLike[str] | None = None) -> Path:
     """The run folder to audit: ``run_dir`` (a run folder, or an output folder: its latest run),
-    default the latest run of ``$MEDLAB_OUTPUT_DIR`` or ``./outputs``. Raises :class:`AuditError`
-    naming the fix when there is none or it holds no results."""
+    default the latest run of ``$MEDLAB_OUTPUT_DIR`` or ``./outputs``. An output folder's latest
+    run is where its ``latest`` link points (or its ``latest.txt``, which must name a folder in
+    its ``runs/``), else its newest complete run. Raises :class:`AuditError` naming the fix when
+    there is none, it holds no results, or it is marked incomplete (``run.json``: interrupted,
+    killed, aborted, still running), naming the last complete run; the run this process is part
+    of (``$MEDLAB_RUN_DIR``: notebook 10 inside ``medlab reproduce``) may be audited while it
+    runs."""
+    from medlab import reproduce as R
+
     if run_dir is not None and not isinstance(run_dir, str | os.PathLike):
         raise TypeError(f"run_dir must be a folder path or None, got {type(run_dir).__name__}")
     base = results.output_dir(run_dir)
-    if run_dir is None:
-        run = results.latest_run(base)
-        if run is None:
+
+    def latest_of(out: Path) -> Path:
+        runs = (out / "runs").resolve()
+        link, txt = out / "latest", out / "latest.txt"
+        if link.is_symlink():
+            target, where = link.resolve(), f"{link} points at {os.readlink(link)}"
+        elif link.exists():
             raise AuditError(
-                f"no run folder in {base}/runs: run `medlab reproduce --quick` first, or "
-                "pass the run folder: `medlab audit outputs/runs/<time>-<mode>`"
+                f"{link} is a real {'folder' if link.is_dir() else 'file'}, not the link "
+                "`medlab reproduce` keeps to the newest complete run; move it away (e.g. "
+                f"`mv {link} {link}.old`) or pass the run folder to audit "
+                f"({out}/runs/<time>-<mode>)"
             )
-        base = run
+        elif txt.is_file():
+            try:
+                text = txt.read_text(encoding="utf-8").strip()
+            except (OSError, UnicodeDecodeError) as exc:
+                raise AuditError(
+                    f"{txt} cannot be read ({exc}); delete it, or pass the run folder"
+                ) from None
+            target = (Path(text) if Path(text).is_absolute() else out / text).resolve()
+            where = f"{txt} names {text!r}"
+        else:
+            target = R.last_complete_run(out)
+            if target is None:
+                some = sorted(p.name for p in (out / "runs").glob("*") if p.is_dir())
+                what = (
+                    f"no complete run (only incomplete ones: {', '.join(some)})"
+                    if some
+                    else "no runs yet"
+                )
+                raise AuditError(f"{out} holds {what}: run `medlab reproduce --quick` first")
+            return target
+        if target.parent != runs or not target.is_dir():
+            raise AuditError(
+                f"{where}, which is not a run folder in {runs}; it must name one of "
+                f"runs/<time>-<mode>. Fix or delete it, or pass the run folder to audit"
+            )
+        return target
+
+    if run_dir is None and not base.exists():
+        raise AuditError(
+            f"no run folder in {base}/runs: run `medlab reproduce --quick` first, or "
+            "pass the run folder: `medlab audit outputs/runs/<time>-<mode>`"
+        )
     if not base.exists():
         raise AuditError(
             f"run folder {base} does not exist: run `medlab reproduce --quick` to make one, "
@@ -440,11 +500,28 @@ def resolve_run(run_dir: str | os.PathLike[str] | None = None) -> Path:
         )
     if not base.is_dir():
         raise AuditError(f"{base} is a file, not a run folder; pass outputs/runs/<time>-<mode>")
-    if (base / "runs").is_dir() or (base / "latest").exists() or (base / "latest.txt").exists():
-        run = results.latest_run(base)
-        if run is None:
-            raise AuditError(f"{base} holds no runs yet: run `medlab reproduce --quick` first")
-        base = run
+    if (
+        run_dir is None
+        or (base / "runs").is_dir()
+        or any((base / n).exists() or (base / n).is_symlink() for n in ("latest", "latest.txt"))
+    ):
+        base = latest_of(base)
+    # a seed<k>/ folder of a run with several seeds is marked in the run folder above it
+    marked = base
+    if base.name.startswith("seed") and not (base / R.RUN_FILE).exists():
+        marked = base.parent if (base.parent / R.RUN_FILE).exists() else base
+    current = os.environ.get("MEDLAB_RUN_DIR")
+    if not R.is_complete(marked) and not (current and Path(current).resolve() == marked.resolve()):
+        last = R.last_complete_run(marked.parent.parent) if marked.parent.name == "runs" else None
+        raise AuditError(
+            f"run {marked} is incomplete ({R.describe_state(marked)}; see its {R.RUN_FILE}), "
+            "so its numbers are partial. "
+            + (
+                f"The last complete run is {last}: `medlab audit {last}`"
+                if last is not None
+                else "There is no complete run next to it: run `medlab reproduce --quick`"
+            )
+        )
     if not _results_files(base):
         raise AuditError(
             f"run folder {base} holds no results (no results/*.json or seed*/results/*.json): "
@@ -456,6 +533,59 @@ def resolve_run(run_dir: str | os.PathLike[str] | None = None) -> Path:
 
 def _results_files(run: Path) -> list[Path]:
     return sorted(run.glob("results/*.json")) + sorted(run.glob("seed*/results/*.json"))
+
+
+RECORDED, UNKNOWN = "recorded", "origin unknown"
+
+
+def _check_integrity(run: Path) -> dict[str, tuple[str, str]]:
+    """``{results file relative to run: (origin, sha256)}`` for every results file of ``run``.
+
+    Raises :class:`AuditError` naming the fix when a file listed in a manifest
+    (``results/MANIFEST.sha256``) is missing or its bytes differ from the recorded digest, or
+    when a manifest is malformed. A file no manifest lists gets :data:`UNKNOWN`."""
+    out: dict[str, tuple[str, str]] = {}
+    folders = {f.parent for f in _results_files(run)}
+    folders |= {m.parent for m in run.glob(f"results/{results.MANIFEST}")}
+    folders |= {m.parent for m in run.glob(f"seed*/results/{results.MANIFEST}")}
+    for folder in sorted(folders):
+        where = folder.relative_to(run).as_posix()
+        try:
+            recorded = results.read_digests(folder)
+        except ValueError as exc:
+            raise AuditError(str(exc)) from None
+        for name in sorted(recorded):
+            if not (folder / name).is_file():
+                raise AuditError(
+                    f"{where}/{name} is listed in the run's manifest ({where}/"
+                    f"{results.MANIFEST}) but is missing: it was deleted or moved after it was "
+                    f"recorded. Re-run the notebook (`medlab reproduce {Path(name).stem}`), or "
+                    "audit another run"
+                )
+        for f in sorted(folder.glob("*.json")):
+            rel = f.relative_to(run).as_posix()
+            digest = hashlib.sha256(f.read_bytes()).hexdigest()
+            if f.name in recorded and recorded[f.name] != digest:
+                raise AuditError(
+                    f"{rel} was changed after it was recorded: its SHA-256 {digest} differs "
+                    f"from the run's manifest ({where}/{results.MANIFEST}: "
+                    f"{recorded[f.name]}); re-run the notebook (`medlab reproduce {f.stem}`) "
+                    "to record its numbers again"
+                )
+            out[rel] = (RECORDED if f.name in recorded else UNKNOWN, digest)
+    return out
+
+
+def _read_docs(run: Path) -> dict[str, dict[str, Any]]:
+    """The run's results files, parsed and checked; :class:`AuditError` naming the fix."""
+    docs = {}
+    for f in _results_files(run):
+        rel = f.relative_to(run).as_posix()
+        try:
+            docs[rel] = results.read_doc(f)
+        except ValueError as exc:
+            raise AuditError(str(exc).replace(str(f), rel)) from None
+    return docs
 
 
 def _number(name: str) -> str:
@@ -489,6 +619,13 @@ class Audit:
     other: list[dict[str, Any]]  # recorded numbers no area shows
     checklist: list[dict[str, Any]]
     mode: str
+    #: results file (relative to run_dir) -> (origin: "recorded" / "origin unknown", sha256)
+    files: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+    @property
+    def unknown_origin(self) -> list[str]:
+        """Results files the run's manifest does not list (their numbers: origin unknown)."""
+        return [f for f, (origin, _) in self.files.items() if origin != RECORDED]
 
     @property
     def not_run(self) -> list[str]:
@@ -531,10 +668,12 @@ def _plain(text: str) -> str:
 class _Builder:
     def __init__(self, run: Path) -> None:
         self.run = run
-        self.table = results.load(run)
-        self.docs: dict[str, dict[str, Any]] = {}
-        for f in _results_files(run):
-            self.docs[f.relative_to(run).as_posix()] = json.loads(f.read_text())
+        self.docs = _read_docs(run)
+        self.files = _check_integrity(run)
+        try:
+            self.table = results.load(run)
+        except (OSError, ValueError) as exc:
+            raise AuditError(str(exc)) from None
         self.citations: dict[str, Citation] = {}
         self._by_sig: dict[tuple[Any, ...], Citation] = {}
         # (notebook, dataset, key) -> [(file, seed, record)]
@@ -564,6 +703,7 @@ class _Builder:
             return self._by_sig[sig]
         xs = [float(_pointer_get(self.docs[f], p)) for f, p in sources]
         value = _apply(op, xs)
+        origin = RECORDED if all(self.files[f][0] == RECORDED for f, _ in sources) else UNKNOWN
         c = Citation(
             f"C{len(self.citations) + 1}",
             op,
@@ -576,6 +716,7 @@ class _Builder:
             seeds,
             official,
             unit,
+            origin,
         )
         self.citations[c.id] = c
         self._by_sig[sig] = c
@@ -650,6 +791,34 @@ class _Builder:
         return False
 
 
+def _t(x: Any) -> str:
+    """Text that comes from the data, made inert in Markdown and in the HTML rendered from it
+    (``& < >`` as entities, backticks and brackets escaped, no line breaks)."""
+    text = html.escape(" ".join(str(x).split()), quote=False)
+    return re.sub(r"([\\`\[\]])", r"\\\1", text)
+
+
+def _c(x: Any) -> str:
+    """Text that comes from the data as an inline code span that nothing inside can close (the
+    renderer escapes a code span's content)."""
+    text = " ".join(str(x).split())
+    ticks = max((len(m) for m in re.findall(r"`+", text)), default=0)
+    pad = " " if ticks or not text else ""
+    return f"{'`' * (ticks + 1)}{pad}{text}{pad}{'`' * (ticks + 1)}"
+
+
+def _href(path: str) -> str:
+    """A relative link target, percent-encoded so that it cannot end the link."""
+    return quote(path.replace(os.sep, "/"), safe="/.-_~")
+
+
+def _data_label(c: Citation) -> str:
+    """The data column of a cited number: official, **unofficial** or **origin unknown**."""
+    if c.origin != RECORDED:
+        return f"**{UNKNOWN}**"
+    return "official" if c.official else "**unofficial**"
+
+
 def _mark(c: Citation, href: str) -> str:
     return f"{c.shown}<sup>[{c.id}]({href}#{c.anchor})</sup>"
 
@@ -669,7 +838,7 @@ def _row(b: _Builder, nb: str, ds: str, key: str, href: str) -> dict[str, Any]:
         intervals.append(f"± {_mark(s, href)} SD over {len(recs)} seeds")
     elif (sdk := b.sd_key(nb, ds, key)) is not None:
         s = b.cite_record(nb, ds, sdk)
-        intervals.append(f"± {_mark(s, href)} SD (`{sdk}`)")
+        intervals.append(f"± {_mark(s, href)} SD ({_c(sdk)})")
     if any(r.get("machine") for _, _, r in recs):
         intervals.append("this run's machine: a latency or time depends on the CPU it ran on")
     metric = _metric(key)
@@ -702,9 +871,9 @@ def _row(b: _Builder, nb: str, ds: str, key: str, href: str) -> dict[str, Any]:
         "dataset": ds,
         "key": key,
         "citation": c,
-        "value": _mark(c, href) + (f" {c.unit}" if c.unit else ""),
+        "value": _mark(c, href) + (f" {_t(c.unit)}" if c.unit else ""),
         "interval": "; ".join(intervals) or "-",
-        "data": "official" if c.official else "**unofficial**",
+        "data": _data_label(c),
         "note": recs[0][2].get("note") or "",
     }
 
@@ -799,7 +968,7 @@ def build(run_dir: str | os.PathLike[str] | None = None) -> Audit:
                 "notebooks_run": sorted({r["notebook"] for r in rows}),
                 "notebooks_missing": missing,
                 "headline": (
-                    f"`{head['key']}` = {head['value']}"
+                    f"{_c(head['key'])} = {head['value']}"
                     + (f" ({head['interval']})" if head["interval"] != "-" else "")
                 )
                 if head
@@ -823,7 +992,11 @@ def build(run_dir: str | os.PathLike[str] | None = None) -> Audit:
         wanted = sorted({n for n, _ in item.patterns})
         missing = [CURRICULUM[n][0] for n in wanted if n not in present]
         evidence = [
-            f"`{k}` = {_mark(b.cite_record(nb, ds, k), report)} ({nb}, {ds})" for nb, ds, k in hits
+            f"{_c(k)} = {_mark(c, report)} ({_t(nb)}, {_t(ds)}"
+            + (f", **{UNKNOWN}**" if c.origin != RECORDED else "")
+            + ")"
+            for nb, ds, k in hits
+            if (c := b.cite_record(nb, ds, k))
         ]
         status = "not assessed" if not hits else ("partly assessed" if missing else "evidence")
         checklist.append(
@@ -843,7 +1016,17 @@ def build(run_dir: str | os.PathLike[str] | None = None) -> Audit:
         else ("mixed (quick and full)")
     )
     return Audit(
-        run, b.table, b.docs, b.citations, notebooks, datasets, areas, other, checklist, mode
+        run,
+        b.table,
+        b.docs,
+        b.citations,
+        notebooks,
+        datasets,
+        areas,
+        other,
+        checklist,
+        mode,
+        b.files,
     )
 
 
@@ -892,13 +1075,19 @@ def _documentation_item(item: Area, datasets: list[dict[str, Any]], b: _Builder)
     for d in datasets:
         size = d["sizes"].get("test")
         evidence.append(
-            f"{d['dataset']}: {'official' if d['official'] else '**unofficial**'} file, md5 "
-            f"`{d['md5']}` ({d['md5_now']})"
+            f"{_t(d['dataset'])}: {'official' if d['official'] else '**unofficial**'} file, md5 "
+            f"{_c(d['md5'])} ({_t(d['md5_now'])})"
             + (f", test split {_mark(size, 'audit_report.md')} images" if size else "")
         )
+    unknown = sorted(f for f, (origin, _) in b.files.items() if origin != RECORDED)
     evidence.append(
         f"every number in this report and the model card is linked to its results file, "
         f"notebook and run ({len(b.citations)} citations, re-checked by `medlab.audit.verify`)"
+        + (
+            f"; **{UNKNOWN}**: {', '.join(map(_t, unknown))} (not in the run's manifest)"
+            if unknown
+            else "; every results file matches the SHA-256 recorded when it was saved"
+        )
     )
     return {
         "id": item.id,
@@ -916,8 +1105,8 @@ def _documentation_item(item: Area, datasets: list[dict[str, Any]], b: _Builder)
 
 def _links(run: Path, folder: Path, paths: list[str], label: str) -> str:
     return " · ".join(
-        f"[{label}{'' if len(paths) == 1 else f' {i + 1}'}]"
-        f"({os.path.relpath(run / p, folder).replace(os.sep, '/')})"
+        f"[{label}{'' if len(paths) == 1 else f'-{i + 1}'}]"
+        f"({_href(os.path.relpath(run / p, folder))})"
         for i, p in enumerate(paths)
     )
 
@@ -932,14 +1121,23 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 def _rows_table(rows: list[dict[str, Any]]) -> str:
     cols = ["notebook", "dataset", "key", "value", "interval", "data"]
-    return _table(cols, [[f"`{r[c]}`" if c == "key" else r[c] for c in cols] for r in rows])
+    return _table(
+        cols,
+        [
+            [
+                _c(r[c]) if c == "key" else _t(r[c]) if c in ("notebook", "dataset") else r[c]
+                for c in cols
+            ]
+            for r in rows
+        ],
+    )
 
 
 def report_markdown(a: Audit, folder: Path) -> str:
     """The audit report as Markdown (links relative to ``folder``)."""
     run = a.run_dir
     out = [
-        f"# Audit report: run `{run.name}`",
+        f"# Audit report: run {_c(run.name)}",
         "",
         "Generated by `medlab.audit` from the results the notebooks recorded in this run; "
         "nothing is typed by hand. Each number links (C*k*) to the table of citations at the "
@@ -947,8 +1145,25 @@ def report_markdown(a: Audit, folder: Path) -> str:
         "",
         "## Read this first",
         "",
-        f"- **Run folder:** `{run}` ({a.mode} mode).",
+        f"- **Run folder:** {_c(run)} ({a.mode} mode).",
     ]
+    cites = list(a.citations.values())
+    unknown = [c for c in cites if c.origin != RECORDED]
+    if a.unknown_origin:
+        out.append(
+            f"- **Origin unknown:** {len(unknown)} of the {len(cites)} cited numbers come from "
+            f"results files that the run's manifest ({_c('results/' + results.MANIFEST)}) does "
+            f"not list: {', '.join(map(_t, a.unknown_origin))}. They were not recorded by "
+            "`medlab.Recorder` in this run (written by hand, or by an older medlab), so nothing "
+            f"vouches for them; they are marked **{UNKNOWN}**. Re-run their notebooks to record "
+            "them."
+        )
+    else:
+        out.append(
+            "- **Integrity:** every results file matches the SHA-256 that `medlab.Recorder` "
+            f"recorded in the run's manifest ({_c('results/' + results.MANIFEST)}) when it saved "
+            "it."
+        )
     if a.not_run:
         out.append(
             f"- **Not run in this run:** {', '.join(a.not_run)}. The areas they cover are "
@@ -957,16 +1172,23 @@ def report_markdown(a: Audit, folder: Path) -> str:
     else:
         out.append("- **Not run in this run:** none; every curriculum notebook ran.")
     if a.failed:
-        out.append(f"- **Failed:** {', '.join(a.failed)}: their numbers may be incomplete.")
-    unoff = [d for d in a.datasets if not d["official"]]
-    if unoff:
-        n_unoff = sum(c.official is False for c in a.citations.values())
         out.append(
-            f"- **Unofficial data:** {n_unoff} of the {len(a.citations)} cited numbers come "
+            f"- **Failed:** {', '.join(map(_t, a.failed))}: their numbers may be incomplete."
+        )
+    unoff = [d for d in a.datasets if not d["official"]]
+    n_unoff = sum(c.official is not True for c in cites)
+    if unoff or n_unoff:
+        out.append(
+            f"- **Unofficial data:** {n_unoff} of the {len(cites)} cited numbers come "
             "from unofficial data files (marked **unofficial** below); unofficial files used "
-            f"in this run: {', '.join(d['dataset'] for d in unoff)}. Those numbers are results "
-            "on those copies, not on the official MedMNIST files, and are not comparable with "
-            "the MedMNIST v2 benchmark."
+            f"in this run: {', '.join(_t(d['dataset']) for d in unoff) or 'none recorded'}. "
+            "Those numbers are results on those copies, not on the official MedMNIST files, "
+            "and are not comparable with the MedMNIST v2 benchmark."
+        )
+    elif unknown:
+        out.append(
+            "- **Unofficial data:** none recorded; the numbers of origin unknown say they are "
+            "on official files, which nothing vouches for."
         )
     else:
         out.append("- **Unofficial data:** none; every number comes from an official file.")
@@ -980,7 +1202,7 @@ def report_markdown(a: Audit, folder: Path) -> str:
                 [
                     f"[{x['title']}](#{x['id']})",
                     x["status"],
-                    ", ".join(x["notebooks_run"]) or "-",
+                    ", ".join(map(_t, x["notebooks_run"])) or "-",
                     ", ".join(x["notebooks_missing"]) or "-",
                     x["headline"],
                     x["data"],
@@ -1002,18 +1224,18 @@ def report_markdown(a: Audit, folder: Path) -> str:
         card = d["card"]
         sizes = " / ".join(_mark(c, "") if c else "?" for c in d["sizes"].values())
         out += [
-            f"### {d['dataset']}",
+            f"### {_t(d['dataset'])}",
             "",
             f"- **Origin:** {'official MedMNIST file' if d['official'] else '**unofficial** file'}"
-            f" (kind: {d['kind']}); file `{d['file']}`",
-            f"- **md5 recorded:** `{d['md5']}`; file on disk now: {d['md5_now']}",
-            f"- **Official md5:** `{d['official_md5'] or card.get('md5_28') or 'none'}`",
+            f" (kind: {_t(d['kind'])}); file {_c(d['file'])}",
+            f"- **md5 recorded:** {_c(d['md5'])}; file on disk now: {_t(d['md5_now'])}",
+            f"- **Official md5:** {_c(d['official_md5'] or card.get('md5_28') or 'none')}",
             f"- **train / val / test images:** {sizes}",
-            f"- **Modality / source:** {card.get('modality', '?')} / {card.get('source', '?')}; "
-            f"licence {card.get('license', '?')}",
-            f"- **Used by:** {', '.join(d['notebooks'])}",
+            f"- **Modality / source:** {_t(card.get('modality', '?'))} / "
+            f"{_t(card.get('source', '?'))}; licence {_t(card.get('license', '?'))}",
+            f"- **Used by:** {', '.join(map(_t, d['notebooks']))}",
         ]
-        out += [f"- **Known gap:** {g}" for g in card.get("known_gaps", [])]
+        out += [f"- **Known gap:** {_t(g)}" for g in card.get("known_gaps", [])]
         out.append("")
     for x in a.areas:
         out += [f'<a id="{x["id"]}"></a>', "", f"## {x['title']}", "", f"*{x['question']}*", ""]
@@ -1057,11 +1279,13 @@ def report_markdown(a: Audit, folder: Path) -> str:
             if s
         )
         figs = " · ".join(
-            f"[{Path(f).stem}]({os.path.relpath(run / f, folder).replace(os.sep, '/')})"
-            for f in n["figures"]
+            f"[{_c(Path(f).stem)}]({_href(os.path.relpath(run / f, folder))})" for f in n["figures"]
         )
-        seeds = ", ".join(map(str, n["seeds"])) or "-"
-        rows.append([n["notebook"], n["topic"], n["status"], seeds, links or "-", figs or "-"])
+        seeds = ", ".join(map(_t, n["seeds"])) or "-"
+        status = n["status"]
+        if status.startswith("FAILED ("):  # the error text, as code: its numbers are no results
+            status = f"FAILED {_c(status[len('FAILED ') :])}"
+        rows.append([_t(n["notebook"]), n["topic"], status, seeds, links or "-", figs or "-"])
     out += [_table(["notebook", "topic", "status", "seeds", "files", "figures"], rows), ""]
     out += [
         "## Citations",
@@ -1073,21 +1297,20 @@ def report_markdown(a: Audit, folder: Path) -> str:
     rows = []
     for c in a.citations.values():
         src = "; ".join(
-            f"[{s['file']}]({os.path.relpath(run / s['file'], folder).replace(os.sep, '/')})"
-            f" `{s['pointer']}`"
+            f"[{_t(s['file'])}]({_href(os.path.relpath(run / s['file'], folder))})"
+            f" {_c(s['pointer'])}"
             for s in c.sources
         )
-        origin = {True: "official", False: "**unofficial**", None: "-"}[c.official]
         rows.append(
             [
                 f'<a id="{c.anchor}"></a>{c.id}',
                 _mark(c, ""),
-                c.notebook,
-                c.dataset,
-                f"`{c.key}`",
+                _t(c.notebook),
+                _t(c.dataset),
+                _c(c.key),
                 OPS[c.op],
-                ", ".join(map(str, c.seeds)),
-                origin,
+                ", ".join(map(_t, c.seeds)),
+                _data_label(c),
                 src,
             ]
         )
@@ -1207,7 +1430,8 @@ def card_markdown(a: Audit) -> str:
         if not x["rows"]:
             return f"- {x['title']}: not assessed ({', '.join(x['notebooks_missing'])} not run)."
         lines = [
-            f"- `{r['key']}` ({r['notebook']}, {r['dataset']}, {r['data'].strip('*')}): "
+            f"- {_c(r['key'])} ({_t(r['notebook'])}, {_t(r['dataset'])}, "
+            f"{r['data'].strip('*')}): "
             f"{r['value']}" + (f"; {r['interval']}" if r["interval"] != "-" else "")
             for r in x["rows"][:limit]
         ]
@@ -1230,9 +1454,10 @@ def card_markdown(a: Audit) -> str:
     for d in a.datasets:
         size = " / ".join(_mark(c, report) if c else "?" for c in d["sizes"].values())
         training.append(
-            f"- **{d['dataset']}** ({'official' if d['official'] else '**unofficial** copy'}; "
-            f"md5 `{d['md5']}`, {d['md5_now']}): train / val / test {size} images; "
-            f"{d['card'].get('modality', '')}, {d['card'].get('license', '')}"
+            f"- **{_t(d['dataset'])}** ("
+            f"{'official' if d['official'] else '**unofficial** copy'}; "
+            f"md5 {_c(d['md5'])}, {_t(d['md5_now'])}): train / val / test {size} images; "
+            f"{_t(d['card'].get('modality', ''))}, {_t(d['card'].get('license', ''))}"
         )
     gaps = sorted({g for d in a.datasets for g in d["card"].get("known_gaps", [])})
     not_run = (
@@ -1240,28 +1465,38 @@ def card_markdown(a: Audit) -> str:
         if a.not_run
         else "Every curriculum notebook ran."
     )
-    unoff = (
-        f"Numbers on {', '.join(a.unofficial)} come from **unofficial** data files."
-        if a.unofficial
-        else "All numbers come from official data files."
-    )
+    cites = list(a.citations.values())
+    if a.unofficial or any(c.official is not True for c in cites):
+        unoff = (
+            f"Numbers on {', '.join(map(_t, a.unofficial)) or 'some datasets'} come from "
+            "**unofficial** data files."
+        )
+    elif a.unknown_origin:
+        unoff = "No number is recorded as coming from an unofficial data file."
+    else:
+        unoff = "All numbers come from official data files."
+    if a.unknown_origin:
+        unoff += (
+            f" Some numbers are of **{UNKNOWN}**: their results files "
+            f"({', '.join(map(_t, a.unknown_origin))}) are not in the run's manifest."
+        )
     card = ModelCard.from_template(
         data,
         template_str=CARD_TEMPLATE,
         model_name="medlab curriculum SmallCNN",
         model_summary=f"A small convolutional network (GroupNorm) trained by the medlab "
-        f"curriculum, documented from the results of run `{a.run_dir.name}` ({a.mode} mode). "
+        f"curriculum, documented from the results of run {_c(a.run_dir.name)} ({a.mode} mode). "
         f"{not_run} {unoff} Every number links to the [audit report]({report}), which names "
         "the notebook and results file it came from.",
         developers="medlab curriculum (generated by `medlab.audit`)",
         model_type="image classifier (binary or multi-class), 28x28 MedMNIST images",
         license="MIT (code); data under the datasets' licences",
-        run=f"`{a.run_dir}`",
+        run=_c(a.run_dir),
         direct_use=INTENDED_USE,
         out_of_scope_use=OUT_OF_SCOPE,
         bias_risks_limitations=rows("subgroups")
         + "\n\nKnown gaps of the data:\n\n"
-        + "\n".join(f"- {g}" for g in gaps),
+        + "\n".join(f"- {_t(g)}" for g in gaps),
         training_data="\n".join(training) or "No dataset recorded.",
         testing_data="The test split of each dataset above; metrics: ROC AUC and accuracy "
         "(`medlab.metrics`), per-group gaps, epsilon, attack AUC, ECE, deferral, size, latency.",
@@ -1302,54 +1537,279 @@ def to_html(markdown: str, title: str) -> str:
     )
 
 
-def write(a: Audit, folder: str | os.PathLike[str] | None = None) -> dict[str, Path]:
-    """Write the model card, the audit report (Markdown and HTML) and ``citations.json`` to
-    ``folder`` (default ``<run_dir>/audit``); returns the paths by file name."""
-    folder = Path(folder) if folder is not None else a.run_dir / "audit"
-    folder.mkdir(parents=True, exist_ok=True)
-    report_md = report_markdown(a, folder)
-    card_md = card_markdown(a)
-    texts = {
-        "audit_report.md": report_md,
+def _html_pages(report_md: str, card_md: str) -> dict[str, str]:
+    """The HTML pages rendered from the two Markdown documents (links to .md become .html)."""
+    return {
         "audit_report.html": to_html(report_md.replace(".md#", ".html#"), "Audit report"),
-        "model_card.md": card_md,
         "model_card.html": to_html(
             card_md.replace("audit_report.md", "audit_report.html"), "Model card"
         ),
+    }
+
+
+def write(a: Audit, folder: str | os.PathLike[str] | None = None) -> dict[str, Path]:
+    """Write the model card, the audit report (Markdown and HTML) and ``citations.json`` to
+    ``folder`` (default ``<run_dir>/audit``); returns the paths by file name. A folder that
+    cannot be written raises :class:`AuditError` naming the fix, and leaves nothing behind."""
+    folder = Path(folder) if folder is not None else a.run_dir / "audit"
+    report_md = report_markdown(a, folder)
+    card_md = card_markdown(a)
+    pages = _html_pages(report_md, card_md)
+    texts = {
+        "audit_report.md": report_md,
+        "audit_report.html": pages["audit_report.html"],
+        "model_card.md": card_md,
+        "model_card.html": pages["model_card.html"],
         "citations.json": json.dumps(
             {
                 "run_dir": str(a.run_dir),
                 "not_run": a.not_run,
                 "failed": a.failed,
                 "unofficial_datasets": a.unofficial,
+                "unknown_origin": a.unknown_origin,
+                "files": {f: {"origin": o, "sha256": d} for f, (o, d) in a.files.items()},
                 "citations": [asdict(c) for c in a.citations.values()],
             },
             indent=2,
             default=str,
         ),
     }
-    paths = {}
-    for name, text in texts.items():
-        path = folder / name
-        tmp = path.with_name(f".{name}.{os.getpid()}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
-        paths[name] = path
+    made = [p for p in (folder, *folder.parents) if not p.exists()]
+    paths, tmp = {}, None
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, text in texts.items():
+            path = folder / name
+            tmp = path.with_name(f".{name}.{os.getpid()}.tmp")
+            tmp.write_text(text, encoding="utf-8")
+            tmp.replace(path)
+            paths[name] = path
+    except OSError as exc:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+        for p in made if not paths else []:
+            try:
+                p.rmdir()
+            except OSError:
+                pass
+        raise AuditError(
+            f"cannot write the audit into {folder} ({exc.strerror or exc}): a read-only or full "
+            f"run folder? Write it to another folder: `medlab audit {a.run_dir} --to DIR` "
+            "(in Python: medlab.audit.audit(run_dir, folder=DIR))"
+        ) from None
     return paths
+
+
+#: Numbers the generator writes without a citation, because they are not results: counts of the
+#: document's own citations, seeds and rows, and the confidence level of the intervals.
+STRUCTURAL = (
+    re.compile(r"\b\d+ of the \d+ cited numbers\b"),
+    re.compile(r"\(\d+ citations, "),
+    re.compile(r"\bSD over \d+ seeds\b"),
+    re.compile(r"^- \.\.\. \d+ more in the \["),
+    re.compile(r"\b95 % (?=CI |Wilson |Hanley-McNeil )"),
+    re.compile(r"\b(?:CC BY(?:-[A-Z]{2})*|CC0|Apache|GPL|LGPL|MPL)[ -]\d+(?:\.\d+)?\b"),
+)
+_CODE = re.compile(r"(`+)(.+?)(?<!`)\1(?!`)")
+_LINK_TARGET = re.compile(r"\]\([^)\s]*\)")
+_TAG = re.compile(r"</?[A-Za-z][^<>]*>")
+_DATE = re.compile(r"\b\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2})?(?:Z|[+-]\d{2}:?\d{2})?)?\b")
+_TOKEN = re.compile(r"[\w.+\-]*\d[\w.+\-]*")
+_BARE_NUMBER = re.compile(r"[-+]?(?:\d+(?:[.,]\d+)*|\.\d+)(?:e[-+]?\d+)?%?", re.IGNORECASE)
+#: Table columns that hold identifiers or the generator's fixed text, and the form their cells
+#: must have to be exempt.
+_ID_COLUMNS = {
+    "how": re.compile("|".join(re.escape(v) for v in OPS.values())),
+    "seeds": re.compile(r"-|(?:-?\d+|None)(?:, (?:-?\d+|None))*"),
+    "id": re.compile(r'(?:<a id="c\d+"></a>)?C\d+'),
+}
+
+
+def _cells(line: str) -> list[str]:
+    return [c.strip() for c in re.split(r"(?<!\\)\|", line.strip().strip("|"))]
+
+
+def uncited_numbers(
+    markdown: str, *, name: str = "document", units: Iterable[str] = ()
+) -> list[str]:
+    """Problems, one per line of ``markdown`` that shows a number with no citation mark.
+
+    The rule: every number needs a citation mark (``<number><sup>[C<k>](...)</sup>``), except
+
+    * a digit that is part of a name: a token that holds a letter or ``_`` besides digits
+      (``C7``, ``01_baseline``, ``ResNet-18``, ``28x28``, ``int8``, ``v2``), but not a number in
+      e-notation (``1e-06`` needs a citation);
+    * text in inline code that is not a bare number (record keys, md5s, paths, commands), link
+      targets and HTML tags;
+    * ISO dates and times;
+    * the cells of a table's ``seeds`` column that are a list of seeds, of its ``id`` column
+      that are a citation id (``C7``) and of its ``how`` column that are a description of
+      :data:`OPS` ("sample SD over the run's seeds (ddof=1)");
+    * the generator's counts and constants (:data:`STRUCTURAL`: "N of the M cited numbers",
+      "(N citations, ", "SD over N seeds", "... N more in the [", "95 % CI") and licence
+      versions ("CC BY 4.0");
+    * the unit of a cited number right after its mark (``0.88<sup>...</sup> accuracy (0-1)``),
+      when it is one of ``units`` (:func:`verify` passes the units of the citations);
+    * a line that quotes a known gap of a data card word for word (cited to that card);
+    * the YAML front matter (its ``model-index`` values are checked by :func:`verify` against
+      the citations their names give).
+
+    Headings, notebook numbers on their own and n counts get no exemption: write them as names
+    or give them a citation."""
+    from medlab import cards
+
+    gaps = {_t(g) for c in cards.cards().values() for g in c.get("known_gaps", [])}
+    unit_re = "|".join(sorted((re.escape(_t(u)) for u in set(units) if u), key=len, reverse=True))
+    mark = re.compile(
+        CITATION_RE.pattern + (f"(?: (?:{unit_re})(?![\\w.+\\-]))?" if unit_re else "")
+    )
+    lines = markdown.split("\n")
+    first = 0
+    if lines and lines[0] == "---":
+        first = next((i for i in range(1, len(lines)) if lines[i] == "---"), 0) + 1
+    problems, header = [], None
+    for i in range(first, len(lines)):
+        line = lines[i]
+        if not line.lstrip().startswith("|"):
+            header = None
+        elif header is None:
+            follows = lines[i + 1].replace(" ", "") if i + 1 < len(lines) else ""
+            if follows.startswith("|-") and set(follows) <= set("|-:"):
+                header = [c.lower() for c in _cells(line)]
+        elif set(line.replace(" ", "")) <= set("|-:"):
+            continue
+        else:
+            cells = _cells(line)
+            line = " | ".join(
+                ""
+                if j < len(header)
+                and header[j] in _ID_COLUMNS
+                and _ID_COLUMNS[header[j]].fullmatch(c)
+                else c
+                for j, c in enumerate(cells)
+            )
+        body = re.sub(r"^\s*[-*]\s+(?:\*\*Known gap:\*\*\s+)?", "", line).strip()
+        if body in gaps:
+            continue
+        text = mark.sub(" ", line)
+        text = _CODE.sub(lambda m: m[2] if _BARE_NUMBER.fullmatch(m[2].strip()) else " ", text)
+        text = _LINK_TARGET.sub("] ", text)
+        text = _TAG.sub(" ", text)
+        text = _DATE.sub(" ", text)
+        for pattern in STRUCTURAL:
+            text = pattern.sub(" ", text)
+        bare = []
+        for m in _TOKEN.finditer(text):
+            token = m[0].strip(".+-") if not m[0].startswith("-") else m[0].rstrip(".+-")
+            if _BARE_NUMBER.fullmatch(token) or not re.search(r"[A-Za-z_]", token):
+                bare.append(token)
+        if bare:
+            at = max(lines[i].find(bare[0]), 0)
+            snippet = lines[i][max(at - 50, 0) : at + 50].strip()
+            problems.append(
+                f"{name}, line {i + 1}: {', '.join(bare)} carries no citation mark "
+                f"(...{snippet}...); every number must link to the results it came from: "
+                "regenerate the document with `medlab audit`"
+            )
+    return problems
+
+
+def _front_matter_problems(card_md: str, cites: dict[str, dict[str, Any]]) -> list[str]:
+    """The model card's ``model-index`` values against the citations their names give."""
+    import yaml
+
+    if not card_md.startswith("---\n") or "\n---" not in card_md[4:]:
+        return ["model_card.md: no YAML front matter (model-index); run `medlab audit` again"]
+    try:
+        meta = yaml.safe_load(card_md[4 : card_md.index("\n---", 4)]) or {}
+    except yaml.YAMLError as exc:
+        return [f"model_card.md: the front matter is not YAML ({exc}); run `medlab audit` again"]
+    problems = []
+    for model in meta.get("model-index") or []:
+        for res in model.get("results") or []:
+            for metric in res.get("metrics") or []:
+                m = re.search(r"\[(C\d+)\]", str(metric.get("name", "")))
+                c = cites.get(m[1]) if m else None
+                if c is None:
+                    problems.append(
+                        f"model_card.md: model-index metric {metric.get('name')!r} names no "
+                        "known citation [C<k>]; run `medlab audit` again"
+                    )
+                elif not isinstance(metric.get("value"), int | float) or not math.isclose(
+                    metric["value"], c["value"], rel_tol=1e-9, abs_tol=1e-12
+                ):
+                    problems.append(
+                        f"model_card.md: model-index value {metric.get('value')!r} of "
+                        f"{m[1]} differs from the citation ({c['value']})"
+                    )
+    return problems
 
 
 def verify(folder: str | os.PathLike[str]) -> list[str]:
     """Check an audit folder against the results files it was built from; returns problems
-    (empty: every cited number in every document equals its recomputed value).
+    (empty: every number in every document is cited, and equals its recomputed value).
 
-    Each citation mark in the Markdown and HTML files must name a known citation and show its
-    text; each citation's value is recomputed from its sources (the run's results files)."""
+    * The run's results files still match the SHA-256 digests the Recorder recorded (the run's
+      manifest) and the audit recorded; none is of origin unknown, none was added or removed.
+    * Each citation's value is recomputed from its sources (the run's results files).
+    * Each citation mark in the Markdown and HTML files names a known citation and shows its text.
+    * No number in the Markdown documents lacks a citation (:func:`uncited_numbers`); the
+      model card's metadata values equal their citations; each HTML page is the rendering of
+      its Markdown document.
+    """
     folder = Path(folder)
-    meta = json.loads((folder / "citations.json").read_text())
-    run = Path(meta["run_dir"])
-    cites = {c["id"]: c for c in meta["citations"]}
+    try:
+        meta = json.loads((folder / "citations.json").read_text(encoding="utf-8"))
+        run = Path(meta["run_dir"])
+        cites = {c["id"]: c for c in meta["citations"]}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise AuditError(
+            f"{folder} holds no readable citations.json ({exc}): it is not an audit folder "
+            "written by medlab.audit; run `medlab audit` to write it"
+        ) from None
     problems = []
+    try:
+        now_files = _check_integrity(run)
+    except AuditError as exc:
+        problems.append(str(exc))
+        now_files = None
+    files = meta.get("files")
+    if not isinstance(files, dict):
+        problems.append(
+            "citations.json records no digests of the results files (an older medlab wrote "
+            "it): run `medlab audit` again"
+        )
+    elif now_files is not None:
+        for f in sorted(set(files) | set(now_files)):
+            if f not in now_files:
+                problems.append(
+                    f"{f} is gone since the audit was written; run `medlab audit` again"
+                )
+            elif f not in files:
+                problems.append(
+                    f"{f} was added after the audit was written; run `medlab audit` again"
+                )
+            elif now_files[f][1] != files[f].get("sha256"):
+                problems.append(
+                    f"{f} changed since the audit was written (SHA-256 {now_files[f][1]}); run "
+                    "`medlab audit` again"
+                )
+            elif now_files[f][0] != RECORDED:
+                problems.append(
+                    f"{f}: {UNKNOWN} (the run's manifest does not list it), so its numbers are "
+                    "not verified; re-run its notebook to record them"
+                )
     for c in cites.values():
+        outside = [
+            s.get("file")
+            for s in c.get("sources") or []
+            if now_files and s.get("file") not in now_files
+        ]
+        if outside:
+            problems.append(
+                f"{c['id']}: cites {outside[0]!r}, which is not a results file of the run"
+            )
+            continue
         try:
             xs = [
                 float(_pointer_get(json.loads((run / s["file"]).read_text()), s["pointer"]))
@@ -1361,8 +1821,13 @@ def verify(folder: str | os.PathLike[str]) -> list[str]:
             continue
         if fmt(now) != c["shown"] or not math.isclose(now, c["value"], rel_tol=1e-9, abs_tol=1e-12):
             problems.append(f"{c['id']}: shows {c['shown']}, results give {fmt(now)}")
+    texts = {}
     for name in ("audit_report.md", "model_card.md", "audit_report.html", "model_card.html"):
-        text = (folder / name).read_text(encoding="utf-8")
+        try:
+            texts[name] = text = (folder / name).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            problems.append(f"{name}: cannot be read ({exc}); run `medlab audit` again")
+            continue
         pattern = CITATION_HTML_RE if name.endswith(".html") else CITATION_RE
         for m in pattern.finditer(text):
             c = cites.get(m["id"])
@@ -1370,6 +1835,19 @@ def verify(folder: str | os.PathLike[str]) -> list[str]:
                 problems.append(f"{name}: cites unknown {m['id']}")
             elif m["num"] != c["shown"]:
                 problems.append(f"{name}: {m['id']} shown as {m['num']}, citation is {c['shown']}")
+        if name.endswith(".md"):
+            units = {c.get("unit") or "" for c in cites.values()}
+            problems += uncited_numbers(text, name=name, units=units)
+    if "model_card.md" in texts:
+        problems += _front_matter_problems(texts["model_card.md"], cites)
+    if "audit_report.md" in texts and "model_card.md" in texts:
+        pages = _html_pages(texts["audit_report.md"], texts["model_card.md"])
+        for name, page in pages.items():
+            if name in texts and texts[name] != page:
+                problems.append(
+                    f"{name} is not the rendering of its Markdown document (edited by hand?); "
+                    "run `medlab audit` again"
+                )
     return problems
 
 

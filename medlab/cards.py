@@ -13,10 +13,20 @@ from typing import Any
 
 import yaml
 
-__all__ = ["card", "cards", "check_card", "custom_names", "paper_benchmark", "cards_table"]
+__all__ = [
+    "card",
+    "cards",
+    "check_card",
+    "custom_names",
+    "paper_benchmark",
+    "cards_table",
+    "NAME_RE",
+]
 
 
 _SPLITS = ("train", "val", "test")
+#: A dataset name medlab accepts (it becomes part of file names, record keys and HTML pages).
+NAME_RE = re.compile(r"(?=[a-z0-9_.\-]*[a-z])[a-z0-9][a-z0-9_.\-]{0,63}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -31,6 +41,12 @@ def check_card(c: Any, source: str) -> dict[str, Any]:
     for key in ("name", "kind", "task", "labels", "n_channels", "split_sizes"):
         if key not in c:
             raise bad(f"field {key!r} is missing")
+    if not isinstance(c["name"], str) or not NAME_RE.fullmatch(c["name"]):
+        raise bad(
+            f"name is {c['name']!r}; use lowercase letters, digits, '_', '.' and '-' (at most "
+            "64 characters, starting with a letter or digit, at least one letter), e.g. "
+            "'pneumoniamnist_subset'"
+        )
     if c["kind"] not in ("official", "custom"):
         raise bad(f"kind is {c['kind']!r}; use 'official' or 'custom'")
     sizes = c["split_sizes"]

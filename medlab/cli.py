@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import keyword
+import re
 import sys
 
 import yaml
@@ -33,24 +34,60 @@ def _param(text: str) -> tuple[str, object]:
         ) from None
 
 
-def _seed(text: str) -> int:
+#: Seeds go to NumPy and torch as seed, seed + 1, ... (medlab.reproduce.MAX_SEED).
+MAX_SEED = 2**31 - 1
+MIN_SECONDS = 1.0
+_SEED_LIKE = re.compile(r"[+-]?(0|[1-9][0-9]*)")
+
+
+def _number(text: str, kind: type) -> object:
+    """``text`` as ``kind`` if it reads as one, else the text itself (check_scalar refuses it)."""
     try:
-        value = int(text)
+        return kind(text)
     except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"seed must be a non-negative integer, got {text!r}")
-    return value
+        return text
+
+
+def _seed(text: str) -> int:
+    from medlab.utils import check_scalar
+
+    return check_scalar(
+        "seed",
+        _number(text, int),
+        lo=0,
+        hi=MAX_SEED,
+        fix="pass a non-negative integer below 2**31 (notebooks seed NumPy and torch with seed, "
+        "seed + 1, ...), e.g. --seed 0",
+        error=argparse.ArgumentTypeError,
+    )
 
 
 def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
-    return value
+    from medlab.utils import check_scalar
+
+    return check_scalar(
+        "the time limit",
+        _number(text, float),
+        kind=float,
+        lo=MIN_SECONDS,
+        fix="a finite number of seconds, e.g. --timeout 600",
+        error=argparse.ArgumentTypeError,
+    )
+
+
+def _split_seeds(values: list[str]) -> tuple[list[int], list[str]]:
+    """``--seeds 0 10 20 01 03_bias`` -> seeds [0, 10, 20], notebooks ['01', '03_bias']: values
+    are seeds while they are plain numbers (no leading zero); the first one that is not (a
+    notebook such as 01 or 10_audit) starts the notebook list. Raises ValueError naming the fix."""
+    seeds: list[int] = []
+    for i, v in enumerate(values):
+        if not _SEED_LIKE.fullmatch(v):
+            return seeds, values[i:]
+        try:
+            seeds.append(_seed(v))
+        except argparse.ArgumentTypeError as exc:
+            raise ValueError(f"--seeds: {exc}") from None
+    return seeds, []
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -61,7 +98,7 @@ def _parser() -> argparse.ArgumentParser:
         "reproduce",
         help="execute notebooks headless and compare their numbers with the expected values",
         description="Execute notebooks headless into <output>/runs/<UTC time>-<mode>/ "
-        "(<output>/latest points at the newest run) and compare every recorded number with "
+        "(<output>/latest points at the newest complete run) and compare every recorded number with "
         "notebooks/expected_results.yaml. Exit code 0: all reproduced; 1: a notebook failed, "
         "a number deviated, was missing or has no expected value; 2: bad input.",
     )
@@ -87,11 +124,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     seeds.add_argument(
         "--seeds",
-        type=_seed,
         nargs="+",
         default=None,
         metavar="SEED",
-        help="run each notebook once per seed, e.g. --seeds 0 10 20 30 40",
+        help="run each notebook once per seed, e.g. --seeds 0 10 20 30 40 [NOTEBOOK ...]: "
+        "seeds are plain numbers (0, 10; no leading zero); the first value that is not one "
+        "(01, 03_bias, 10_audit) starts the notebook list",
     )
     r.add_argument(
         "-p",
@@ -120,7 +158,11 @@ def _parser() -> argparse.ArgumentParser:
         help="expected-results file (default: notebooks/expected_results.yaml)",
     )
     r.add_argument(
-        "--timeout", type=_seconds, default=None, metavar="SECONDS", help="time limit per cell"
+        "--timeout",
+        type=_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="time limit per cell (finite, >= 1 s; default: none)",
     )
     r.add_argument("--no-html", action="store_true", help="skip the HTML export")
 
@@ -130,7 +172,9 @@ def _parser() -> argparse.ArgumentParser:
         description="Read the results a `medlab reproduce` run recorded and write "
         "RUN_DIR/audit/model_card.{md,html}, audit_report.{md,html} and citations.json; every "
         "number is re-checked against the results files. Exit code 0: written and verified; "
-        "1: a cited number did not verify; 2: bad input (no such run, no results).",
+        "1: a cited number did not verify, or a number carries no citation; 2: bad input (no "
+        "such run, an incomplete run, no results, a results file changed after it was "
+        "recorded).",
     )
     a.add_argument(
         "run_dir",
@@ -141,6 +185,13 @@ def _parser() -> argparse.ArgumentParser:
         "default: the latest run in --output",
     )
     a.add_argument("--output", default="outputs", help="output folder whose latest run is audited")
+    a.add_argument(
+        "--to",
+        default=None,
+        metavar="DIR",
+        help="write the audit documents into DIR instead of RUN_DIR/audit (e.g. for a read-only "
+        "run folder)",
+    )
 
     d = sub.add_parser(
         "download",
@@ -190,9 +241,39 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse printed usage and the error
         return exc.code if isinstance(exc.code, int) else 2
-    if args.cmd == "reproduce":
-        from medlab.reproduce import ReproduceError, reproduce
+    try:
+        return _run(args)
+    except KeyboardInterrupt as exc:  # Ctrl-C: one line, no traceback; 128 + SIGINT
+        line = str(exc) if str(exc).startswith("[medlab]") else f"[medlab] interrupted ({args.cmd})"
+        print(line, file=sys.stderr, flush=True)
+        return 130
 
+
+def _run(args: argparse.Namespace) -> int:
+    if args.cmd == "reproduce":
+        from medlab.reproduce import ReproduceError, find_notebooks, reproduce
+
+        notebooks, seeds = list(args.notebooks), None
+        if args.seeds is not None:
+            try:
+                seeds, more = _split_seeds(args.seeds)
+                if not seeds:
+                    raise ValueError(
+                        f"--seeds {' '.join(args.seeds)}: give the seeds right after --seeds, "
+                        "e.g. --seeds 0 10 20 30 40 01"
+                    )
+                for name in more:
+                    try:
+                        find_notebooks([name])
+                    except ReproduceError as exc:
+                        raise ValueError(
+                            f"--seeds ... {name}: {name!r} is neither a seed (a plain "
+                            f"non-negative integer such as 0 or 10) nor a notebook ({exc})"
+                        ) from None
+            except ValueError as exc:
+                print(f"medlab reproduce: error: {exc}", file=sys.stderr)
+                return 2
+            notebooks += more
         params: dict[str, object] = {}
         for name, value in args.parameter:
             if name in params and params[name] != value:
@@ -205,12 +286,12 @@ def main(argv: list[str] | None = None) -> int:
             params[name] = value
         try:
             return reproduce(
-                args.notebooks,
+                notebooks,
                 quick=args.quick,
                 output=args.output,
                 data_dir=args.data_dir,
                 seed=args.seed,
-                seeds=args.seeds,
+                seeds=seeds,
                 parameters=params,
                 update=args.update_expected,
                 allow_new=args.allow_new,
@@ -225,7 +306,9 @@ def main(argv: list[str] | None = None) -> int:
         from medlab.audit import AuditError, audit, verify
 
         try:
-            report, paths = audit(args.run_dir if args.run_dir is not None else args.output)
+            report, paths = audit(
+                args.run_dir if args.run_dir is not None else args.output, folder=args.to
+            )
         except AuditError as exc:
             print(f"medlab audit: error: {exc}", file=sys.stderr)
             return 2
@@ -241,6 +324,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[medlab] not run (not assessed): {', '.join(report.not_run)}")
         if report.unofficial:
             print(f"[medlab] unofficial data: {', '.join(report.unofficial)}")
+        if report.unknown_origin:
+            print(f"[medlab] origin unknown (not in the run's manifest): "
+                  f"{', '.join(report.unknown_origin)}")  # fmt: skip
         for name in ("model_card.md", "model_card.html", "audit_report.md", "audit_report.html"):
             print(f"[medlab] wrote {paths[name]}")
         return 1 if problems else 0
@@ -255,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 2
         if args.to is not None:
-            from medlab.kit import build_bundle
+            from medlab.kit import DiskFullError, build_bundle
 
             try:
                 folder = build_bundle(
@@ -267,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
             except DataError as exc:
                 print(f"medlab download: error: {exc}", file=sys.stderr)
-                return 1
+                return 2 if isinstance(exc, DiskFullError) else 1
             print(f"bundle ready: {folder} (see its README.md); use it with")
             print(f"  export MEDLAB_DATA_DIR={folder}")
             return 0
@@ -303,7 +389,10 @@ def main(argv: list[str] | None = None) -> int:
                 timeout=args.timeout,
                 verbose=True,
             )
-        except (ValueError, FileNotFoundError, RuntimeError) as exc:
+        except (ValueError, TypeError, FileNotFoundError) as exc:  # bad input: checked first
+            print(f"medlab federate: error: {exc}", file=sys.stderr)
+            return 2
+        except RuntimeError as exc:  # the Flower run itself failed
             print(f"medlab federate: error: {exc}", file=sys.stderr)
             return 1
         curve = ", ".join(f"round {int(r)}: {a:.3f}" for r, a in out["curve"])

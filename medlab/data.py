@@ -39,6 +39,7 @@ import torch
 from medmnist import INFO
 
 from medlab import cards as _cards
+from medlab.utils import check_scalar
 
 __all__ = [
     "SPLITS",
@@ -64,6 +65,7 @@ __all__ = [
     "download",
     "MANIFEST",
     "read_manifest",
+    "check_custom_name",
     "check_manifest",
 ]
 
@@ -123,12 +125,13 @@ _RACY_NS = 2_000_000_000
 
 def _check_int(value: Any, *, param: str, example: int = 28) -> int:
     """``value`` as an int; any integral type (numpy ints too) but not bool or float."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise DataArgumentError(
-            f"{param}={value!r} is a {type(value).__name__}; pass an integer, e.g. "
-            f"{param}={example}."
-        )
-    return int(value)
+    return check_scalar(
+        param,
+        value,
+        kind=int,
+        error=DataArgumentError,
+        fix=f"pass an integer, e.g. {param}={example}",
+    )
 
 
 def _check_size(size: Any) -> int:
@@ -150,6 +153,25 @@ def _check_name_type(name: Any, *, func: str = "load") -> str:
         f"{func}() needs a dataset name such as 'breastmnist' (a str), got "
         f"{type(name).__name__} {name!r}."
     )
+
+
+def check_custom_name(name: Any, *, func: str = "load_custom") -> str:
+    """A custom dataset's name if it matches :data:`medlab.cards.NAME_RE` (lowercase letters,
+    digits, ``_ . -``; it ends up in file names, record keys and the audit's HTML pages), else a
+    :class:`DataError` naming the fix."""
+    if not isinstance(name, str) or not name.strip():
+        raise DataArgumentError(
+            f"{func}() needs name= (a non-empty str), got {name!r}; e.g. name='my_subset'."
+        )
+    if not _cards.NAME_RE.fullmatch(name):
+        safe = re.sub(r"[^a-z0-9_.-]+", "_", name.lower()).strip("_.-")[:64]
+        safe = safe if _cards.NAME_RE.fullmatch(safe) else f"my_{safe}".strip("_")[:64]
+        raise DataError(
+            f"{func}(): dataset name {name!r} is not allowed: use lowercase letters, digits, "
+            f"'_', '.' and '-' (at most 64 characters, starting with a letter or digit, at least "
+            f"one letter), e.g. name={safe!r}."
+        )
+    return name
 
 
 def check_names(names: Iterable[str], *, param: str = "names") -> list[str]:
@@ -592,8 +614,17 @@ def read_manifest(folder: str | os.PathLike[str]) -> dict[str, str]:
     path = Path(folder) / MANIFEST
     if not path.is_file():
         return {}
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataChecksumError(
+            f"{path} is not UTF-8 text (byte {exc.start} cannot be decoded), so it is not an "
+            f"md5sum manifest: it was damaged or replaced. Copy MANIFEST.md5 again from the "
+            f"original bundle, or rebuild the bundle with `medlab download --all --to "
+            f"{path.parent}`."
+        ) from None
     out = {}
-    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for i, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         m = _MANIFEST_LINE.fullmatch(line.strip())
@@ -994,6 +1025,13 @@ def load(
                 f"checked) with medlab.load({stem!r}, data_dir={str(p.parent)!r}), or as your "
                 f"own file with medlab.load_custom({str(p)!r}, name='my_{stem}', like=...)."
             )
+        if not _cards.NAME_RE.fullmatch(p.stem):
+            safe = re.sub(r"[^a-z0-9_.-]+", "_", p.stem.lower()).strip("_.-")[:64] or "my_data"
+            raise DataError(
+                f"load() names a file's data after its file name, and {p.stem!r} is not a "
+                "dataset name (lowercase letters, digits, '_', '.', '-'). Load it with "
+                f"medlab.load_custom({str(p)!r}, name={safe!r}, like=...), or rename the file."
+            )
         return load_custom(p, name=p.stem)
     key = _check_name_type(name).lower().strip()
     size = _check_size(size)
@@ -1069,10 +1107,7 @@ def load_custom(
             f"load_custom() needs the path of a .npz file (str or pathlib.Path), got "
             f"{type(path).__name__} {path!r}."
         )
-    if not isinstance(name, str) or not name.strip():
-        raise DataArgumentError(
-            f"load_custom() needs name= (a non-empty str), got {name!r}; e.g. name='my_subset'."
-        )
+    check_custom_name(name)
     p = Path(path).expanduser().absolute()
     if name.lower() in INFO:
         raise DataError(

@@ -42,9 +42,10 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from torch import nn
 
 from medlab.data import Split
+from medlab.metrics import _check_classes
 from medlab.models import ConvBlock
 from medlab.train import predict, to_input
-from medlab.utils import check_int
+from medlab.utils import check_int, check_scalar
 
 __all__ = [
     "Cost",
@@ -225,8 +226,10 @@ def prune_groups(model: nn.Module, amount: float) -> nn.Module:
     compute the same values until the first layer that lost inputs. Fine-tune afterwards to win
     back accuracy (e.g. one epoch of :func:`medlab.train.fit`).
     """
-    if isinstance(amount, bool) or not isinstance(amount, int | float) or not 0 <= amount < 1:
-        raise ValueError(f"amount must be a share in [0, 1), e.g. 0.5, got {amount!r}")
+    amount = check_scalar(
+        "amount", amount, kind=float, lo=0, hi=1, hi_inclusive=False,
+        fix="the share of groups to remove, e.g. 0.5",
+    )  # fmt: skip
     blocks = _blocks(model)
     pruned = copy.deepcopy(model).eval()
     prev: torch.Tensor | None = None
@@ -330,9 +333,22 @@ def int8_layers(model: nn.Module) -> pd.DataFrame:
 # calibration
 
 
+def _temperature(temperature: Any) -> float:
+    return check_scalar(
+        "temperature", temperature, kind=float, lo=0, lo_inclusive=False,
+        fix="a temperature T > 0 divides the logits (1 = unchanged; fit_temperature finds one)",
+    )  # fmt: skip
+
+
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    """Softmax of ``logits / temperature``, (N, C) -> (N, C) float64."""
-    z = np.asarray(logits, dtype=np.float64) / float(temperature)
+    """Softmax of ``logits / temperature`` (temperature > 0), (N, C) -> (N, C) float64."""
+    t = _temperature(temperature)
+    z = np.asarray(logits, dtype=np.float64)
+    if z.ndim != 2 or z.shape[1] < 1:
+        raise ValueError(f"logits must have shape (N, n_classes), got {z.shape}")
+    if not np.isfinite(z).all():
+        raise ValueError("logits hold NaN or inf: check the model's outputs")
+    z = z / t
     z = z - z.max(1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(1, keepdims=True)
@@ -347,9 +363,13 @@ def _check_probs(y_true: Any, probs: Any) -> tuple[np.ndarray, np.ndarray]:
         )
     if not np.all(np.isfinite(p)) or p.min() < 0 or p.max() > 1:
         raise ValueError("probs must be probabilities in [0, 1] (use deploy.softmax on logits)")
-    if y.min() < 0 or y.max() >= p.shape[1]:
-        raise ValueError(f"y_true must be class indices 0..{p.shape[1] - 1}, got {np.unique(y)}")
-    return y.astype(int), p
+    bad = np.abs(p.sum(1) - 1) > 1e-3
+    if bad.any():
+        raise ValueError(
+            f"{int(bad.sum())} rows of probs do not sum to 1: pass softmax probabilities, one "
+            "column per class (use deploy.softmax on logits)"
+        )
+    return _check_classes(y, p.shape[1]), p
 
 
 def reliability(y_true: np.ndarray, probs: np.ndarray, *, n_bins: int = 15) -> pd.DataFrame:
@@ -424,11 +444,15 @@ def deferral_threshold(probs: np.ndarray, rate: float) -> float:
     """The confidence threshold below which ``rate`` (0-1) of the cases in ``probs`` (usually
     the validation split, (N, C)) are deferred to a clinician: the ``rate`` quantile of the max
     probability. On new cases, defer where ``max prob < threshold``."""
-    if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 < rate < 1:
-        raise ValueError(f"rate must be a share in (0, 1), e.g. 0.15, got {rate!r}")
+    rate = check_scalar(
+        "rate", rate, kind=float, lo=0, hi=1, lo_inclusive=False, hi_inclusive=False,
+        fix="a share of cases to defer, e.g. 0.15",
+    )  # fmt: skip
     p = np.asarray(probs, dtype=np.float64)
     if p.ndim != 2 or len(p) == 0:
         raise ValueError(f"probs must be (N, n_classes) probabilities, got shape {p.shape}")
+    if not np.isfinite(p).all() or p.min() < 0 or p.max() > 1:
+        raise ValueError("probs must be probabilities in [0, 1] (use deploy.softmax on logits)")
     return float(np.quantile(p.max(1), rate, method="higher"))
 
 
@@ -447,8 +471,8 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         self, model: nn.Module | None = None, *, n_classes: int = 2, temperature: float = 1.0
     ) -> None:
         self.model = model
-        self.n_classes = n_classes
-        self.temperature = temperature
+        self.n_classes = check_int("n_classes", n_classes, 2)
+        self.temperature = _temperature(temperature)
 
     @property
     def classes_(self) -> np.ndarray:
@@ -461,6 +485,11 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         if self.model is None:
             raise ValueError("TorchClassifier needs a trained model: TorchClassifier(model)")
         logits = predict(self.model, torch.as_tensor(np.asarray(X)), logits=True)
+        if logits.shape[1] != self.n_classes:
+            raise ValueError(
+                f"the model has {logits.shape[1]} outputs but n_classes={self.n_classes}: pass "
+                "the number of classes the model was trained on"
+            )
         return softmax(logits, self.temperature)
 
     def predict(self, X: Any) -> np.ndarray:
@@ -488,8 +517,22 @@ def conformal_sets(
 
     if not (isinstance(calibration, Split) and isinstance(test, Split)):
         raise TypeError("calibration and test must be medlab Splits (e.g. data.val, data.test)")
-    if not 0 < confidence_level < 1:
-        raise ValueError(f"confidence_level must be in (0, 1), e.g. 0.9, got {confidence_level}")
+    confidence_level = check_scalar(
+        "confidence_level", confidence_level, kind=float, lo=0, hi=1,
+        lo_inclusive=False, hi_inclusive=False, fix="e.g. 0.9",
+    )  # fmt: skip
+    from mapie.conformity_scores import BaseClassificationScore
+
+    known = isinstance(conformity_score, str) and conformity_score in CONFORMITY_SCORES
+    if not known and not isinstance(conformity_score, BaseClassificationScore):
+        raise ValueError(
+            f"unknown conformity_score {conformity_score!r}; choose one of {CONFORMITY_SCORES}"
+        )
+    if known and conformity_score != "lac" and calibration.n_classes == 2:
+        raise ValueError(
+            f"conformity_score={conformity_score!r} needs 3 or more classes in MAPIE; a "
+            "binary task takes conformity_score='lac' only"
+        )
     est = TorchClassifier(model, n_classes=calibration.n_classes, temperature=temperature)
     mapie = SplitConformalClassifier(
         estimator=est,
@@ -502,6 +545,10 @@ def conformal_sets(
     return np.asarray(sets[:, :, 0], dtype=bool), mapie
 
 
+#: MAPIE's conformity scores for classification (``SplitConformalClassifier``).
+CONFORMITY_SCORES = ("lac", "top_k", "aps", "raps")
+
+
 def coverage_error_bound(n_calibration: int, n_test: int, alpha: float, *, z: float = 2.0) -> float:
     """Sampling error of a split-conformal coverage measured on ``n_test`` cases: ``z`` standard
     deviations of (a) the calibration draw (the coverage given the calibration set is Beta
@@ -509,8 +556,11 @@ def coverage_error_bound(n_calibration: int, n_test: int, alpha: float, *, z: fl
     (binomial, alpha (1 - alpha) / n_test), added in quadrature."""
     n_calibration = check_int("n_calibration", n_calibration, 1)
     n_test = check_int("n_test", n_test, 1)
-    if not 0 < alpha < 1:
-        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    alpha = check_scalar(
+        "alpha", alpha, kind=float, lo=0, hi=1, lo_inclusive=False, hi_inclusive=False,
+        fix="alpha = 1 - confidence_level, e.g. 0.1",
+    )  # fmt: skip
+    z = check_scalar("z", z, kind=float, lo=0, lo_inclusive=False)
     var = alpha * (1 - alpha) * (1 / (n_calibration + 2) + 1 / n_test)
     return float(z * math.sqrt(var))
 

@@ -38,7 +38,7 @@ from torch import nn
 
 from medlab.train import eval_mode as _eval_mode
 from medlab.train import predict, to_input
-from medlab.utils import check_int, progress
+from medlab.utils import check_int, check_scalar, progress
 
 __all__ = [
     "METHODS",
@@ -120,8 +120,14 @@ def _finish(a: torch.Tensor | np.ndarray, h: int, w: int) -> np.ndarray:
     return a.astype(np.float32)
 
 
-def _check_int(name: str, value: int, lo: int) -> None:
-    check_int(name, value, lo)
+def _baseline(name: str, value: Any) -> float:
+    """A constant baseline image value on the model's [-1, 1] scale (finite, not NaN)."""
+    return check_scalar(
+        name,
+        value,
+        kind=float,
+        fix=f"pass a pixel value on the model's scale, e.g. {BLACK} (black)",
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -145,10 +151,10 @@ def gradcam(
     ``relu=True`` gives the published Grad-CAM (positive evidence only); the default keeps the
     sign so that maps of an untrained model are not all zero. Returns float32 (N, H, W).
     """
-    from captum.attr import LayerAttribution, LayerGradCam
-
     x = _as_input(images)
     t = _targets(model, x, target)
+    from captum.attr import LayerAttribution, LayerGradCam
+
     layer = layer if layer is not None else getattr(model, "last_conv", None)
     if layer is None:
         raise ValueError("the model has no .last_conv; pass layer=<the conv module to explain>")
@@ -174,9 +180,10 @@ def integrated_gradients(
     a constant baseline, so the sum converges slowly - fine for ranking pixels, use hundreds of
     steps when the sum itself matters). Units: logits. Returns (N, H, W).
     """
+    check_int("n_steps", n_steps, 2)
+    baseline = _baseline("baseline", baseline)
     from captum.attr import IntegratedGradients
 
-    _check_int("n_steps", n_steps, 2)
     x = _as_input(images)
     t = _targets(model, x, target)
     with _eval_mode(model), torch.enable_grad():
@@ -204,12 +211,13 @@ def occlusion(
     ``baseline`` value with step ``stride`` and record how much the target logit drops; each
     pixel gets the mean drop of the patches covering it. Units: logits. Returns (N, H, W).
     """
+    check_int("window", window, 1)
+    check_int("stride", stride, 1)
+    baseline = _baseline("baseline", baseline)
     from captum.attr import Occlusion
 
     x = _as_input(images)
     c, h, w = x.shape[1:]
-    _check_int("window", window, 1)
-    _check_int("stride", stride, 1)
     if window > min(h, w) or stride > window:
         raise ValueError(
             f"need 1 <= stride <= window <= {min(h, w)} px, got window={window}, stride={stride}"
@@ -253,7 +261,7 @@ def shap_gradient(
     """
     import shap
 
-    _check_int("nsamples", nsamples, 1)
+    check_int("nsamples", nsamples, 1)
     x = _as_input(images)
     bg = _as_input(background)
     if bg.shape[1:] != x.shape[1:]:
@@ -299,10 +307,11 @@ def lime(
     images are repeated to the 3 channels lime expects and averaged back for the model.
     Units: probability. Returns (N, H, W).
     """
+    check_int("num_samples", num_samples, 10)
+    check_int("patch", patch, 1)
+    hide_value = _baseline("hide_value", hide_value)
     from lime import lime_image
 
-    _check_int("num_samples", num_samples, 10)
-    _check_int("patch", patch, 1)
     x = _as_input(images)
     n, c, h, w = x.shape
     if patch > min(h, w):
@@ -375,7 +384,12 @@ def attribute(
 
 def random_maps(shape: tuple[int, int, int], *, seed: int = 0) -> np.ndarray:
     """Attribution maps of pure noise, (N, H, W): the "random order" reference."""
-    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+    if not isinstance(shape, tuple | list) or len(shape) != 3:
+        raise ValueError(f"shape must be (N, H, W), three positive integers, got {shape!r}")
+    shape = tuple(check_int(f"shape[{i}]", v, 1) for i, v in enumerate(shape))
+    return (
+        np.random.default_rng(check_int("seed", seed, 0)).standard_normal(shape).astype(np.float32)
+    )
 
 
 def deletion_curve(
@@ -400,7 +414,8 @@ def deletion_curve(
     """
     if mode not in ("deletion", "insertion"):
         raise ValueError(f"mode must be 'deletion' or 'insertion', got {mode!r}")
-    _check_int("steps", steps, 1)
+    check_int("steps", steps, 1)
+    baseline = _baseline("baseline", baseline)
     x = _as_input(images)
     n, c, h, w = x.shape
     maps = np.asarray(maps, dtype=np.float64)
@@ -463,7 +478,8 @@ def faithfulness(
     """
     import pandas as pd
 
-    _check_int("n_random", n_random, 1)
+    check_int("n_random", n_random, 1)
+    _baseline("baseline", baseline)
     x = _as_input(images)
     t = _targets(model, x, target)
     n, _, h, w = x.shape
@@ -615,8 +631,10 @@ def attribution_stats(maps: np.ndarray, *, center: float = 0.5) -> dict[str, np.
     maps = np.asarray(maps, dtype=np.float64)
     if maps.ndim != 3:
         raise ValueError(f"maps must have shape (N, H, W), got {maps.shape}")
-    if not 0.0 < center <= 1.0:
-        raise ValueError(f"center must be in (0, 1], got {center}")
+    if not np.isfinite(maps).all():
+        raise ValueError("maps contain NaN or infinite values: drop those images")
+    center = check_scalar("center", center, kind=float, lo=0, hi=1, lo_inclusive=False,
+                          fix="the side share of the central square, e.g. 0.5")  # fmt: skip
     n, h, w = maps.shape
     pos = np.clip(maps, 0.0, None)
     dh, dw = round(h * (1 - center) / 2), round(w * (1 - center) / 2)

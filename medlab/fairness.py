@@ -290,9 +290,15 @@ def group_thresholds(
 
 
 def _shares(counts: Sequence[float] | np.ndarray) -> np.ndarray:
-    c = np.asarray(counts, dtype=float).reshape(-1)
-    if c.size == 0 or np.any(c < 0) or c.sum() <= 0:
-        raise ValueError(f"counts must be non-negative with a positive sum, got {c.tolist()}")
+    try:
+        c = np.asarray(counts, dtype=float).reshape(-1)
+    except (TypeError, ValueError):
+        raise ValueError(f"counts must be numbers, one per group, got {counts!r}") from None
+    if c.size == 0 or not np.isfinite(c).all() or np.any(c < 0) or c.sum() <= 0:
+        raise ValueError(
+            f"counts must be finite, non-negative group sizes with a positive sum (no NaN), "
+            f"got {c.tolist()}"
+        )
     return c / c.sum()
 
 
@@ -326,7 +332,14 @@ def gini_coefficient(counts: Sequence[float] | np.ndarray) -> float:
 def composition(groups: np.ndarray) -> dict[str, float]:
     """Group make-up of a set: counts, minority share and the diversity measures above."""
     groups = np.asarray(groups).reshape(-1)
-    counts = np.bincount(groups, minlength=len(GROUP_NAMES))
+    fix = f"pass one group id per image, 0..{len(GROUP_NAMES) - 1} ({GROUP_NAMES})"
+    if len(groups) == 0:
+        raise ValueError(f"groups is empty: {fix}")
+    ok = groups.dtype.kind in "iu" or (groups.dtype.kind == "f" and np.isfinite(groups).all()
+                                       and (groups == np.round(groups)).all())  # fmt: skip
+    if not ok or groups.min() < 0 or groups.max() >= len(GROUP_NAMES):
+        raise ValueError(f"groups holds {np.unique(groups)[:5].tolist()}: {fix}")
+    counts = np.bincount(groups.astype(np.int64), minlength=len(GROUP_NAMES))
     return {
         "n_majority": int(counts[0]),
         "n_minority": int(counts[1]),

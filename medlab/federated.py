@@ -7,7 +7,6 @@ grids) comes from the medlab core.
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -20,7 +19,7 @@ from medlab.data import SPLITS, MedMNISTData, Split
 from medlab.models import build_model
 from medlab.scenario import Scenario, assign_groups, from_groups
 from medlab.train import batches, evaluate, make_optimizer, train_steps
-from medlab.utils import check_int, seed_everything
+from medlab.utils import check_int, check_scalar, seed_everything
 
 __all__ = [
     "harmonise",
@@ -132,15 +131,11 @@ class ScannerProfile:
     noise: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("brightness", "contrast", "blur", "noise"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v):
-                raise ValueError(f"ScannerProfile.{name} must be a finite number, got {v!r}")
-        if self.contrast <= 0 or self.blur < 0 or self.noise < 0:
-            raise ValueError(
-                "ScannerProfile needs contrast > 0, blur >= 0 and noise >= 0, got "
-                f"contrast={self.contrast}, blur={self.blur}, noise={self.noise}"
-            )
+        check_scalar("ScannerProfile.brightness", self.brightness, kind=float)
+        check_scalar("ScannerProfile.contrast", self.contrast, kind=float, lo=0,
+                     lo_inclusive=False)  # fmt: skip
+        check_scalar("ScannerProfile.blur", self.blur, kind=float, lo=0)
+        check_scalar("ScannerProfile.noise", self.noise, kind=float, lo=0)
 
     def __call__(self, images: torch.Tensor, labels: Any = None, *, seed: int = 0) -> torch.Tensor:
         x = _check_uint8_images("images", images).float()
@@ -175,8 +170,9 @@ def dirichlet_groups(
     every site has at least ``min_size`` images."""
     y = np.asarray(labels).reshape(-1)
     n_sites = check_int("n_sites", n_sites, 2)
-    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not alpha > 0:
-        raise ValueError(f"alpha must be a positive number such as 0.1 or 1.0, got {alpha!r}")
+    alpha = check_scalar(
+        "alpha", alpha, kind=float, lo=0, lo_inclusive=False, fix="e.g. 0.1 or 1.0"
+    )
     min_size = check_int("min_size", min_size, 0)
     if n_sites * min_size > len(y):
         raise ValueError(
@@ -282,10 +278,8 @@ class FedConfig:
         check_int("local_steps", self.local_steps, 1)
         check_int("batch_size", self.batch_size, 1)
         check_int("width", self.width, 1)
-        for name in ("lr", "mu"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, numbers.Real) or not v >= 0:
-                raise ValueError(f"FedConfig.{name} must be a number >= 0, got {v!r}")
+        check_scalar("FedConfig.lr", self.lr, kind=float, lo=0, lo_inclusive=False)
+        check_scalar("FedConfig.mu", self.mu, kind=float, lo=0, fix="0 = FedAvg")
 
 
 def init_model(n_classes: int, in_channels: int = 1, *, width: int = 8, seed: int = 0) -> Any:
@@ -297,6 +291,9 @@ def init_model(n_classes: int, in_channels: int = 1, *, width: int = 8, seed: in
 def prox_loss(model: torch.nn.Module, global_params: list[torch.Tensor], mu: float) -> Any:
     """FedProx's loss: cross-entropy per image plus ``mu / 2 * ||w - w_global||^2`` (the same
     for every image, so the batch mean gains it once). A ``loss_fn`` for ``train_steps``."""
+    mu = check_scalar(
+        "mu", mu, kind=float, lo=0, fix="FedProx's proximal weight is >= 0 (0 = FedAvg), e.g. 0.01"
+    )
     params = [p for p in model.parameters() if p.requires_grad]
     if len(params) != len(global_params):
         raise ValueError("global_params must hold one tensor per trainable model parameter")
@@ -345,9 +342,25 @@ def fedavg(states: Sequence[Mapping[str, torch.Tensor]], weights: Sequence[float
     w = np.asarray(weights, dtype=np.float64)
     if not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
         raise ValueError(f"weights must be non-negative with a positive sum, got {weights}")
+    if not all(isinstance(s, Mapping) for s in states):
+        raise TypeError("fedavg takes state dicts (model.state_dict()), one per client")
     keys = list(states[0])
-    if any(list(s) != keys for s in states):
-        raise ValueError("every state dict must have the same keys (the same architecture)")
+    for k, s in enumerate(states[1:], 1):
+        if list(s) != keys:
+            diff = sorted(set(s) ^ set(keys))[:3]
+            raise ValueError(
+                f"state dict {k} does not have the same keys as state dict 0 (differ: {diff}): "
+                "every client must train the same architecture (init_model with the same width)"
+            )
+        for name in keys:
+            a, b = states[0][name], s[name]
+            if not isinstance(b, torch.Tensor) or b.shape != a.shape:
+                got = tuple(b.shape) if isinstance(b, torch.Tensor) else type(b).__name__
+                raise ValueError(
+                    f"state dict {k}: {name!r} has shape {got} but {tuple(a.shape)} in state "
+                    "dict 0: every client must train the same architecture (same width and "
+                    "classes)"
+                )
     share = w / w.sum()
     return {
         k: sum(float(a) * s[k].double() for a, s in zip(share, states, strict=True)).to(
@@ -426,6 +439,7 @@ def run_federated(
 
 def round_lr(cfg: FedConfig, r: int) -> float:
     """The learning rate of round ``r`` (1-based): cosine decay from ``lr`` to ``lr / 10``."""
+    r = check_scalar("r", r, lo=1, hi=cfg.rounds, fix="rounds are numbered 1..cfg.rounds")
     t = (r - 1) / max(1, cfg.rounds - 1)
     return cfg.lr * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * t)))
 
@@ -486,6 +500,13 @@ def unflatten_state(vector: np.ndarray, like: Mapping[str, torch.Tensor]) -> dic
     return out
 
 
+def _client_id(client: Any, n_clients: int) -> int:
+    return check_scalar(
+        "client id", client, lo=0, hi=n_clients - 1,
+        fix=f"clients are numbered 0..n_clients-1 = 0..{n_clients - 1}",
+    )  # fmt: skip
+
+
 def _pair_mask(seed: int, i: int, j: int, d: int) -> np.ndarray:
     """The mask clients i < j both derive from their shared secret (here a seeded stream; in
     a deployment, a Diffie-Hellman key agreement gives i and j the seed without the server)."""
@@ -495,6 +516,11 @@ def _pair_mask(seed: int, i: int, j: int, d: int) -> np.ndarray:
 def mask_update(vector: np.ndarray, client: int, n_clients: int, *, seed: int) -> np.ndarray:
     """What client ``client`` sends: its fixed-point vector plus ``mask_ij`` for every j >
     client, minus ``mask_ji`` for every j < client (mod 2**64). Alone it looks uniform."""
+    n_clients = check_scalar("n_clients", n_clients, lo=2, fix="secure aggregation needs 2+")
+    client = _client_id(client, n_clients)
+    vector = np.asarray(vector, dtype=np.float64)
+    if vector.ndim != 1 or not np.isfinite(vector).all():
+        raise ValueError("vector must be a finite 1-D float vector (flatten_state(state))")
     d = len(vector)
     q = np.rint(np.asarray(vector, dtype=np.float64) * 2**FIXED_BITS).astype(np.int64)
     y = q.view(np.uint64).copy()
@@ -523,7 +549,11 @@ def unmask_sum(
     """
     if not masked:
         raise ValueError("no client sent an update: nothing to aggregate")
+    n_clients = check_scalar("n_clients", n_clients, lo=2, fix="secure aggregation needs 2+")
+    masked = {_client_id(i, n_clients): np.asarray(y) for i, y in masked.items()}
     d = len(next(iter(masked.values())))
+    if any(y.dtype != np.uint64 or y.shape != (d,) for y in masked.values()):
+        raise ValueError("every masked update must be a uint64 vector of one length (mask_update)")
     total = np.zeros(d, dtype=np.uint64)
     for y in masked.values():
         total += y
@@ -549,9 +579,15 @@ def secure_fedavg(
     n = len(states)
     if n < 2 or n != len(weights):
         raise ValueError("secure aggregation needs at least 2 clients and one weight per client")
-    bad = [j for j in dropped if not 0 <= j < n]
-    if bad or len(set(dropped)) >= n:
+    dropped = [_client_id(j, n) for j in dropped]
+    if len(set(dropped)) >= n:
         raise ValueError(f"dropped must name some (not all) of the clients 0..{n - 1}")
+    w = np.asarray(weights, dtype=np.float64)
+    if not np.all(np.isfinite(w)) or np.any(w < 0) or np.delete(w, dropped).sum() <= 0:
+        raise ValueError(
+            f"weights must be finite and non-negative, with a positive sum over the clients "
+            f"that did not drop out (their numbers of training images), got {list(weights)}"
+        )
     masked = {
         k: mask_update(float(weights[k]) * flatten_state(states[k]), k, n, seed=seed)
         for k in range(n)

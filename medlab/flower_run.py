@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from medlab.utils import check_int
+from medlab.utils import check_scalar
 
 __all__ = ["federate", "APP_DIR"]
 
@@ -80,6 +80,20 @@ def _stop(procs: list[subprocess.Popen]) -> None:
             p.wait(timeout=5)
 
 
+def _check_data(dataset: Any, data_dir: Any, n_sites: int) -> None:
+    """Load the dataset here, once, before any Flower process starts: an unknown name, a
+    missing or damaged file or too few images fails now, with medlab.load's message."""
+    from medlab import data as D
+    from medlab.federated import make_sites
+
+    if not isinstance(dataset, str):
+        raise ValueError(
+            f"dataset must be a dataset name such as 'pneumoniamnist', got {dataset!r}"
+        )
+    (name,) = D.check_names([dataset], param="dataset")
+    make_sites(D.load(name, data_dir=data_dir), "iid", n_sites=n_sites)
+
+
 def _toml(value: Any) -> str:
     return json.dumps(value) if isinstance(value, str) else str(value)
 
@@ -104,13 +118,23 @@ def federate(
 
     Every process is stopped before this returns or raises; ``timeout`` (s) bounds the run.
     """
-    n_sites = check_int("n_sites", n_sites, 2, 16)
-    rounds = check_int("rounds", rounds, 1)
-    if not timeout > 0:
-        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    n_sites = check_scalar("n_sites", n_sites, lo=2, hi=16, fix="one SuperNode per site")
+    rounds = check_scalar("rounds", rounds, lo=1, fix="at least one round, e.g. --rounds 2")
+    local_steps = check_scalar(
+        "local_steps",
+        local_steps,
+        lo=1,
+        fix="each site takes at least one step, e.g. --local-steps 8",
+    )
+    seed = check_scalar("seed", seed, lo=0, fix="a non-negative integer, e.g. --seed 0")
+    width = check_scalar("width", width, lo=1, fix="e.g. width=8")
+    timeout = check_scalar(
+        "timeout", timeout, kind=float, lo=0, lo_inclusive=False, fix="seconds, e.g. 300"
+    )
     app = Path(app_dir) if app_dir is not None else APP_DIR
     if not (app / "pyproject.toml").exists():
         raise FileNotFoundError(f"no Flower app at {app}: pass app_dir=<repo>/flower_app")
+    _check_data(dataset, data_dir, n_sites)
     t0 = time.monotonic()
     deadline = t0 + timeout
     procs: list[subprocess.Popen] = []
@@ -173,10 +197,10 @@ def federate(
             cfg = {
                 "dataset": dataset,
                 "data-dir": str(Path(data_dir).resolve()) if data_dir else "",
-                "seed": check_int("seed", seed, 0),
+                "seed": seed,
                 "num-server-rounds": rounds,
-                "local-steps": check_int("local_steps", local_steps, 1),
-                "width": check_int("width", width, 1),
+                "local-steps": local_steps,
+                "width": width,
                 "num-partitions": n_sites,
                 "result-path": str(result),
             }

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import datetime as _dt
+import errno
 import os
 import re
 import shutil
@@ -22,12 +23,26 @@ from typing import Any
 
 from medlab import data as D
 
-__all__ = ["ALSO", "curriculum_datasets", "build_bundle", "README"]
+__all__ = ["ALSO", "curriculum_datasets", "build_bundle", "README", "DiskFullError"]
 
 #: Datasets every lesson must also run on (CONTRIBUTING: pneumoniamnist and breastmnist).
 ALSO: tuple[str, ...] = ("breastmnist",)
 README = "README.md"
 _LOAD_CALL = re.compile(r"""\bload\(\s*["']([a-z0-9_]+)["']""")
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+
+class DiskFullError(D.DataError):
+    """The disk filled up while building a bundle (``medlab download --to`` exits 2)."""
+
+
+def _full_disk(exc: BaseException) -> bool:
+    """Whether ``exc`` (or the error it was raised from) is a full disk."""
+    while exc is not None:
+        if isinstance(exc, OSError) and exc.errno in _NO_SPACE:
+            return True
+        exc = exc.__cause__  # type: ignore[assignment]
+    return False
 
 
 def _names_in(value: Any) -> list[str]:
@@ -157,8 +172,34 @@ def build_bundle(
         )
     folder = D.resolve_data_dir(to)
     src = D.resolve_data_dir(source)
+    created = D._make_folder(folder)
+    try:
+        return _build(folder, names, size=size, src=src, downloader=downloader, progress=progress)
+    except (OSError, D.DataError) as exc:
+        if not _full_disk(exc):
+            raise
+        for tmp in folder.glob(f".*.{os.getpid()}.tmp"):
+            tmp.unlink(missing_ok=True)
+        D._remove_empty(created)  # a bundle folder this call made and could not fill
+        raise DiskFullError(
+            f"no space left on the disk of {folder} while building the bundle; free space "
+            f"there and run the same command again (files already verified in {folder} are "
+            f"kept; {D.MANIFEST} is only written once every file is in place, so a bundle "
+            "without it is incomplete)"
+        ) from None
+
+
+def _build(
+    folder: Path,
+    names: list[str],
+    *,
+    size: int,
+    src: Path,
+    downloader: Callable[..., Any] | None,
+    progress: Callable[[str], None] | None,
+) -> Path:
+    """The body of :func:`build_bundle` (a full disk is reported by the caller)."""
     say = progress or (lambda _msg: None)
-    D._make_folder(folder)
     files = []
     for name in names:
         fname, _url, md5 = D._official_file(name, size)
@@ -173,10 +214,25 @@ def build_bundle(
         files.append((name, md5, path))
         say(f"{name}: {path.name} ({how}, md5 {md5})")
     manifest = folder / D.MANIFEST
-    kept = {k: v for k, v in D.read_manifest(folder).items() if (folder / k).is_file()}
-    kept.update({p.name: md5 for _name, md5, p in files})
+    built = {p.name for _name, _md5, p in files}
+    for fname, md5 in sorted(D.read_manifest(folder).items()):  # earlier builds' files
+        path = folder / fname
+        if fname in built or not path.is_file():
+            continue  # rebuilt now, or gone: a stale entry is dropped
+        actual = D.file_md5(path)
+        if actual != md5:
+            raise D.DataChecksumError(
+                f"{path} has md5 {actual}, but the bundle's {D.MANIFEST} lists {md5}: the file "
+                f"changed after an earlier build. Delete {fname} (or copy it again from the "
+                "original bundle) and build again; nothing was written"
+            )
+        files.append((Path(fname).stem, md5, path))
+    kept = {p.name: md5 for _name, md5, p in files}
     tmp = manifest.with_name(f".{D.MANIFEST}.{os.getpid()}.tmp")
-    tmp.write_text("".join(f"{md5}  {f}\n" for f, md5 in sorted(kept.items())))
-    tmp.replace(manifest)
+    try:
+        tmp.write_text("".join(f"{md5}  {f}\n" for f, md5 in sorted(kept.items())))
+        tmp.replace(manifest)
+    finally:
+        tmp.unlink(missing_ok=True)
     (folder / README).write_text(_readme(folder, files), encoding="utf-8")
     return folder

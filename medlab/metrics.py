@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +18,7 @@ import numpy as np
 import pandas as pd
 from medmnist.evaluator import getACC, getAUC
 
-from medlab.utils import check_int
+from medlab.utils import check_int, check_scalar
 
 __all__ = [
     "medmnist_metrics",
@@ -33,37 +32,169 @@ __all__ = [
 ]
 
 
-def medmnist_metrics(y_true: np.ndarray, y_score: np.ndarray, task: str) -> dict[str, float]:
+#: The MedMNIST task names :func:`medmnist_metrics` scores.
+TASKS = ("binary-class", "multi-class", "ordinal-regression", "multi-label, binary-class")
+MULTILABEL = "multi-label, binary-class"
+
+
+def medmnist_metrics(
+    y_true: np.ndarray, y_score: np.ndarray, task: str, *, n_classes: int | None = None
+) -> dict[str, float]:
     """ACC and AUC as in the MedMNIST v2 paper.
 
     Args:
         y_true: labels, (N,) / (N, 1) class indices or (N, L) 0/1 for multi-label.
-        y_score: probabilities, (N, C) (softmax) or (N, L) (sigmoid).
+        y_score: probabilities, (N, C) (softmax) or (N, L) (sigmoid); binary tasks also take
+            the positive class's probability (N,) or (N, 1).
         task: ``medmnist.INFO[name]["task"]``.
-    Returns ``{"acc": ..., "auc": ...}`` as floats in [0, 1].
+        n_classes: the number of classes C (labels L for multi-label), checked against
+            ``y_score`` when given.
+    Returns ``{"acc": ..., "auc": ...}`` as floats in [0, 1]. Scores that are not
+    probabilities (logits, rows of a softmax that do not sum to 1), a shape that does not fit
+    the task, and labels that are empty, NaN or outside the classes raise a ValueError.
     """
-    y_true = np.asarray(y_true)
-    y_score = np.asarray(y_score, dtype=np.float64)
-    if y_true.shape[0] != y_score.shape[0]:
-        raise ValueError(f"y_true has {y_true.shape[0]} rows but y_score has {y_score.shape[0]}")
+    y_true, y_score = _check_scores(y_true, y_score, task, n_classes)
+    return _medmnist(y_true, y_score, task)
+
+
+def _medmnist(y_true: np.ndarray, y_score: np.ndarray, task: str) -> dict[str, float]:
     return {
         "acc": float(getACC(y_true, y_score, task)),
         "auc": float(getAUC(y_true, y_score, task)),
     }
 
 
+def _check_rows(y_true: np.ndarray, y_score: np.ndarray) -> None:
+    """Matching, non-empty rows: the first check of every metric here."""
+    if y_true.shape[:1] != y_score.shape[:1]:
+        raise ValueError(
+            f"y_true has {len(y_true)} rows but y_score has {len(y_score)}: pass one score row "
+            "per label"
+        )
+    if len(y_true) == 0:
+        raise ValueError("no samples: y_true and y_score are empty")
+
+
+def _check_finite(y_score: np.ndarray) -> None:
+    if not np.all(np.isfinite(y_score)):
+        raise ValueError("y_score holds NaN or inf; pass probabilities in [0, 1]")
+
+
+def _check_classes(y: np.ndarray, k: int, *, binary: bool = False) -> np.ndarray:
+    """Class indices 0..k-1 (any numeric dtype holding whole numbers), as int."""
+    y = np.asarray(y)
+    ok = y.dtype.kind in "iub" or (
+        y.dtype.kind == "f" and np.all(np.isfinite(y)) and np.all(y == np.round(y))
+    )
+    if not ok or (y.size and (y.min() < 0 or y.max() > k - 1)):
+        shown = np.unique(y)[:5] if y.dtype.kind in "iubf" else y[:5]
+        if binary:
+            raise ValueError(f"y_true must be 0/1 (1 = the positive class), got values {shown}")
+        raise ValueError(
+            f"y_true must be class indices 0..{k - 1} for {k} classes, got values {shown}; "
+            "check the labels, or pass scores with one column per class"
+        )
+    return y.astype(int)
+
+
+def _check_probabilities(y_score: np.ndarray, *, softmax: bool) -> None:
+    """Values in [0, 1]; each row sums to 1 for a softmax."""
+    tol = 1e-3
+    logits = "pass probabilities (softmax(logits)), not logits"
+    if y_score.min() < -tol or y_score.max() > 1 + tol:
+        raise ValueError(
+            f"y_score holds values in [{y_score.min():.3g}, {y_score.max():.3g}], outside "
+            f"[0, 1]: {logits} (sigmoid(logits) for multi-label tasks)"
+        )
+    if softmax:
+        sums = y_score.sum(1)
+        bad = np.abs(sums - 1) > tol
+        if bad.any():
+            raise ValueError(
+                f"{int(bad.sum())} rows of y_score do not sum to 1 (e.g. {sums[bad][0]:.4g}): "
+                f"{logits}, one column per class"
+            )
+
+
+def _check_scores(
+    y_true: Any, y_score: Any, task: str, n_classes: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and probabilities whose shapes fit ``task``: (y_true, y_score float64)."""
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; use one of {TASKS} (medmnist INFO's 'task')")
+    if n_classes is not None:
+        n_classes = check_int("n_classes", n_classes, 1 if task == MULTILABEL else 2)
+    y_true = np.asarray(y_true)
+    try:
+        y_score = np.asarray(y_score, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(
+            "y_score must be a numeric array of probabilities (N, n_classes)"
+        ) from None
+    _check_rows(y_true, y_score)
+    _check_finite(y_score)
+    n = len(y_true)
+    if task == MULTILABEL:
+        k = y_score.shape[1] if y_score.ndim == 2 else -1
+        if y_score.ndim != 2 or y_true.shape != y_score.shape or k != (n_classes or k):
+            want = f"(N, {n_classes})" if n_classes else "(N, L)"
+            raise ValueError(
+                f"a multi-label task needs y_true and y_score both of shape {want}, one column "
+                f"per label; got {y_true.shape} and {y_score.shape}"
+            )
+        _check_classes(y_true, 2, binary=True)
+        _check_probabilities(y_score, softmax=False)
+        return y_true.astype(int), y_score
+    if y_true.shape not in ((n,), (n, 1)):
+        raise ValueError(
+            f"y_true must be class indices of shape (N,) or (N, 1), got {y_true.shape}"
+        )
+    if task == "binary-class":
+        if n_classes not in (None, 2):
+            raise ValueError(f"a binary-class task has 2 classes, got n_classes={n_classes}")
+        if y_score.shape not in ((n,), (n, 1), (n, 2)):
+            raise ValueError(
+                f"a binary-class task needs y_score of shape (N,) or (N, 1) (the positive "
+                f"class's probability) or (N, 2) (softmax), got {y_score.shape}: for more "
+                "classes use task='multi-class'"
+            )
+        y = _check_classes(y_true, 2, binary=True)
+        _check_probabilities(y_score, softmax=y_score.shape == (n, 2))
+        return y, y_score
+    k = n_classes or (y_score.shape[1] if y_score.ndim == 2 else 0)
+    if y_score.shape != (n, k) or k < 2:
+        raise ValueError(
+            f"a {task} task needs y_score of shape (N, n_classes) = ({n}, "
+            f"{n_classes or 'C >= 2'}), one softmax column per class; got {y_score.shape}"
+        )
+    y = _check_classes(y_true, k)
+    _check_probabilities(y_score, softmax=True)
+    return y, y_score
+
+
 def majority_baseline(
-    train_labels: np.ndarray, test_labels: np.ndarray, task: str
+    train_labels: np.ndarray, test_labels: np.ndarray, task: str, *, n_classes: int | None = None
 ) -> dict[str, float]:
-    """ACC/AUC of always predicting the training split's class frequencies (AUC is 0.5)."""
-    train_labels = np.asarray(train_labels)
+    """ACC/AUC of always predicting the training split's class frequencies (AUC is 0.5).
+    ``n_classes`` defaults to 2 for binary tasks, else the largest label + 1."""
+    train_labels, test_labels = np.asarray(train_labels), np.asarray(test_labels)
+    if len(train_labels) == 0 or len(test_labels) == 0:
+        raise ValueError(
+            f"train_labels ({len(train_labels)}) and test_labels ({len(test_labels)}) must both "
+            "be non-empty"
+        )
     n = len(test_labels)
-    if task == "multi-label, binary-class":
-        prior = train_labels.mean(0)
+    if task == MULTILABEL:
+        prior = _check_classes(train_labels, 2, binary=True).mean(0)
     else:
-        y = train_labels.reshape(-1)
-        prior = np.bincount(y, minlength=int(max(y.max(), np.asarray(test_labels).max()) + 1))
-        prior = prior / prior.sum()
+        if task not in TASKS:
+            _check_scores(test_labels, np.zeros(n), task)  # raises: names the valid tasks
+        if n_classes is None and task == "binary-class":
+            n_classes = 2
+        k = max(int(np.max(train_labels)), int(np.max(test_labels))) + 1
+        k = max(k, 2) if n_classes is None else check_int("n_classes", n_classes, 2)
+        y = _check_classes(train_labels.reshape(-1), k, binary=task == "binary-class")
+        prior = np.bincount(y, minlength=k) / len(y)
     scores = np.tile(prior, (n, 1))
     return medmnist_metrics(test_labels, scores, task)
 
@@ -85,13 +216,20 @@ def metric_interval(
     if metric not in ("auc", "acc"):
         raise ValueError(f"metric must be 'auc' or 'acc', got {metric!r}")
     n_boot = check_int("n_boot", n_boot, 2)
-    if not (isinstance(level, numbers.Real) and 0 < level < 1):
-        raise ValueError(f"level must be in (0, 1), e.g. 0.95; got {level!r}")
-    y_true = np.asarray(y_true)
-    y_score = np.asarray(y_score, dtype=np.float64)
-    if y_true.shape[0] != y_score.shape[0] or y_true.shape[0] < 2:
-        raise ValueError(f"need matching rows (at least 2): {y_true.shape} vs {y_score.shape}")
-    rng = np.random.default_rng(seed)
+    level = check_scalar(
+        "level",
+        level,
+        kind=float,
+        lo=0,
+        hi=1,
+        lo_inclusive=False,
+        hi_inclusive=False,
+        fix="e.g. 0.95",
+    )
+    y_true, y_score = _check_scores(y_true, y_score, task)
+    if len(y_true) < 2:
+        raise ValueError(f"need at least 2 test images for a bootstrap, got {len(y_true)}")
+    rng = np.random.default_rng(check_int("seed", seed, 0))
     if task == "multi-label, binary-class":
         strata = [np.arange(len(y_true))]
     else:
@@ -100,7 +238,7 @@ def metric_interval(
     values = np.empty(n_boot)
     for b in range(n_boot):
         idx = np.concatenate([rng.choice(s, size=len(s), replace=True) for s in strata])
-        values[b] = medmnist_metrics(y_true[idx], y_score[idx], task)[metric]
+        values[b] = _medmnist(y_true[idx], y_score[idx], task)[metric]
     lo, hi = np.quantile(values, [(1 - level) / 2, (1 + level) / 2])
     return float(lo), float(hi)
 
@@ -112,7 +250,10 @@ def metric_interval(
 def auc_se(auc: float, n_pos: int, n_neg: int) -> float:
     """Standard error of a ROC AUC (Hanley & McNeil 1982) from ``n_pos`` positives and ``n_neg``
     negatives (for a multi-class macro AUC, pass the smallest class as ``n_pos``: conservative)."""
-    n_pos, n_neg = check_int("n_pos", n_pos, 1), check_int("n_neg", n_neg, 1)
+    fix = "count the positive and negative test images"
+    n_pos = check_scalar("n_pos", n_pos, lo=1, fix=fix)
+    n_neg = check_scalar("n_neg", n_neg, lo=1, fix=fix)
+    auc = check_scalar("auc", auc, kind=float, lo=0, hi=1, fix="pass a ROC AUC such as 0.85")
     q1, q2 = auc / (2 - auc), 2 * auc**2 / (1 + auc)
     var = auc * (1 - auc) + (n_pos - 1) * (q1 - auc**2) + (n_neg - 1) * (q2 - auc**2)
     return float(math.sqrt(max(var, 0.0) / (n_pos * n_neg)))
@@ -185,15 +326,11 @@ def _binary(y_true: Any, y_score: Any) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(
             f"y_true and y_score must have the same length, got {len(y_true)} and {len(y_score)}"
         )
-    if len(y_true) == 0:
-        raise ValueError("no samples: y_true and y_score are empty")
-    if not set(np.unique(y_true).tolist()) <= {0, 1}:
-        raise ValueError(
-            f"y_true must be 0/1 (1 = the positive class), got values {np.unique(y_true)[:5]}"
-        )
-    if not np.all(np.isfinite(y_score)):
-        raise ValueError("y_score holds NaN or inf; pass probabilities in [0, 1]")
-    return y_true.astype(int), y_score
+    _check_rows(y_true, y_score)
+    y_true = _check_classes(y_true, 2, binary=True)
+    _check_finite(y_score)
+    _check_probabilities(y_score, softmax=False)
+    return y_true, y_score
 
 
 def _groups(groups: Any, n: int) -> np.ndarray:
@@ -351,12 +488,9 @@ def group_metrics(
         raise ValueError(f"groups must hold at least two groups, got {list(labels.values())}")
     if reference is not None and reference not in labels:
         raise ValueError(f"reference={reference!r} is not one of the groups {list(labels)}")
-    if (
-        isinstance(threshold, bool)
-        or not isinstance(threshold, numbers.Real)
-        or not (0.0 < threshold < 1.0)
-    ):
-        raise ValueError(f"threshold must be in (0, 1), got {threshold!r}")
+    threshold = check_scalar(
+        "threshold", threshold, kind=float, lo=0, hi=1, lo_inclusive=False, hi_inclusive=False
+    )
     if y_pred is None:
         y_pred = (y_score >= threshold).astype(int)
     y_pred = np.asarray(y_pred).astype(int).reshape(-1)

@@ -11,15 +11,27 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from medlab.utils import check_scalar
+
 __all__ = ["SmallCNN", "ResNet18", "build_model", "MODELS", "count_parameters"]
 
 
 def _norm(kind: str, channels: int) -> nn.Module:
     if kind == "group":
+        if channels > 8 and channels % 8:
+            raise ValueError(
+                f"GroupNorm's 8 groups cannot split {channels} channels: pick a width whose "
+                "layers have <= 8 or a multiple of 8 channels, e.g. width=4, 8, 16 or 32"
+            )
         return nn.GroupNorm(min(8, channels), channels)
     if kind == "batch":
         return nn.BatchNorm2d(channels)
     raise ValueError(f"norm must be 'group' or 'batch', got {kind!r}")
+
+
+def _check_shape(in_channels: int, n_classes: int) -> None:
+    check_scalar("in_channels", in_channels, lo=1, fix="pass the images' channels, data.n_channels")
+    check_scalar("n_classes", n_classes, lo=1, fix="pass the dataset's classes, data.n_classes")
 
 
 class ConvBlock(nn.Sequential):
@@ -50,7 +62,9 @@ class SmallCNN(nn.Module):
         dropout: float = 0.1,
     ) -> None:
         super().__init__()
-        w = width
+        _check_shape(in_channels, n_classes)
+        w = check_scalar("width", width, lo=1, fix="e.g. width=8 or 32")
+        dropout = check_scalar("dropout", dropout, kind=float, lo=0, hi=1, hi_inclusive=False)
         self.features = nn.Sequential(
             ConvBlock(in_channels, w, norm),
             ConvBlock(w, w, norm),
@@ -110,6 +124,7 @@ class ResNet18(nn.Module):
 
     def __init__(self, in_channels: int = 1, n_classes: int = 2, norm: str = "batch") -> None:
         super().__init__()
+        _check_shape(in_channels, n_classes)
         self.stem = nn.Sequential(
             nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False), _norm(norm, 64), nn.ReLU(inplace=False)
         )

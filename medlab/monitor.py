@@ -82,9 +82,11 @@ class KernelMonitor:
     """
 
     def __init__(self, interval: float = 0.1) -> None:
-        if not interval > 0:
-            raise ValueError(f"interval must be a positive number of seconds, got {interval!r}")
-        self.interval = interval
+        from medlab.utils import check_scalar
+
+        self.interval = check_scalar(
+            "interval", interval, kind=float, lo=0, lo_inclusive=False, fix="seconds, e.g. 0.1"
+        )
         self.peak_kb = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)

@@ -14,7 +14,6 @@ Higher score = more likely a member, everywhere in this module.
 from __future__ import annotations
 
 import contextlib
-import numbers
 import time
 import warnings
 from dataclasses import asdict, dataclass
@@ -27,7 +26,7 @@ from torch import nn
 
 from medlab.data import Split
 from medlab.train import predict
-from medlab.utils import check_int
+from medlab.utils import check_int, check_scalar
 
 __all__ = [
     "FPR_LEVELS",
@@ -97,8 +96,8 @@ def attack_metrics(
     pos = _scores("member_scores", member_scores)
     neg = _scores("nonmember_scores", nonmember_scores)
     for lvl in fpr_levels:
-        if isinstance(lvl, bool) or not isinstance(lvl, numbers.Real) or not 0.0 < lvl < 1.0:
-            raise ValueError(f"each fpr level must be a number in (0, 1), got {lvl!r}")
+        check_scalar("each fpr level", lvl, kind=float, lo=0, hi=1, lo_inclusive=False,
+                     hi_inclusive=False, fix="e.g. 0.01")  # fmt: skip
     y = np.r_[np.ones(len(pos)), np.zeros(len(neg))]
     s = np.r_[pos, neg]
     fpr, tpr, _ = roc_curve(y, s, drop_intermediate=False)
@@ -224,7 +223,7 @@ def shadow_splits(n: int, n_shadows: int, *, seed: int = 0) -> np.ndarray:
     image is IN exactly half of the shadows when K is even (balanced, as in Carlini et al.)."""
     n = check_int("n", n, 2)
     k = check_int("n_shadows", n_shadows, 2)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_int("seed", seed, 0))
     order = np.argsort(rng.random((k, n)), axis=0)  # per image a random ranking of shadows
     return order < k // 2
 
@@ -253,15 +252,6 @@ def _quiet() -> Any:
         yield
 
 
-def _positive(name: str, value: Any, *, allow_zero: bool = False) -> float:
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    v = float(value) if ok else float("nan")
-    if not ok or not np.isfinite(v) or v < 0 or (v == 0 and not allow_zero):
-        rng = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name} must be a finite number {rng}, got {value!r}")
-    return v
-
-
 def default_delta(n_train: int) -> float:
     """The delta of this lesson: ``0.1 / n_train``, well below ``1 / n_train`` (a mechanism
     that publishes one random record outright has delta = 1/N)."""
@@ -279,34 +269,28 @@ def check_dp_params(
     """Raise a ValueError naming the fix for a DP parameter that makes no sense."""
     n_train = check_int("n_train", n_train, 1)
     if epsilon is not None:
-        ok = isinstance(epsilon, numbers.Real) and not isinstance(epsilon, bool)
-        if not ok or not float(epsilon) > 0 or not np.isfinite(float(epsilon)):
-            raise ValueError(
-                f"target epsilon must be a finite number > 0 (e.g. 1, 3 or 8), got {epsilon!r}; "
-                "for a non-private model train without Opacus"
-            )
+        check_scalar(
+            "target epsilon", epsilon, kind=float, lo=0, lo_inclusive=False,
+            fix="e.g. 1, 3 or 8; for a non-private model train without Opacus",
+        )  # fmt: skip
     if delta is not None:
-        ok = isinstance(delta, numbers.Real) and not isinstance(delta, bool)
-        if not ok or not 0 < float(delta) < 1.0 / n_train:
-            raise ValueError(
-                f"delta must be in (0, 1/N) = (0, {1.0 / n_train:.3g}) for N={n_train} "
-                f"training images, got {delta!r}: a delta of 1/N allows leaking a whole "
-                f"record; use medlab.privacy.default_delta(N) = {default_delta(n_train):.3g}"
-            )
+        check_scalar(
+            "delta", delta, kind=float, lo=0, hi=1.0 / n_train, lo_inclusive=False,
+            hi_inclusive=False,
+            fix=f"(0, 1/N) for N={n_train} training images: a delta of 1/N allows leaking a "
+            f"whole record; use medlab.privacy.default_delta(N) = {default_delta(n_train):.3g}",
+        )  # fmt: skip
     if max_grad_norm is not None:
-        ok = isinstance(max_grad_norm, numbers.Real) and not isinstance(max_grad_norm, bool)
-        if not ok or not float(max_grad_norm) > 0 or not np.isfinite(float(max_grad_norm)):
-            raise ValueError(
-                f"the clipping norm max_grad_norm must be a finite number > 0 (e.g. 1.0), got "
-                f"{max_grad_norm!r}: every per-sample gradient is scaled to at most this norm"
-            )
+        check_scalar(
+            "the clipping norm max_grad_norm", max_grad_norm, kind=float, lo=0,
+            lo_inclusive=False,
+            fix="e.g. 1.0: every per-sample gradient is scaled to at most this norm",
+        )  # fmt: skip
     if noise_multiplier is not None:
-        ok = isinstance(noise_multiplier, numbers.Real) and not isinstance(noise_multiplier, bool)
-        if not ok or not float(noise_multiplier) >= 0 or not np.isfinite(float(noise_multiplier)):
-            raise ValueError(
-                f"noise_multiplier must be a finite number >= 0 (noise SD / clipping norm, e.g. "
-                f"1.0), got {noise_multiplier!r}"
-            )
+        check_scalar(
+            "noise_multiplier", noise_multiplier, kind=float, lo=0,
+            fix="noise SD / clipping norm, e.g. 1.0",
+        )  # fmt: skip
 
 
 def check_private(model: nn.Module) -> None:
@@ -353,13 +337,22 @@ def epsilon_for(
     ``delta``, from a fresh Opacus accountant. Returns ``(epsilon, accountant used, message)``:
     PRV can raise "Discrete mean differs" for some settings; then RDP answers and the message
     says so."""
-    sigma = _positive("noise_multiplier", noise_multiplier, allow_zero=True)
-    _positive("sample_rate", sample_rate)
-    steps = check_int("steps", steps, 1)
+    sigma = check_scalar(
+        "noise_multiplier", noise_multiplier, kind=float, lo=0, fix="noise SD / clipping norm"
+    )
+    q = check_scalar(
+        "sample_rate", sample_rate, kind=float, lo=0, hi=1, lo_inclusive=False,
+        fix="the Poisson sampling rate is batch_size / N",
+    )  # fmt: skip
+    steps = check_scalar("steps", steps, lo=1, fix="the number of DP-SGD steps taken")
+    delta = check_scalar(
+        "delta", delta, kind=float, lo=0, hi=1, lo_inclusive=False, hi_inclusive=False,
+        fix="use medlab.privacy.default_delta(N), well below 1/N",
+    )  # fmt: skip
     if sigma == 0:
         return float("inf"), accountant, "noise multiplier 0: no privacy guarantee (epsilon = inf)"
     acc = _accountant(accountant)
-    acc.history = [(float(noise_multiplier), float(sample_rate), steps)]
+    acc.history = [(sigma, q, steps)]
     try:
         return _get_epsilon(acc, delta), accountant, ""
     except RuntimeError as exc:
@@ -369,7 +362,7 @@ def epsilon_for(
     rdp.history = list(acc.history)
     msg = (
         "the PRV accountant failed ('Discrete mean differs significantly') for sigma="
-        f"{noise_multiplier:.3g}, q={sample_rate:.3g}, {steps} steps: epsilon comes from RDP, "
+        f"{sigma:.3g}, q={q:.3g}, {steps} steps: epsilon comes from RDP, "
         "an upper bound that is a little looser"
     )
     return _get_epsilon(rdp, delta), "rdp", msg
@@ -652,7 +645,11 @@ def setting_name(epsilon: float | None) -> str:
     """``None`` -> ``"nondp"``, 3.0 -> ``"eps3"``, 0.5 -> ``"eps0_5"`` (record-key segments)."""
     if epsilon is None:
         return "nondp"
-    return "eps" + f"{float(epsilon):g}".replace(".", "_")
+    eps = check_scalar(
+        "epsilon", epsilon, kind=float, lo=0, lo_inclusive=False,
+        fix="a DP setting has a finite target epsilon > 0 (e.g. 3.0); None is the non-private model",
+    )  # fmt: skip
+    return "eps" + f"{eps:g}".replace(".", "_").replace("+", "")
 
 
 def lesson_config(data: Any, lesson: Any) -> dict[str, Any]:

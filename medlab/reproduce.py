@@ -8,9 +8,16 @@ each notebook with papermill (cwd = the notebooks folder) into a new run folder:
 
     <output>/runs/<UTC time>-<quick|full>[-N]/   executed/ html/ figures/ results/ logs/
                                                  reproduce_<mode>.txt  reproduce_<mode>.csv
-                                                 notebooks_<mode>.csv  index.html
-    <output>/latest -> runs/<newest run>          (or latest.txt holding its path)
+                                                 notebooks_<mode>.csv  index.html  run.json
+    <output>/latest -> runs/<newest complete run>  (or latest.txt holding runs/<run>)
     <output>/cache/                                shared across runs ($MEDLAB_CACHE_DIR)
+
+``run.json`` marks the run ``running`` (incomplete) from its first moment and ``complete`` (with
+``outcome`` passed/failed) only at its end; Ctrl-C marks it ``interrupted`` (one line, exit status
+130 from the command, :class:`RunInterrupted`), a full disk ``aborted`` (:class:`DiskFullError`).
+``latest`` moves only to a complete run (:func:`run_state`, :func:`last_complete_run`). An output
+folder that is read-only, a missing ``--expected`` file, a read-only ``--update-expected`` target,
+a seed >= 2**31 and a ``--timeout`` below 1 s or not finite are refused before anything runs.
 
 With several seeds each seed gets its own ``seed<k>/`` (executed/, results/, ...) in the run
 folder. Nothing of an earlier run is deleted or overwritten. The kernels see
@@ -59,6 +66,7 @@ from __future__ import annotations
 import ast
 import csv
 import datetime as _dt
+import errno
 import itertools
 import json
 import keyword
@@ -67,8 +75,14 @@ import math
 import numbers
 import os
 import re
+import shlex
+import shutil
+import signal
+import socket
+import stat
 import statistics
 import sys
+import tempfile
 import time
 import warnings
 from collections.abc import Iterator
@@ -81,7 +95,7 @@ from typing import Any
 import yaml
 
 from medlab.monitor import KernelMonitor
-from medlab.results import check_key
+from medlab.results import RUN_FILE, check_key, is_complete, last_complete_run, run_state
 from medlab.site import export_notebook_html, write_site
 
 __all__ = [
@@ -100,6 +114,12 @@ __all__ = [
     "NotebookRun",
     "ReproduceError",
     "ExpectedFileError",
+    "DiskFullError",
+    "RunInterrupted",
+    "run_state",
+    "is_complete",
+    "last_complete_run",
+    "RUN_FILE",
 ]
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -113,6 +133,10 @@ MIN_SEEDS = 3  # --update-expected measures the spread over at least this many s
 TOL_FLOOR = 0.01  # tolerance floor when the notebook gives no hint (rec.record(..., tol=))
 WIDE_TOL = 0.1  # an AUC/accuracy tolerance above this needs a reason
 UNEXPLAINED = "UNEXPLAINED: spread over seeds is large"
+#: Seeds go to NumPy and torch as seed, seed + 1, ... (up to 100 per notebook): below 2**32.
+MAX_SEED = 2**31 - 1
+MIN_TIMEOUT = 1.0  # --timeout: seconds per cell, at least this and finite
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 ENTRY_FIELDS = ("value", "tol", "sd", "n_seeds", "seeds", "derived", "reason")
 FIX = (
     "Fix the entry by hand, or regenerate that section from real runs with `medlab reproduce "
@@ -146,11 +170,21 @@ _NOISY_LOGGERS = (
 
 
 class ReproduceError(ValueError):
-    """A rejected ``medlab reproduce`` request (bad input); nothing was run or written."""
+    """A rejected ``medlab reproduce`` request (bad input); nothing was run or written (except
+    for :class:`DiskFullError`, whose partial run is marked)."""
 
 
 class ExpectedFileError(ReproduceError):
     """The expected-results file is unreadable or malformed."""
+
+
+class DiskFullError(ReproduceError):
+    """The disk filled up during a run; the partial run folder is marked incomplete."""
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a run; ``str()`` is the one line to show (the run is marked
+    ``interrupted`` and ``latest`` did not move)."""
 
 
 @dataclass
@@ -297,6 +331,43 @@ def _one_line(text: str, limit: int = 400) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _no_space(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in _NO_SPACE
+
+
+def _kernel_manager(path: Path, started: list[Any]) -> type:
+    """A kernel manager class that writes the kernel's connection file to ``path``
+    (a private temporary folder, not the shared temp folder) and lists its instances in
+    ``started`` so that their kernels can be stopped whatever happens."""
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import Unicode
+
+    class _Manager(AsyncKernelManager):
+        connection_file = Unicode(str(path))
+
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            started.append(self)
+
+    return _Manager
+
+
+def _stop_kernels(managers: list[Any]) -> None:
+    """Kill any kernel (and its process group) still running, e.g. after Ctrl-C."""
+    for km in managers:
+        proc = getattr(getattr(km, "provisioner", None), "process", None)
+        if proc is None or proc.poll() is not None:
+            continue
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # the kernel leads its own session
+        except OSError:
+            proc.kill()
+        try:
+            proc.wait(timeout=10)
+        except Exception:  # pragma: no cover - a zombie we cannot reap
+            pass
+
+
 def run_notebook(
     path: Path,
     output: Path,
@@ -308,7 +379,11 @@ def run_notebook(
 ) -> NotebookRun:
     """Execute one notebook with papermill (cwd = its folder) into ``output/executed/``, with
     ``MEDLAB_OUTPUT_DIR=output`` and ``env`` set for the kernel; kernel output goes to ``log``.
-    Never raises on cell errors: the returned run names the failing cell."""
+    Never raises on cell errors: the returned run names the failing cell. Raises on Ctrl-C
+    (KeyboardInterrupt) and on a full disk (OSError), after stopping the kernel.
+
+    The kernel's connection file (its ports and key) lives in a private temporary folder and is
+    deleted as soon as the kernel is up, and again whatever happens; the kernel is stopped."""
     import papermill as pm
 
     executed = output / "executed" / path.name
@@ -320,6 +395,12 @@ def run_notebook(
         **(env or {}),
     }
     backup = {k: os.environ.get(k) for k in settings}
+    private = Path(tempfile.mkdtemp(prefix="medlab-kernel-"))
+    managers: list[Any] = []
+
+    def kernel_ready(**_: Any) -> None:  # the kernel has read its connection file
+        shutil.rmtree(private, ignore_errors=True)
+
     os.environ.update(settings)
     t0 = time.perf_counter()
     try:
@@ -333,6 +414,8 @@ def run_notebook(
                 progress_bar=False,
                 log_output=False,
                 execution_timeout=timeout,
+                kernel_manager_class=_kernel_manager(private / "kernel.json", managers),
+                on_notebook_start=kernel_ready,
             )
         return NotebookRun(path.stem, True, time.perf_counter() - t0, executed, log=log)
     except pm.PapermillExecutionError as exc:
@@ -340,6 +423,8 @@ def run_notebook(
         msg = f"{where}: {exc.ename}: {_one_line(exc.evalue)}"
         return NotebookRun(path.stem, False, time.perf_counter() - t0, executed, msg, log=log)
     except Exception as exc:  # kernel died, missing kernel, timeout, ...
+        if _no_space(exc):
+            raise
         return NotebookRun(
             path.stem,
             False,
@@ -349,6 +434,8 @@ def run_notebook(
             log=log,
         )
     finally:
+        _stop_kernels(managers)
+        shutil.rmtree(private, ignore_errors=True)
         for k, v in backup.items():
             if v is None:
                 os.environ.pop(k, None)
@@ -856,6 +943,8 @@ def _export_html(executed: Path, folder: Path, log: Path | None) -> str:
             export_notebook_html(executed, folder)  # offline: no CDN scripts
         return ""
     except Exception as exc:  # a failed export must not hide the results
+        if _no_space(exc):
+            raise
         return f"HTML export failed: {_one_line(exc, 200)}"
 
 
@@ -864,9 +953,19 @@ def _export_html(executed: Path, folder: Path, log: Path | None) -> str:
 
 
 def _check_seed(value: Any, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
-        raise ReproduceError(f"{what} must be a non-negative integer, got {value!r}")
-    return int(value)
+    """A seed the notebooks can use: NumPy and torch get seed, seed + 1, ... (< 2**32)."""
+    from medlab.utils import check_scalar
+
+    return check_scalar(
+        what,
+        value,
+        kind=int,
+        lo=0,
+        hi=MAX_SEED,
+        fix="pass a non-negative integer seed below 2**31 (notebooks seed NumPy and torch with "
+        "seed, seed + 1, ...), e.g. --seed 0",
+        error=ReproduceError,
+    )
 
 
 def _resolve(path: Any, what: str) -> Path:
@@ -877,15 +976,19 @@ def _resolve(path: Any, what: str) -> Path:
 
 
 def _check_output(output: Any) -> Path:
-    out = _resolve(output, "--output")
-    for p in (out, *out.parents):
-        if p.exists():
-            if not p.is_dir():
-                raise ReproduceError(
-                    f"--output {output}: {p} is a file, not a folder; pass a "
-                    "folder (it is created if missing), e.g. --output outputs"
-                )
-            break
+    try:
+        out = _resolve(output, "--output")
+        existing = [p for p in (out, *out.parents) if p.exists()]
+    except OSError as exc:
+        raise ReproduceError(
+            f"--output {output}: cannot reach it ({exc.strerror or exc}); pass a folder you "
+            "can write to, e.g. --output ~/medlab-outputs"
+        ) from None
+    if existing and not existing[0].is_dir():
+        raise ReproduceError(
+            f"--output {output}: {existing[0]} is a file, not a folder; pass a "
+            "folder (it is created if missing), e.g. --output outputs"
+        )
     return out
 
 
@@ -1002,38 +1105,128 @@ def _plan(
     return out, base, list(seeds) if seeds is not None else [seed], notebooks, nb_params
 
 
+def _write_json_atomic(path: Path, doc: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(json.dumps(doc, indent=2) + "\n")
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def describe_state(run: str | os.PathLike[str]) -> str:
+    """Why a run folder is incomplete, in words (for error messages)."""
+    state = run_state(run) or {}
+    status = state.get("status")
+    if status == "running":
+        pid, host = state.get("pid"), state.get("host")
+        alive = False
+        if isinstance(pid, int) and host == socket.gethostname():
+            try:
+                os.kill(pid, 0)
+                alive = True
+            except ProcessLookupError:
+                alive = False
+            except OSError:
+                alive = True
+        if alive:
+            return f"still running (process {pid})"
+        return "never finished: its process stopped without marking it (killed, or the machine went down)"
+    if status == "interrupted":
+        return "interrupted (Ctrl-C) before it finished"
+    if status == "aborted":
+        return f"aborted: {state.get('error') or 'an error stopped it'}"
+    return f"not marked complete ({RUN_FILE} status {status!r})"
+
+
 def _new_run_dir(out: Path, mode: str) -> Path:
+    """A new run folder, marked ``running`` (incomplete) from its first moment."""
     stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     runs = out / "runs"
+    made = [p for p in (runs, *runs.parents) if not p.exists()]
     runs.mkdir(parents=True, exist_ok=True)
     for i in itertools.count(1):
         run = runs / (f"{stamp}-{mode}" if i == 1 else f"{stamp}-{mode}-{i}")
         try:
             run.mkdir()
-            return run
         except FileExistsError:
             continue
+        state = {
+            "status": "running",
+            "mode": mode,
+            "started": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "command": shlex.join(sys.argv),
+        }
+        try:
+            _write_json_atomic(run / RUN_FILE, state)
+        except OSError:
+            shutil.rmtree(run, ignore_errors=True)  # nothing ran in it yet
+            for p in made:  # nor the folders made for it
+                try:
+                    p.rmdir()
+                except OSError:
+                    break
+            raise
+        return run
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _point_latest(out: Path, run: Path) -> Path:
-    """Make ``out/latest`` a link to ``run`` (or write ``out/latest.txt`` if links fail)."""
-    link = out / "latest"
+def _mark(run: Path, status: str, **fields: Any) -> bool:
+    """Set the run's ``run.json`` status (and fields); returns whether it could be written."""
+    state = run_state(run) or {}
+    state.update(fields, status=status)
+    state["ended"] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     try:
-        if link.exists() and not link.is_symlink():
-            raise OSError(f"{link} exists and is not a link")
-        tmp = out / f".latest.{os.getpid()}.tmp"
+        _write_json_atomic(run / RUN_FILE, state)
+        return True
+    except OSError:  # a full disk: the run keeps its "running" mark, still incomplete
+        return False
+
+
+def _check_latest(out: Path, output: Any) -> None:
+    link = out / "latest"
+    if (link.exists() or link.is_symlink()) and not link.is_symlink():
+        kind = "folder" if link.is_dir() else "file"
+        raise ReproduceError(
+            f"{link} is a real {kind}, not the link medlab keeps to the newest complete run; "
+            f"move it away (e.g. `mv {link} {link}.old`) or pass another --output than {output}"
+        )
+
+
+def _point_latest(out: Path, run: Path) -> Path:
+    """Make ``out/latest`` a link to ``run`` (a complete run); where links cannot be made,
+    write ``out/latest.txt`` holding ``runs/<run>`` instead. A ``latest`` that is a real
+    folder or file is an error (:class:`ReproduceError`), never silently bypassed."""
+    _check_latest(out, out)
+    link = out / "latest"
+    tmp = out / f".latest.{os.getpid()}.tmp"
+    try:
         if tmp.is_symlink():
             tmp.unlink()
         tmp.symlink_to(Path("runs") / run.name, target_is_directory=True)
         os.replace(tmp, link)
         return link
-    except (OSError, NotImplementedError):
+    except (OSError, NotImplementedError) as exc:
+        if isinstance(exc, OSError) and exc.errno in _NO_SPACE:
+            raise
+        if tmp.is_symlink():
+            tmp.unlink()
         if link.is_symlink():  # a stale pointer of an earlier run would win over latest.txt
             link.unlink()
         txt = out / "latest.txt"
-        txt.write_text(f"{run}\n")
+        _write_text_atomic(txt, f"runs/{run.name}\n")
         return txt
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def reproduce(
@@ -1056,8 +1249,12 @@ def reproduce(
     write them from >= 3 ``seeds``), print the table; returns the exit code (0 ok, 1 failed).
 
     Raises :class:`ReproduceError` (and writes nothing) on bad input: contradicting or unknown
-    parameters, a missing data folder, an output path that is a file, a malformed expected
-    file, ``update`` with fewer than 3 seeds.
+    parameters, a missing data folder, an output path that is a file or read-only, a missing or
+    malformed expected file (``update``: a read-only one), ``update`` with fewer than 3 seeds, a
+    seed >= 2**31, a timeout below 1 s. The run folder is marked in its ``run.json`` from the
+    start; ``latest`` moves to it only once it is complete. Ctrl-C raises
+    :class:`RunInterrupted` (run marked ``interrupted``), a full disk :class:`DiskFullError`
+    (run marked ``aborted``).
     """
     mode = "quick" if quick else "full"
     out, base, seed_list, notebooks, nb_params = _plan(
@@ -1071,12 +1268,27 @@ def reproduce(
         update=update,
         folder=Path(folder),
     )
-    if timeout is not None and (not _is_number(timeout) or timeout <= 0):
-        raise ReproduceError(f"timeout must be a positive number of seconds, got {timeout!r}")
-    exp_path = _resolve(expected, "expected") if expected is not None else EXPECTED
+    timeout = _check_timeout(timeout)
+    exp_path = _check_expected_path(expected, update=update)
     tree, exp_notes = _read_expected(exp_path, strict=not update)
+    _check_latest(out, output)
+    _check_writable(out, output)
+    if update:
+        _check_update_target(exp_path)
 
-    run_dir = _new_run_dir(out, mode)
+    previous = _latest_target(out)
+    try:
+        run_dir = _new_run_dir(out, mode)
+    except OSError as exc:
+        if _no_space(exc):
+            raise DiskFullError(
+                f"no space left on the disk of {out} (creating a run folder); free space there "
+                "(e.g. delete old folders in its runs/) and run again. Nothing was run"
+            ) from None
+        raise ReproduceError(
+            f"cannot create a run folder in {out}/runs ({exc.strerror or exc}); pass a "
+            "writable --output folder"
+        ) from None
     env = {
         "MEDLAB_RUN_DIR": str(run_dir),
         "MEDLAB_CACHE_DIR": os.environ.get("MEDLAB_CACHE_DIR") or str(out / "cache"),
@@ -1104,6 +1316,8 @@ def reproduce(
                 timeout=timeout,
                 env=env,
             )
+            if not run.ok and _FULL_DISK.search(run.error):  # the kernel could not write
+                raise OSError(errno.ENOSPC, f"{run.notebook}: {run.error}", str(target))
             runs.append(run)
             rows += new
         status = _finish(
@@ -1116,9 +1330,154 @@ def reproduce(
             exp_path=exp_path,
             run_dir=run_dir,
         )
-    finally:
-        _point_latest(out, run_dir)
+        outcome = "passed" if status == 0 else "failed"
+        n_failed = sum(not r.ok for r in runs)
+        if not _mark(
+            run_dir,
+            "complete",
+            outcome=outcome,
+            exit_code=status,
+            notebook_runs=len(runs),
+            failed_runs=n_failed,
+        ):
+            raise OSError(errno.ENOSPC, "cannot mark the run complete", str(run_dir / RUN_FILE))
+    except KeyboardInterrupt:
+        marked = _mark(run_dir, "interrupted")
+        raise RunInterrupted(
+            f"[medlab] interrupted: run {run_dir} is incomplete ("
+            + ("marked interrupted in its run.json" if marked else "left marked running")
+            + f"); latest still points at {_shown(previous)}"
+        ) from None
+    except OSError as exc:
+        if not _no_space(exc):
+            _mark(run_dir, "aborted", error=_one_line(f"{type(exc).__name__}: {exc}", 300))
+            raise
+        marked = _mark(run_dir, "aborted", error="the disk is full")
+        where = exc.filename or run_dir
+        raise DiskFullError(
+            f"no space left on the disk (writing {where}): run {run_dir} is incomplete ("
+            + ("marked aborted in its run.json" if marked else "left marked running")
+            + f"); free space on the disk of {out} (e.g. delete old folders in {out}/runs) and "
+            f"run again; latest still points at {_shown(previous)}"
+        ) from None
+    except BaseException as exc:
+        _mark(run_dir, "aborted", error=_one_line(f"{type(exc).__name__}: {exc}", 300))
+        raise
+    try:
+        _point_latest(out, run_dir)  # only now: latest never points at an incomplete run
+    except OSError as exc:
+        raise ReproduceError(
+            f"run {run_dir} is complete, but {out}/latest could not be pointed at it "
+            f"({exc.strerror or exc}); free space or make {out} writable, then open the run "
+            "folder itself"
+        ) from None
     return status
+
+
+_FULL_DISK = re.compile(r"Errno 28\b|No space left on device|Errno 122\b|Disk quota exceeded")
+
+
+def _latest_target(out: Path) -> Path | None:
+    """The run ``out/latest`` (or ``latest.txt``) points at now, if any."""
+    link = out / "latest"
+    if link.is_symlink():
+        return link.resolve() if link.exists() else None
+    txt = out / "latest.txt"
+    if txt.is_file():
+        try:
+            p = Path(txt.read_text().strip())
+        except (OSError, UnicodeDecodeError):
+            return None
+        p = p if p.is_absolute() else out / p
+        return p if p.is_dir() else None
+    return None
+
+
+def _shown(run: Path | None) -> str:
+    return str(run) if run is not None else "no run (there was no complete run before)"
+
+
+def _check_timeout(timeout: Any) -> float | None:
+    if timeout is None:
+        return None
+    if not _is_number(timeout) or timeout < MIN_TIMEOUT:
+        raise ReproduceError(
+            f"--timeout must be a finite number of seconds >= {MIN_TIMEOUT:g} (a limit per "
+            f"cell), got {timeout!r}; pass e.g. --timeout 600, or leave it out for no limit"
+        )
+    return float(timeout)
+
+
+def _check_expected_path(expected: Any, *, update: bool) -> Path:
+    """The expected-results file: it must exist, except with ``update``, which creates it in
+    an existing folder."""
+    path = EXPECTED if expected is None else _resolve(expected, "--expected")
+    if path.exists():
+        return path
+    if not update:
+        raise ReproduceError(
+            f"expected-results file {path} does not exist, so nothing could be compared; pass "
+            "the right --expected FILE (default notebooks/expected_results.yaml), or create it "
+            "with --update-expected --seeds 0 10 20 30 40"
+        )
+    if not path.parent.is_dir():
+        raise ReproduceError(
+            f"--expected {path}: its folder {path.parent} does not exist; --update-expected "
+            "creates the file, not its folder. Pass a file in an existing folder"
+        )
+    return path
+
+
+def _probe(folder: Path) -> OSError | None:
+    """Whether a file can be created in ``folder`` (it is created and removed at once)."""
+    try:
+        fd, name = tempfile.mkstemp(prefix=".medlab-probe-", dir=folder)
+    except OSError as exc:
+        return exc
+    os.close(fd)
+    os.unlink(name)
+    return None
+
+
+def _check_writable(out: Path, output: Any) -> None:
+    """The output folder (or, if missing, the folder it would be created in) must take new
+    files: checked before anything runs."""
+    existing = next(p for p in (out, *out.parents) if p.exists())
+    for folder in [existing] + [out / n for n in ("runs",) if (out / n).is_dir()]:
+        err = _probe(folder)
+        if err is None:
+            continue
+        if _no_space(err):
+            raise DiskFullError(
+                f"no space left on the disk of {folder}; free space there (e.g. delete old "
+                f"folders in {out}/runs) and run again. Nothing was run"
+            )
+        why = (
+            "is read-only"
+            if err.errno in (errno.EROFS, errno.EACCES, errno.EPERM)
+            else (f"cannot take new files ({err.strerror or err})")
+        )
+        raise ReproduceError(
+            f"--output {output}: {folder} {why}, so no run could be written; make it writable "
+            "(chmod u+w) or pass a writable --output folder, e.g. --output ~/medlab-outputs"
+        )
+
+
+def _check_update_target(path: Path) -> None:
+    """--update-expected must be able to replace ``path``: checked before any seed runs."""
+    if path.exists() and not (path.stat().st_mode & stat.S_IWUSR):
+        raise ReproduceError(
+            f"--update-expected would rewrite {path}, which is read-only; make it writable "
+            f"(chmod u+w {path}) or pass --expected a writable copy"
+        )
+    err = _probe(path.parent)
+    if err is not None:
+        raise ReproduceError(
+            f"--update-expected cannot write {path}: its folder {path.parent} "
+            f"{'is read-only' if not _no_space(err) else 'is on a full disk'} "
+            f"({err.strerror or err}); make the folder writable (or free space), or pass "
+            "--expected a file in a writable folder"
+        )
 
 
 def _run_one(
@@ -1144,8 +1503,15 @@ def _run_one(
         return {f: f.stat().st_mtime_ns for f in results_dir.glob("*.json")}
 
     before = snapshot()
-    with KernelMonitor() as mon:
-        run = run_notebook(nb, target, params, timeout=timeout, env=env, log=log)
+    try:
+        with KernelMonitor() as mon:
+            run = run_notebook(nb, target, params, timeout=timeout, env=env, log=log)
+    except KeyboardInterrupt:
+        print("interrupted", flush=True)
+        raise
+    except OSError as exc:
+        print(f"FAILED: {exc.strerror or exc}", flush=True)
+        raise
     run.seed = seed
     run.peak_mb = mon.peak_mb if mon.peak_kb else None
     docs, bad = [], ""
@@ -1217,6 +1583,13 @@ def _finish(
             except ReproduceError as exc:
                 hints.append(f"not updating {exp_path}: {exc}")
                 status = 1
+            except OSError as exc:
+                if _no_space(exc):
+                    raise
+                hints.append(
+                    f"could not write {exp_path} ({exc.strerror or exc}); nothing was updated"
+                )
+                status = 1
             else:
                 written = _read_expected(exp_path, strict=False)[0]
                 rows = [r for r in rows if r.value is not None]
@@ -1274,6 +1647,8 @@ def _finish(
         page = write_site(run_dir, rows, runs, mode=mode, passed=status == 0)
         hints.append(f"report: {page}")
     except Exception as exc:  # a broken report page must not hide the results
+        if _no_space(exc):
+            raise
         hints.append(f"the report page could not be written: {_one_line(exc, 300)}")
     print()
     print(table)

@@ -11,6 +11,11 @@ reproduce`` points it at its run folder) together with their provenance: dataset
 whether it is the official file, seed, quick mode, package versions. ``medlab reproduce``
 compares them with ``notebooks/expected_results.yaml``; :func:`load` reads them back as a table.
 
+Each save also records the SHA-256 of the exact bytes written in ``results/MANIFEST.sha256``
+(``sha256sum`` format, ``<sha256>  <file name>`` per line, rewritten atomically), so that
+:mod:`medlab.audit` can tell a results file edited after it was recorded (:func:`read_digests`).
+Notebook and figure names become file names: they must match :data:`NAME_RE` (no folders).
+
 Record keys follow one scheme, ``<subject>.<metric>[.<condition>]``: at least two dot-separated
 lowercase segments, each ``[a-z0-9][a-z0-9_+-]*``, optionally followed by ``[<source dataset>]``,
 e.g. ``smallcnn.test_auc``, ``share5.baseline.tpr_gap``, ``transfer[breastmnist].test_auc.k10``.
@@ -19,6 +24,7 @@ e.g. ``smallcnn.test_auc``, ``share5.baseline.tpr_gap``, ``transfer[breastmnist]
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import json
 import math
 import numbers
@@ -42,9 +48,19 @@ __all__ = [
     "package_versions",
     "output_dir",
     "check_key",
+    "check_name",
+    "check_doc",
+    "read_doc",
+    "read_digests",
     "load",
     "latest_run",
+    "run_state",
+    "is_complete",
+    "last_complete_run",
+    "RUN_FILE",
     "KEY_SCHEME",
+    "MANIFEST",
+    "NAME_RE",
     "PACKAGES",
 ]
 
@@ -71,6 +87,11 @@ KEY_SCHEME = (
     "[a-z0-9][a-z0-9_+-]* optionally followed by [<source dataset>], e.g. 'smallcnn.test_auc', "
     "'share5.baseline.tpr_gap', 'transfer[breastmnist].test_auc.k10'"
 )
+#: Notebook and figure names (they become file names): no folders, no leading dot.
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+\-]*")
+#: The digests of a results folder's files, written by :meth:`Recorder.save`.
+MANIFEST = "MANIFEST.sha256"
+_DIGEST_LINE = re.compile(r"([0-9a-f]{64}) [ *](.+)")
 COLUMNS = [
     "notebook",
     "dataset",
@@ -102,6 +123,30 @@ def check_key(key: Any) -> str:
     if not KEY_RE.fullmatch(key):
         raise ValueError(f"record key {key!r} does not follow the key scheme {KEY_SCHEME}")
     return key
+
+
+def check_name(name: Any, *, what: str = "notebook name") -> str:
+    """``name`` if it can be a file name inside its folder (:data:`NAME_RE`, at most 100
+    characters), else a ValueError naming the fix."""
+    if not isinstance(name, str):
+        raise TypeError(f"{what} must be a string, got {type(name).__name__} {name!r}")
+    if len(name) > 100 or not NAME_RE.fullmatch(name):
+        raise ValueError(
+            f"{what} {name!r} cannot be a file name: use letters, digits, '_', '.', '+' and "
+            "'-' only, starting with a letter or digit (no folders, at most 100 characters), "
+            "e.g. '03_bias'"
+        )
+    return name
+
+
+def _inside(folder: Path, name: str, what: str) -> Path:
+    """``folder / name``, checked to stay inside ``folder`` once resolved."""
+    path = folder / name
+    if not path.resolve().is_relative_to(folder.resolve()):
+        raise ValueError(
+            f"{what} {name!r} leads outside {folder}; use a plain name such as '03_bias'"
+        )
+    return path
 
 
 def _as_number(key: str, value: Any) -> float:
@@ -202,13 +247,17 @@ class Recorder:
         output: str | os.PathLike[str] | None = None,
         **params: Any,
     ) -> None:
+        if notebook is not None:
+            check_name(notebook)
+        elif os.environ.get("MEDLAB_NOTEBOOK"):
+            check_name(os.environ["MEDLAB_NOTEBOOK"], what="$MEDLAB_NOTEBOOK")
         self.notebook = notebook or os.environ.get("MEDLAB_NOTEBOOK") or "interactive"
         self.output = output_dir(output)
         self.datasets = {d.name: d for d in (datasets or [])}
         self.seed, self.quick, self.params = seed, quick, params
         self.records: dict[str, dict[str, dict[str, Any]]] = {}
         self.figures: list[str] = []
-        self.path = self.output / "results" / f"{self.notebook}.json"
+        self.path = _inside(self.output / "results", f"{self.notebook}.json", "notebook name")
 
     def add_dataset(self, data: MedMNISTData) -> None:
         self.datasets[data.name] = data
@@ -284,9 +333,10 @@ class Recorder:
     def figure(self, fig: Any, name: str) -> Any:
         """Save a plotly figure as standalone HTML under ``figures/<notebook>/`` and return it
         (so a notebook cell ending with ``rec.figure(fig, "x")`` also displays it)."""
-        folder = self.output / "figures" / self.notebook
+        check_name(name, what="figure name")
+        folder = _inside(self.output / "figures", self.notebook, "notebook name")
+        path = _inside(folder, f"{name}.html", "figure name")
         folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{name}.html"
         fig.write_html(path, include_plotlyjs="directory", full_html=True)
         self.figures.append(str(path))
         self.save()
@@ -303,10 +353,15 @@ class Recorder:
         }
 
     def save(self) -> Path:
+        """Write ``results/<notebook>.json`` and its SHA-256 in ``results/MANIFEST.sha256``
+        (each file replaced atomically)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(self.as_dict(), indent=2, default=str))
-        tmp.replace(self.path)
+        raw = json.dumps(self.as_dict(), indent=2, default=str).encode("utf-8")
+        _write_atomic(self.path, raw)
+        digests = read_digests(self.path.parent)
+        digests[self.path.name] = hashlib.sha256(raw).hexdigest()
+        lines = "".join(f"{d}  {n}\n" for n, d in sorted(digests.items()))
+        _write_atomic(self.path.parent / MANIFEST, lines.encode("utf-8"))
         return self.path
 
     def table(self) -> Any:
@@ -327,25 +382,152 @@ class Recorder:
         return pd.DataFrame(rows)
 
 
+def _write_atomic(path: Path, raw: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_bytes(raw)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def read_digests(folder: str | os.PathLike[str]) -> dict[str, str]:
+    """``{file name: sha256}`` recorded in ``folder/MANIFEST.sha256`` (``{}`` when there is
+    none); a malformed manifest raises ValueError naming the fix."""
+    path = Path(folder) / MANIFEST
+    if not path.is_file():
+        return {}
+    fix = "re-run the notebooks (`medlab reproduce`) to record the run again"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"{path} is not UTF-8 text: it was damaged; {fix}") from None
+    out = {}
+    for i, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        m = _DIGEST_LINE.fullmatch(line.strip())
+        if m is None or "/" in m[2] or "\\" in m[2]:
+            raise ValueError(
+                f"{path}, line {i}: {line.strip()[:80]!r} is not '<sha256>  <file name>'; {fix}"
+            )
+        out[m[2]] = m[1]
+    return out
+
+
+def check_doc(doc: Any, where: str | os.PathLike[str]) -> dict[str, Any]:
+    """``doc`` if it is a results document as :class:`Recorder` writes it (``records``:
+    ``{dataset: {key: {"value": number, ...}}}``), else a ValueError naming the fix."""
+    nb = doc.get("notebook") if isinstance(doc, dict) else None
+    nb = nb if isinstance(nb, str) and NAME_RE.fullmatch(nb) else Path(where).stem
+    fix = f"re-run the notebook (`medlab reproduce {nb}`) so that medlab.Recorder rewrites it"
+    if not isinstance(doc, dict) or not isinstance(doc.get("records"), dict):
+        got = type(doc).__name__ if not isinstance(doc, dict) else "no 'records' mapping"
+        raise ValueError(
+            f"{where} is not a medlab results file ({got}; expected an object with "
+            f"'records': {{dataset: {{key: {{'value': number}}}}}}); {fix}"
+        )
+    for ds, recs in doc["records"].items():
+        if not isinstance(recs, dict):
+            raise ValueError(
+                f"{where}: records[{ds!r}] is a {type(recs).__name__}, not {{key: {{'value': "
+                f"number}}}}: an old or hand-written format that medlab cannot audit; {fix}"
+            )
+        for key, r in recs.items():
+            v = r.get("value") if isinstance(r, dict) else None
+            if (
+                not isinstance(r, dict)
+                or isinstance(v, bool)
+                or not isinstance(v, int | float)
+                or not math.isfinite(v)
+            ):
+                what = (
+                    f"a {type(r).__name__}, not {{'value': number, ...}} (an old format)"
+                    if not isinstance(r, dict)
+                    else ("has no 'value'" if "value" not in r else f"has value {v!r}")
+                )
+                raise ValueError(f"{where}: record {ds}/{key} {what}; {fix}")
+    prov = doc.get("provenance")
+    datasets = prov.get("datasets") or {} if isinstance(prov, dict) else None
+    if prov is not None and not (
+        isinstance(datasets, dict)
+        and all(
+            isinstance(p, dict) and isinstance(p.get("split_sizes") or {}, dict)
+            for p in datasets.values()
+        )
+    ):
+        raise ValueError(f"{where}: its 'provenance' is not a mapping of fields; {fix}")
+    figures = doc.get("figures")
+    if figures is not None and not (
+        isinstance(figures, list) and all(isinstance(f, str) for f in figures)
+    ):
+        raise ValueError(f"{where}: its 'figures' is not a list of paths; {fix}")
+    return doc
+
+
 # --------------------------------------------------------------------------------------------
 # reading results back
 
 
+#: Each run folder's state: ``running`` from its first moment, then ``complete`` (whatever the
+#: outcome: ``outcome`` passed/failed), ``interrupted`` (Ctrl-C) or ``aborted`` (an error).
+RUN_FILE = "run.json"
+
+
+def run_state(run: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """What ``run/run.json`` says about a run folder (``status`` is ``running`` until the run
+    ends, then ``complete``, ``interrupted`` or ``aborted``); None for a folder without one (a
+    run written before runs were marked); ``{"status": "unreadable"}`` if it cannot be read."""
+    path = Path(run) / RUN_FILE
+    if not path.exists():
+        return None
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return {"status": "unreadable"}
+    return (
+        doc
+        if isinstance(doc, dict) and isinstance(doc.get("status"), str)
+        else {"status": "unreadable"}
+    )
+
+
+def is_complete(run: str | os.PathLike[str]) -> bool:
+    """Whether a run folder finished (``run.json`` status ``complete``, whatever its outcome;
+    a folder from before runs were marked counts as complete)."""
+    state = run_state(run)
+    return state is None or state["status"] == "complete"
+
+
+def last_complete_run(out: str | os.PathLike[str]) -> Path | None:
+    """The newest run folder in ``out/runs/`` that finished (:func:`is_complete`); None if
+    there is none."""
+    runs = sorted((p for p in (Path(out) / "runs").glob("*") if p.is_dir()), reverse=True)
+    return next((r for r in runs if is_complete(r)), None)
+
+
 def latest_run(root: str | os.PathLike[str]) -> Path | None:
-    """The newest run folder of an output folder: ``latest`` (link), ``latest.txt`` (a path),
-    else the last of ``runs/*``; None if there is none."""
+    """The newest complete run folder of an output folder: where ``latest`` (link) or
+    ``latest.txt`` points, if that is a folder directly inside ``root/runs/`` that finished,
+    else the newest complete run in ``runs/`` (:func:`medlab.reproduce.last_complete_run`);
+    None if there is none. A pointer that leads anywhere else is not followed."""
     root = Path(root)
+    runs = (root / "runs").resolve()
+    pointers = []
     link = root / "latest"
-    if link.is_dir():
-        return link.resolve()
+    if link.is_symlink():
+        pointers.append(link)
     txt = root / "latest.txt"
     if txt.is_file():
-        p = Path(txt.read_text().strip())
-        p = p if p.is_absolute() else root / p
-        if p.is_dir():
+        try:
+            pointers.append(Path(txt.read_text(encoding="utf-8").strip()))
+        except (OSError, UnicodeDecodeError):
+            pass
+    for p in pointers:
+        p = (p if p.is_absolute() else root / p).resolve()
+        if p.parent == runs and p.is_dir() and is_complete(p):
             return p
-    runs = sorted(p for p in (root / "runs").glob("*") if p.is_dir())
-    return runs[-1] if runs else None
+    return last_complete_run(root)
 
 
 def _results_files(path: Path) -> tuple[list[Path], str]:
@@ -355,7 +537,8 @@ def _results_files(path: Path) -> tuple[list[Path], str]:
         return [path], str(path)
     if not path.is_dir():
         return [], f"{path} (does not exist)"
-    if path.name == "results" or (not (path / "results").is_dir() and any(path.glob("*.json"))):
+    is_run = (path / "results").is_dir() or any(p.is_dir() for p in path.glob("seed*/results"))
+    if path.name == "results" or (not is_run and any(path.glob("*.json"))):
         return sorted(path.glob("*.json")), f"{path}/*.json"
     run = path
     if any(
@@ -365,6 +548,18 @@ def _results_files(path: Path) -> tuple[list[Path], str]:
     files = sorted(run.glob("results/*.json")) + sorted(run.glob("seed*/results/*.json"))
     where = f"{run}/results/*.json" + (f" (latest run of {path})" if run != path else "")
     return files, where
+
+
+def read_doc(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """One results file, parsed and checked (:func:`check_doc`); ValueError naming the fix."""
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(
+            f"results file {path} is not readable JSON ({exc}): truncated or damaged; re-run "
+            "the notebook or `medlab reproduce` to rewrite it"
+        ) from None
+    return check_doc(doc, path)
 
 
 def load(
@@ -388,19 +583,7 @@ def load(
     files, where = _results_files(base)
     docs = []
     for f in files:
-        try:
-            doc = json.loads(f.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ValueError(
-                f"results file {f} is not readable JSON ({exc}); re-run the "
-                "notebook or `medlab reproduce` to rewrite it"
-            ) from None
-        if not isinstance(doc, dict) or not isinstance(doc.get("records"), dict):
-            raise ValueError(
-                f"{f} is not a medlab results file (no 'records'); it was not "
-                "written by medlab.Recorder"
-            )
-        docs.append((f, doc))
+        docs.append((f, read_doc(f)))
     if notebook is not None:
         names = sorted({d.get("notebook", f.stem) for f, d in docs})
         docs = [(f, d) for f, d in docs if _matches(d.get("notebook", f.stem), notebook)]

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import io
 import math
-import numbers
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -38,12 +37,13 @@ from medlab.metrics import auc_se  # re-exported: notebook 08 calls R.auc_se
 from medlab.train import (
     BatchAugment,
     batches,
+    check_model,
     embeddings,
     eval_mode,
     make_optimizer,
     train_steps,
 )
-from medlab.utils import check_int, progress
+from medlab.utils import check_int, check_scalar, progress
 
 __all__ = [
     "MEAN",
@@ -91,9 +91,9 @@ class PixelModel(nn.Module):
         super().__init__()
         if not isinstance(model, nn.Module):
             raise TypeError(f"PixelModel wraps a torch nn.Module, got {type(model).__name__}")
-        if not (isinstance(std, numbers.Real) and std > 0):
-            raise ValueError(f"std must be a positive number, got {std!r}")
-        self.model, self.mean, self.std = model, float(mean), float(std)
+        std = check_scalar("std", std, kind=float, lo=0, lo_inclusive=False)
+        mean = check_scalar("mean", mean, kind=float)
+        self.model, self.mean, self.std = model, mean, std
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model((x - self.mean) / self.std)
@@ -119,12 +119,10 @@ def to_pixels(images: Any) -> torch.Tensor:
 
 
 def _check_eps(name: str, eps: Any) -> float:
-    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not 0 <= eps <= 1:
-        raise ValueError(
-            f"{name} must be on the [0, 1] pixel scale, got {eps!r}: for 8 grey levels of 255 "
-            f"pass {name}=8/255"
-        )
-    return float(eps)
+    return check_scalar(
+        name, eps, kind=float, lo=0, hi=1,
+        fix=f"on the [0, 1] pixel scale: for 8 grey levels of 255 pass {name}=8/255",
+    )  # fmt: skip
 
 
 def _check_xy(x: Any, y: Any) -> tuple[torch.Tensor, torch.Tensor]:
@@ -146,8 +144,16 @@ def _check_xy(x: Any, y: Any) -> tuple[torch.Tensor, torch.Tensor]:
 
 def _loss_grad(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Gradient of the mean cross-entropy over the batch with respect to the pixels x."""
+    check_model(model, x)
     x = x.detach().requires_grad_(True)
-    loss = F.cross_entropy(model(x), y)
+    logits = model(x)
+    k = logits.shape[1]
+    if len(y) and (int(y.min()) < 0 or int(y.max()) >= k):
+        raise ValueError(
+            f"labels must be class indices 0..{k - 1} for this {k}-class model, got "
+            f"{torch.unique(y)[:5].tolist()}: pass the split's own labels (split.labels)"
+        )
+    loss = F.cross_entropy(logits, y)
     (grad,) = torch.autograd.grad(loss, x)
     return grad
 
@@ -223,8 +229,10 @@ def attack(
     else:
         if labels is None:
             raise ValueError("give labels= with images (or pass a Split)")
+        images = torch.as_tensor(images)
         x = to_pixels(images) if images.dtype == torch.uint8 else images
         y = torch.as_tensor(labels)
+    x, y = _check_xy(x, y)
     batch_size = check_int("batch_size", batch_size, 1)
     eps = _check_eps("eps", eps)
     if eps == 0:
@@ -244,6 +252,7 @@ def attack(
 def _predict_pixels(model: nn.Module, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
     """Softmax probabilities (N, K) of pixel images x on [0, 1]."""
     net = _pixel_model(model)
+    check_model(net, x)
     with eval_mode(net):
         return torch.cat(
             [torch.softmax(net(x[i : i + batch_size]), 1) for i in range(0, len(x), batch_size)]
@@ -316,8 +325,9 @@ def corrupted_batches(
     names, sevs = list(names), [check_int("severity", s, 1, 5) for s in severities]
     for n in names:
         _spec(modality, n)
-    if not names or not 0 <= p <= 1:
-        raise ValueError(f"need at least one corruption name and p in [0, 1], got {names}, {p}")
+    if not names:
+        raise ValueError(f"need at least one corruption name, e.g. {corruption_names(modality)}")
+    p = check_scalar("p", p, kind=float, lo=0, hi=1, fix="the share of images to corrupt")
     rng = np.random.default_rng(check_int("seed", seed, 0))
     for batch in source:
         x = batch[0]
@@ -432,9 +442,19 @@ def operating_point(clean: np.ndarray, adversarial: np.ndarray, *, detect: float
     on validation images); a case is flagged for review when its score >= threshold. The
     threshold is an observed score (the lower neighbour of the quantile), so at least ``detect``
     of ``adversarial`` is flagged, also with few scores."""
+    detect = check_scalar(
+        "detect", detect, kind=float, lo=0, hi=1, lo_inclusive=False, hi_inclusive=False,
+        fix="the share of attacks to flag, e.g. 0.9",
+    )  # fmt: skip
+    for name, a in (("clean", clean), ("adversarial", adversarial)):
+        a = np.asarray(a, dtype=float)
+        if a.ndim != 1 or len(a) == 0:
+            raise ValueError(f"{name} must be a non-empty 1-D array of scores, got {a.shape}")
+        if not np.isfinite(a).all():
+            raise ValueError(
+                f"{name} scores hold NaN or inf: drop those images or check detector_scores"
+            )
     adversarial = np.asarray(adversarial, dtype=float)
-    if not 0 < detect < 1 or len(adversarial) == 0 or len(np.asarray(clean)) == 0:
-        raise ValueError("need non-empty score arrays and detect in (0, 1), e.g. 0.9")
     return float(np.quantile(adversarial, 1 - detect, method="lower"))
 
 

@@ -26,7 +26,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import torch
 from torch import nn
@@ -36,7 +35,7 @@ from medlab.experiments import ModelCache, cached_model, fingerprint, run_grid, 
 from medlab.experiments import summarize as _summarize
 from medlab.models import SmallCNN
 from medlab.train import BatchAugment, evaluate, fit, predict
-from medlab.utils import check_int, check_seeds
+from medlab.utils import check_int, check_scalar, check_seeds
 
 __all__ = [
     "VARIANTS",
@@ -142,10 +141,8 @@ def check_budgets(budgets: Iterable[int | str]) -> list[int | str]:
                     f"budget {b!r} is not understood; use a positive integer "
                     "(labelled images per class) or 'all'"
                 )
-        elif isinstance(b, bool) or not isinstance(b, int | np.integer) or b < 1:
-            raise ValueError(
-                f"budget {b!r} must be a positive integer (labelled images per class) or 'all'"
-            )
+        else:
+            b = check_scalar("budget", b, lo=1, fix="labelled images per class, or 'all'")
         if b not in out:
             out.append(b if isinstance(b, str) else int(b))
     if not out:

@@ -25,7 +25,6 @@ seeds, and results on it are about the mechanism, not about the people in the da
 from __future__ import annotations
 
 import functools
-import numbers
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,7 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from medlab.data import SPLITS, MedMNISTData, Split
-from medlab.utils import check_int
+from medlab.utils import check_int, check_scalar
 
 __all__ = [
     "GROUP_NAMES",
@@ -71,10 +70,6 @@ ShiftFn = Callable[..., torch.Tensor]
 # the simulated presentation shift (HCM preset)
 
 
-def _number(v: Any) -> bool:
-    return isinstance(v, numbers.Real) and not isinstance(v, bool)
-
-
 @dataclass(frozen=True)
 class PresentationShift:
     """How the minority group's disease presents differently (the simulated mechanism).
@@ -91,25 +86,17 @@ class PresentationShift:
     contrast: float = 0.5
 
     def __post_init__(self) -> None:
-        if not (_number(self.zoom) and 0.5 <= self.zoom <= 1.5):
-            raise ValueError(
-                f"PresentationShift.zoom must be in [0.5, 1.5] (1 = no change, "
-                f"< 1 = smaller anatomy), got {self.zoom!r}"
-            )
-        if not (_number(self.contrast) and 0.0 <= self.contrast <= 1.0):
-            raise ValueError(
-                f"PresentationShift.contrast must be in [0, 1] (1 = full disease "
-                f"signal, 0 = none), got {self.contrast!r}"
-            )
+        check_scalar("PresentationShift.zoom", self.zoom, kind=float, lo=0.5, hi=1.5,
+                     fix="1 = no change, < 1 = smaller anatomy")  # fmt: skip
+        check_scalar("PresentationShift.contrast", self.contrast, kind=float, lo=0, hi=1,
+                     fix="1 = full disease signal, 0 = none")  # fmt: skip
 
     @classmethod
     def from_strength(cls, strength: float) -> PresentationShift:
         """One knob for sliders: ``strength`` in [0, 2]; 0 = no shift, 1 = zoom 0.8 and half
         the average disease pattern, 2 = zoom 0.6 and none of the average disease pattern."""
-        if not (_number(strength) and 0.0 <= strength <= 2.0):
-            raise ValueError(
-                f"strength must be a number in [0, 2] (0 = no shift, 1 = default), got {strength!r}"
-            )
+        strength = check_scalar("strength", strength, kind=float, lo=0, hi=2,
+                                fix="0 = no shift, 1 = default")  # fmt: skip
         return cls(zoom=round(1.0 - 0.2 * strength, 6), contrast=round(1.0 - 0.5 * strength, 6))
 
     @property
@@ -521,10 +508,8 @@ def hcm(
             f"the HCM scenario needs a binary-class dataset (e.g. pneumoniamnist, "
             f"breastmnist); {data.name} is {data.task!r}"
         )
-    if not (_number(share) and 0.0 <= share <= 0.5):
-        raise ValueError(
-            f"share must be a number in [0, 0.5] (the minority is at most half), got {share!r}"
-        )
+    share = check_scalar("share", share, kind=float, lo=0, hi=0.5,
+                         fix="the minority is at most half")  # fmt: skip
     strength = default_strength(data) if strength is None else strength
     shift = PresentationShift.from_strength(strength)
     positive = disease_class(data) if positive is None else check_int("positive", positive, 0)

@@ -51,7 +51,7 @@ from medlab.fairness import gini_coefficient, shannon_index
 from medlab.models import SmallCNN
 from medlab.scenario import Scenario
 from medlab.train import _as_model_input, batches, fit, make_optimizer, train_steps
-from medlab.utils import check_int, progress
+from medlab.utils import check_int, check_scalar, progress
 
 __all__ = [
     "GENERATORS",
@@ -282,9 +282,8 @@ class DDPM(nn.Module):
         super().__init__()
         self.n_classes = check_int("n_classes", n_classes, 1)
         self.in_channels = check_int("in_channels", in_channels, 1)
-        if not 0.0 <= p_uncond < 1.0:
-            raise ValueError(f"p_uncond must be in [0, 1), got {p_uncond!r}")
-        self.p_uncond = float(p_uncond)
+        self.p_uncond = check_scalar("p_uncond", p_uncond, kind=float, lo=0, hi=1,
+                                     hi_inclusive=False)  # fmt: skip
         self.net = TinyUNet(in_channels, n_classes, width=width)
         self.steps = check_int("steps", steps, 2)
         for k, v in noise_schedule(steps, kind=schedule).items():
@@ -337,6 +336,8 @@ class DDPM(nn.Module):
         ``beta_t (1 - abar_{t-1}) / (1 - abar_t)``); no noise is added at the last step.
         """
         y = _labels(y, self.n_classes)
+        guidance = check_scalar("guidance", guidance, kind=float, lo=0,
+                                fix="1 = conditional, > 1 = stronger class guidance")  # fmt: skip
         x = torch.randn(len(y), self.in_channels, 28, 28, generator=generator)
         for t in range(self.steps - 1, -1, -1):
             ab = self.alpha_bar[t]
@@ -461,6 +462,15 @@ def generate(
 ) -> torch.Tensor:
     """Samples for the requested classes ``labels`` (N,), as uint8 images (N, C, H, W) in
     0..255 (the real data's format). Seeded: the same seed gives the same images."""
+    if not hasattr(model, "sample") or not hasattr(model, "n_classes"):
+        raise TypeError(
+            f"model must be a generator from make_generator (a ConditionalVAE or DDPM), got "
+            f"{type(model).__name__}"
+        )
+    if np.size(labels) == 0:
+        raise ValueError(
+            "labels is empty: ask for at least one image, e.g. labels=requested_labels(split, n)"
+        )
     y = _labels(labels, model.n_classes)
     gen = torch.Generator().manual_seed(check_int("seed", seed, 0))
     batch_size = check_int("batch_size", batch_size, 1)
@@ -495,9 +505,17 @@ def synthetic_split(
     task and class names of ``like``, so every medlab tool takes them like real data."""
     if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8 or images.ndim != 4:
         raise TypeError("images must be a uint8 tensor (N, C, H, W); use generate(...)")
+    if not isinstance(like, Split):
+        raise TypeError(f"like must be a medlab Split (e.g. data.train), got {type(like).__name__}")
+    if images.shape[1:] != like.images.shape[1:]:
+        raise ValueError(
+            f"the images are {tuple(images.shape[1:])} (C, H, W) but {like.name}'s are "
+            f"{tuple(like.images.shape[1:])}: generate with a generator built for "
+            f"{like.images.shape[1]} channel(s) at {like.images.shape[-1]} px"
+        )
     y = _labels(labels, like.n_classes)
     if len(y) != len(images):
-        raise ValueError(f"{len(images)} images but {len(y)} labels")
+        raise ValueError(f"{len(images)} images but {len(y)} labels: pass one label per image")
     return Split(like.name, name, images, y, like.task, dict(like.label_names))
 
 

@@ -21,8 +21,8 @@ helper; they restore the model's train/eval mode even when they raise.
 
 from __future__ import annotations
 
+import itertools
 import math
-import numbers
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -37,10 +37,11 @@ from torch import nn
 from medlab.data import MedMNISTData, Split
 from medlab.metrics import medmnist_metrics
 from medlab.models import build_model
-from medlab.utils import check_int, progress, seed_everything
+from medlab.utils import check_int, check_scalar, progress, seed_everything
 
 __all__ = [
     "to_input",
+    "check_model",
     "BatchAugment",
     "History",
     "StepStats",
@@ -94,12 +95,9 @@ class BatchAugment:
 
     def __post_init__(self) -> None:
         for name in ("flip", "shift", "scale", "brightness", "contrast"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, numbers.Real) or not 0.0 <= v <= 1.0:
-                raise ValueError(f"BatchAugment.{name} must be a number in [0, 1], got {v!r}")
-        r = self.rotate
-        if isinstance(r, bool) or not isinstance(r, numbers.Real) or not 0.0 <= r <= 180.0:
-            raise ValueError(f"BatchAugment.rotate must be in [0, 180] degrees, got {r!r}")
+            check_scalar(f"BatchAugment.{name}", getattr(self, name), kind=float, lo=0.0, hi=1.0)
+        check_scalar("BatchAugment.rotate", self.rotate, kind=float, lo=0.0, hi=180.0,
+                     fix="an angle in degrees")  # fmt: skip
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         n = x.shape[0]
@@ -162,12 +160,31 @@ class StepStats:
 # argument checks
 
 
-def _check_real(name: str, value: Any, lo: float, hi: float | None = None) -> float:
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    if not ok or not (float(value) >= lo and (hi is None or float(value) <= hi)):
-        rng = f"in [{lo}, {hi}]" if hi is not None else f">= {lo}"
-        raise ValueError(f"{name} must be a number {rng}, got {value!r}")
-    return float(value)
+def check_model(model: nn.Module, x: torch.Tensor | None = None) -> None:
+    """One clear error where ``model`` cannot take medlab's inputs: weights that are not float32
+    (``model.double()``: TypeError, call ``model.float()``), or weights on another device than
+    the inputs ``x`` (CPU when not given) or on the ``meta`` device (no values)."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch nn.Module, got {type(model).__name__}")
+    where = x.device if x is not None else torch.device("cpu")
+    for t in itertools.chain(model.parameters(), model.buffers()):
+        if t.device.type == "meta":
+            raise ValueError(
+                "the model's weights are on the 'meta' device (shapes only, no values): build "
+                "or load it with real weights, then move the model with model.to('cpu')"
+            )
+        if t.device != where:
+            raise ValueError(
+                f"the model is on {t.device} but the images are on {where}: move the model "
+                f"with model.to('{where}')"
+            )
+    dtypes = {p.dtype for p in model.parameters() if p.is_floating_point()}
+    if dtypes - {torch.float32}:
+        got = ", ".join(sorted(str(d).replace("torch.", "") for d in dtypes))
+        raise TypeError(
+            f"the model's weights are {got} but medlab's images are float32: call "
+            "model.float() first"
+        )
 
 
 def _check_weights(sample_weight: Any, n: int) -> torch.Tensor:
@@ -210,9 +227,9 @@ def make_optimizer(
     the optimizer: the scheduler keeps acting on the same parameter groups.
     """
     total_steps = check_int("total_steps", total_steps, 1)
-    lr = _check_real("lr", lr, 1e-8, 10.0)
-    weight_decay = _check_real("weight_decay", weight_decay, 0.0)
-    warmup = _check_real("warmup", warmup, 0.0, 1.0)
+    lr = check_scalar("lr", lr, kind=float, lo=1e-8, hi=10.0, fix="e.g. lr=3e-3")
+    weight_decay = check_scalar("weight_decay", weight_decay, kind=float, lo=0.0)
+    warmup = check_scalar("warmup", warmup, kind=float, lo=0.0, hi=1.0)
     if algorithm == "adamw":
         opt: torch.optim.Optimizer = torch.optim.AdamW(
             model.parameters(), lr=lr, weight_decay=weight_decay
@@ -319,7 +336,7 @@ def train_steps(
     """
     if steps is not None:
         steps = check_int("steps", steps, 0)
-    label_smoothing = _check_real("label_smoothing", label_smoothing, 0.0, 0.5)
+    label_smoothing = check_scalar("label_smoothing", label_smoothing, kind=float, lo=0.0, hi=0.5)
     loss_fn = loss_fn or (lambda logits, y: _loss(logits, y, label_smoothing))
     model.train()
     stats = StepStats()
@@ -336,6 +353,8 @@ def train_steps(
                 "images and labels yields that"
             )
         x, y = _as_model_input(batch[0]), batch[1]
+        if stats.steps == 0:
+            check_model(model, x)
         losses = loss_fn(model(x), y)
         if len(x) == 0:  # Poisson sampling (Opacus) can draw an empty batch: still one step,
             loss = losses.sum()  # so the optimizer adds its noise and the accountant counts it
@@ -406,9 +425,9 @@ def fit(
         raise TypeError(f"train must be a medlab Split, got {type(train).__name__}")
     epochs = check_int("epochs", epochs, 1)
     batch_size = check_int("batch_size", batch_size, 1)
-    label_smoothing = _check_real("label_smoothing", label_smoothing, 0.0, 0.5)
+    label_smoothing = check_scalar("label_smoothing", label_smoothing, kind=float, lo=0.0, hi=0.5)
     if max_seconds is not None:
-        max_seconds = _check_real("max_seconds", max_seconds, 0.0)
+        max_seconds = check_scalar("max_seconds", max_seconds, kind=float, lo=0.0, allow_inf=True)
     if len(train) == 0:
         raise ValueError(f"the training split of {train.name} is empty: nothing to train on")
     _check_val(val, select_best)
@@ -524,6 +543,7 @@ def _images(images: Split | torch.Tensor | np.ndarray) -> torch.Tensor:
 @torch.no_grad()
 def _batched(fn: Any, model: nn.Module, x: torch.Tensor, batch_size: int) -> torch.Tensor:
     batch_size = check_int("batch_size", batch_size, 1)
+    check_model(model, x)
     with eval_mode(model):
         out = [fn(_as_model_input(x[i : i + batch_size])) for i in range(0, len(x), batch_size)]
     return torch.cat(out) if out else torch.zeros(0)
@@ -575,4 +595,9 @@ def evaluate(
         raise ValueError(f"the {split.split} split of {split.name} is empty: nothing to evaluate")
     if scores is None:
         scores = predict(model, split)
-    return medmnist_metrics(split.numpy_labels(), scores, split.task)
+        if scores.shape[1] != split.n_classes:
+            raise ValueError(
+                f"the model has {scores.shape[1]} outputs but {split.name} has "
+                f"{split.n_classes} classes: build it with n_classes=data.n_classes"
+            )
+    return medmnist_metrics(split.numpy_labels(), scores, split.task, n_classes=split.n_classes)

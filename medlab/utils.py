@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 import os
 import random
@@ -18,6 +19,7 @@ __all__ = [
     "progress",
     "set_threads",
     "default_threads",
+    "check_scalar",
     "check_int",
     "check_seeds",
 ]
@@ -25,17 +27,62 @@ __all__ = [
 T = TypeVar("T")
 
 
+def _bound(lo: Any, hi: Any, lo_inclusive: bool, hi_inclusive: bool) -> str:
+    """The range part of a scalar check's message, e.g. ' >= 1' or ' in [0, 1)'."""
+    if lo is not None and hi is not None:
+        return f" in {'[' if lo_inclusive else '('}{lo}, {hi}{']' if hi_inclusive else ')'}"
+    if lo is not None:
+        return f" {'>=' if lo_inclusive else '>'} {lo}"
+    if hi is not None:
+        return f" {'<=' if hi_inclusive else '<'} {hi}"
+    return ""
+
+
+def check_scalar(
+    name: str,
+    value: Any,
+    *,
+    kind: type = int,
+    lo: float | None = None,
+    hi: float | None = None,
+    lo_inclusive: bool = True,
+    hi_inclusive: bool = True,
+    allow_inf: bool = False,
+    fix: str | None = None,
+    error: type[Exception] = ValueError,
+) -> Any:
+    """``value`` as a Python ``int`` (``kind=int``) or ``float`` (``kind=float``) if it is one
+    (numpy scalars too; never a bool, a string or, for floats, NaN or +/-inf unless
+    ``allow_inf``) and lies in the range [``lo``, ``hi``] (open ends with ``lo_inclusive`` /
+    ``hi_inclusive`` False); otherwise an ``error`` (ValueError) such as ``"epochs must be an
+    integer >= 1, got 0; <fix>"``. The one scalar check of medlab, in the style of
+    scikit-learn's ``check_scalar``."""
+    if kind not in (int, float):
+        raise TypeError(f"check_scalar: kind must be int or float, got {kind!r}")
+    what = "an integer" if kind is int else "a number"
+    rng = _bound(lo, hi, lo_inclusive, hi_inclusive)
+    tail = f"; {fix}" if fix else ""
+    wanted = numbers.Integral if kind is int else numbers.Real
+    if isinstance(value, bool | np.bool_) or not isinstance(value, wanted):
+        hint = ""
+        if kind is int and isinstance(value, float | np.floating) and float(value).is_integer():
+            hint = f" (use {int(value)})"
+        raise error(f"{name} must be {what}{rng}, got {value!r}{hint}{tail}")
+    v = int(value) if kind is int else float(value)
+    if kind is float and (math.isnan(v) or (math.isinf(v) and not allow_inf)):
+        raise error(f"{name} must be a finite number{rng}, got {v}{tail}")
+    too_low = lo is not None and (v < lo if lo_inclusive else v <= lo)
+    too_high = hi is not None and (v > hi if hi_inclusive else v >= hi)
+    if too_low or too_high:
+        raise error(f"{name} must be {what}{rng}, got {v!r}{tail}")
+    return v
+
+
 def check_int(name: str, value: Any, lo: int | None = None, hi: int | None = None) -> int:
     """``value`` as a Python int if it is integral (int, numpy integer; not bool, not float)
-    and within [lo, hi]; otherwise a ValueError that says what is expected."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        hint = f" (use {int(value)})" if isinstance(value, float) and value.is_integer() else ""
-        raise ValueError(f"{name} must be an integer, got {value!r}{hint}")
-    v = int(value)
-    if (lo is not None and v < lo) or (hi is not None and v > hi):
-        rng = f">= {lo}" if hi is None else (f"<= {hi}" if lo is None else f"in [{lo}, {hi}]")
-        raise ValueError(f"{name} must be an integer {rng}, got {v}")
-    return v
+    and within [lo, hi]; otherwise a ValueError that says what is expected
+    (:func:`check_scalar` with ``kind=int``)."""
+    return check_scalar(name, value, kind=int, lo=lo, hi=hi)
 
 
 def check_seeds(seeds: Any, *, name: str = "seeds") -> list[int]:

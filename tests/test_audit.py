@@ -5,6 +5,8 @@ interval); the not-run and unofficial-data statements are checked against the ru
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -236,7 +238,8 @@ def test_a_number_changed_by_hand_is_caught(run, built, tmp_path):
     assert problems and cid in problems[0] and "audit_report.md" in problems[0]
 
 
-def test_a_changed_results_file_is_caught(run, tmp_path):
+def test_a_changed_results_file_is_caught(run, tmp_path, capsys):
+    """An edit after recording fails verify (digest and value), build and `medlab audit`."""
     copy = tmp_path / "run"
     shutil.copytree(run, copy, symlinks=True)
     _, paths = audit.audit(copy)
@@ -244,10 +247,187 @@ def test_a_changed_results_file_is_caught(run, tmp_path):
     f = copy / "results/01_baseline.json"
     doc = json.loads(f.read_text())
     ds = next(iter(doc["records"]))
-    doc["records"][ds]["smallcnn.test_auc"]["value"] -= 0.01
-    f.write_text(json.dumps(doc))
+    doc["records"][ds]["smallcnn.test_auc"]["value"] = 0.99
+    f.write_text(json.dumps(doc, indent=2))
     problems = audit.verify(paths["audit_report.md"].parent)
-    assert problems and any("results give" in p for p in problems)
+    assert problems and any("results give 0.99" in p for p in problems)
+    assert any("01_baseline.json was changed after it was recorded" in p for p in problems)
+    with pytest.raises(audit.AuditError) as err:
+        audit.build(copy)
+    assert re.search(
+        r"results/01_baseline\.json was changed after it was recorded: its SHA-256 [0-9a-f]{64} "
+        r"differs from the run's manifest \(results/MANIFEST\.sha256: [0-9a-f]{64}\); re-run "
+        r"the notebook \(`medlab reproduce 01_baseline`\)",
+        str(err.value),
+    ), err.value
+    report = paths["audit_report.md"].read_text()
+    assert main(["audit", str(copy)]) == 2
+    out, err = capsys.readouterr()
+    assert "all verified" not in out and "0.99" not in out + err
+    assert err.count("\n") == 1 and "changed after it was recorded" in err
+    assert paths["audit_report.md"].read_text() == report  # the earlier audit stays as it was
+
+
+def _copy(run: Path, tmp_path: Path) -> Path:
+    """A copy of the real run, without its audit folder."""
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy, symlinks=True, ignore=shutil.ignore_patterns("audit"))
+    return copy
+
+
+def test_the_recorder_records_each_results_files_sha256(run):
+    lines = (run / "results" / results.MANIFEST).read_text().splitlines()
+    listed = dict(reversed(line.split("  ", 1)) for line in lines)
+    assert sorted(listed) == sorted(p.name for p in (run / "results").glob("*.json"))
+    for name, digest in listed.items():
+        assert hashlib.sha256((run / "results" / name).read_bytes()).hexdigest() == digest
+
+
+def test_a_deleted_or_added_results_file_is_caught(run, tmp_path):
+    copy = _copy(run, tmp_path)
+    _, paths = audit.audit(copy)
+    folder = paths["audit_report.md"].parent
+    shutil.copy(copy / "results/01_baseline.json", copy / "results/01_copy.json")
+    problems = audit.verify(folder)
+    assert any("results/01_copy.json was added after the audit was written" in p for p in problems)
+    (copy / "results/01_copy.json").unlink()
+    assert audit.verify(folder) == []
+    (copy / "results/01_baseline.json").unlink()
+    with pytest.raises(audit.AuditError, match="01_baseline.json is listed in the run's manifest"):
+        audit.build(copy)
+    assert any("is missing" in p for p in audit.verify(folder))
+
+
+def _insert(path: Path, before: str, line: str) -> int:
+    """Insert ``line`` before the first line ``before`` of ``path``; returns its line number."""
+    lines = path.read_text(encoding="utf-8").split("\n")
+    at = lines.index(before)
+    path.write_text("\n".join(lines[:at] + [line] + lines[at:]), encoding="utf-8")
+    return at + 1
+
+
+@pytest.mark.parametrize(
+    "line, bare",
+    [
+        ("Test AUC 0.99 on the official test split.", "0.99"),
+        ("Accuracy 99 % on the test split.", "99"),
+        ("AUC `0.99`, see `smallcnn.test_auc`.", "0.99"),
+        ("AUC 9.9e-01 (seed 3).", "9.9e-01, 3"),
+        ("An AUC of [0.99](audit_report.md#c4).", "0.99"),
+        ("| 01_baseline | x | `k` | -0.5 | - | official |", "-0.5"),
+    ],
+)
+def test_a_number_without_a_citation_is_flagged(built, tmp_path, line, bare):
+    _, paths = built
+    folder = tmp_path / "audit"
+    shutil.copytree(paths["audit_report.md"].parent, folder)
+    n = _insert(folder / "model_card.md", "## Uses", line)
+    m = _insert(folder / "audit_report.md", "## Intended use", line)
+    problems = audit.verify(folder)
+    for name, k in (("model_card.md", n), ("audit_report.md", m)):
+        assert any(p.startswith(f"{name}, line {k}: {bare} carries no citation") for p in problems)
+    assert sum("carries no citation" in p for p in problems) == 2, problems
+
+
+def test_names_dates_and_marks_are_not_uncited_numbers():
+    ok = (
+        "- `smallcnn.test_auc` (01_baseline, pneumoniamnist_balanced_subset, official): "
+        "0.9607<sup>[C4](audit_report.md#c4)</sup>; run `20261206T050304Z-quick` of 2026-12-06, "
+        "ResNet-18 on 28x28 images, MedMNIST v2, int8, C7, licence CC BY 4.0, "
+        "95 % CI 0.9<sup>[C5](#c5)</sup> (Wilson, n = 468<sup>[C3](#c3)</sup>), SD over 2 seeds"
+    )
+    assert audit.uncited_numbers(ok) == []
+    table = "| id | value | seeds |\n|---|---|---|\n| C1 | 0.5<sup>[C1](#c1)</sup> | 0, 10 |"
+    assert audit.uncited_numbers(table) == []
+    assert audit.uncited_numbers(table.replace("C1 |", "C1 0.4 |"))  # an id is only an id
+    assert audit.uncited_numbers(table.replace("0, 10", "0.99"))  # seeds are only seeds
+    assert audit.uncited_numbers(table.replace("| id |", "| id 3 |"))  # a header is checked
+    assert audit.uncited_numbers("Known gap: 780 images from 600 women")  # not a card's gap
+    unit = "0.88<sup>[C1](#c1)</sup> accuracy (0-1)"  # a cited number's recorded unit
+    assert audit.uncited_numbers(unit, units=["accuracy (0-1)"]) == []
+    assert audit.uncited_numbers(unit, units=["ms"]) and audit.uncited_numbers(unit + " 2")
+
+
+def test_a_results_file_without_a_manifest_entry_is_origin_unknown(run, tmp_path, capsys):
+    copy = _copy(run, tmp_path)
+    doc = json.loads((copy / "results/01_baseline.json").read_text())
+    ds = next(iter(doc["records"]))
+    doc["notebook"] = "08_robustness"  # written by hand: the values are 01's real ones
+    doc["records"] = {ds: {"standard.test_acc": doc["records"][ds]["smallcnn.test_acc"]}}
+    (copy / "results/08_robustness.json").write_text(json.dumps(doc))
+    a, paths = audit.audit(copy)
+    assert a.unknown_origin == ["results/08_robustness.json"]
+    for c in a.citations.values():
+        uses = any(s["file"] == "results/08_robustness.json" for s in c.sources)
+        assert c.origin == ("origin unknown" if uses else "recorded"), c
+    text = paths["audit_report.md"].read_text()
+    row = next(x for x in text.splitlines() if x.startswith("| 08_robustness |"))
+    assert row.rstrip(" |").endswith("**origin unknown**")
+    assert "- **Origin unknown:**" in text and "results/08_robustness.json" in text
+    assert "every results file matches the SHA-256" not in text
+    card = paths["model_card.md"].read_text()
+    assert "**origin unknown**: their results files (results/08_robustness.json)" in card
+    problems = audit.verify(paths["audit_report.md"].parent)
+    assert problems == [
+        "results/08_robustness.json: origin unknown (the run's manifest does not list it), so "
+        "its numbers are not verified; re-run its notebook to record them"
+    ]
+    assert main(["audit", str(copy)]) == 1
+    assert "all verified" not in capsys.readouterr().out
+
+
+def test_the_official_data_sentence_follows_the_numbers(tmp_path, breast):
+    """ "Every number comes from an official file" only when every cited number does."""
+    official = dataclasses.replace(breast, provenance={**breast.provenance, "official": True})
+    rec = results.Recorder("01_baseline", datasets=[official], seed=0, quick=True, output=tmp_path)
+    rec.record("smallcnn.test_auc", 0.9)
+    a, paths = audit.audit(tmp_path)
+    text = paths["audit_report.md"].read_text()
+    assert "**Unofficial data:** none; every number comes from an official file." in text
+    assert "All numbers come from official data files." in paths["model_card.md"].read_text()
+    assert audit.verify(paths["audit_report.md"].parent) == []
+    doc = json.loads(rec.path.read_text())  # a second file, by hand, whose rows say unofficial
+    doc["notebook"] = "09_deploy"
+    doc["records"] = {"breastmnist": {"default.test_acc": {"value": 0.5, "official": False}}}
+    doc["provenance"]["datasets"] = {}
+    (tmp_path / "results/09_deploy.json").write_text(json.dumps(doc))
+    a, paths = audit.audit(tmp_path)
+    text = paths["audit_report.md"].read_text()
+    assert "every number comes from an official file" not in text
+    n = sum(c.official is False for c in a.citations.values())
+    assert n and f"**Unofficial data:** {n} of the {len(a.citations)} cited numbers" in text
+    assert "All numbers come from official" not in paths["model_card.md"].read_text()
+
+
+EVIL = "<img src=x onerror=alert(1)>"
+
+
+def test_names_from_the_data_cannot_become_html(run, tmp_path):
+    """A dataset, notebook, record key, unit and figure named like HTML stay text in the pages
+    (a results file written by hand: load_custom and Recorder refuse such names)."""
+    copy = _copy(run, tmp_path)
+    doc = json.loads((copy / "results/01_baseline.json").read_text())
+    ds = next(iter(doc["records"]))
+    rec = dict(doc["records"][ds]["smallcnn.test_auc"], unit=EVIL)
+    doc["notebook"] = f"01_{EVIL}"
+    doc["records"] = {EVIL: {"smallcnn.test_auc": rec, f"a.`b` {EVIL}": rec}}
+    doc["provenance"]["datasets"] = {EVIL: dict(doc["provenance"]["datasets"][ds], kind=EVIL)}
+    doc["provenance"]["seed"] = EVIL
+    doc["figures"] = [f"figures/x) {EVIL} [y](javascript:alert(1)).html"]
+    (copy / "results/01_evil.json").write_text(json.dumps(doc))
+    _, paths = audit.audit(copy)
+    for name in ("audit_report.html", "model_card.html"):
+        page = paths[name].read_text()
+        assert "&lt;img src=x onerror=alert(1)&gt;" in page, name  # shown, as text
+        assert "<img" not in page and not re.search(r"<[^>]*onerror=", page), name
+        assert 'href="javascript' not in page, name
+    assert "01_evil.json" in paths["audit_report.md"].read_text()
+
+
+def test_an_audit_written_elsewhere_verifies(run, built, tmp_path):
+    _, paths = audit.audit(run, folder=tmp_path / "elsewhere")
+    assert paths["audit_report.md"].parent == tmp_path / "elsewhere"
+    assert audit.verify(tmp_path / "elsewhere") == []
 
 
 def test_cli_audits_a_run_and_the_latest_run(run, capsys):

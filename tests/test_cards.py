@@ -60,3 +60,17 @@ def test_custom_cards_point_to_an_official_like():
 def test_unknown_card():
     with pytest.raises(KeyError, match="cards exist for"):
         cards.card("nope")
+
+
+@pytest.mark.parametrize(
+    "name", ["<img src=x onerror=alert(1)>", "My Subset", "../x", "a`b", "_x", "x" * 65, 3]
+)
+def test_a_card_name_must_be_a_safe_dataset_name(name):
+    c = dict(cards.card("pneumoniamnist_balanced_subset"), name=name)
+    with pytest.raises(ValueError, match="lowercase letters, digits"):
+        cards.check_card(c, "bad.yaml")
+
+
+def test_every_card_name_is_a_safe_dataset_name():
+    assert all(cards.NAME_RE.fullmatch(n) for n in cards.cards())
+    assert cards.check_card(dict(cards.card("breastmnist"), name="my-scan.v2_a"), "ok.yaml")

@@ -246,6 +246,29 @@ def test_custom_name_must_not_be_official(tmp_path):
         medlab.load_custom(f, name="y")
 
 
+@pytest.mark.parametrize(
+    "name, suggestion",
+    [
+        ("<img src=x onerror=alert(1)>", "img_src_x_onerror_alert_1"),
+        ("My Subset", "my_subset"),
+        ("../x", "x"),
+        ("a`b", "a_b"),
+        ("-x", "x"),
+    ],
+)
+def test_custom_name_must_be_a_safe_name(tmp_path, name, suggestion):
+    f = _save(tmp_path / "x.npz", **_layout())
+    with pytest.raises(D.DataError, match=f"lowercase letters.*e.g. name='{suggestion}'"):
+        medlab.load_custom(f, name=name, like="breastmnist")
+    assert medlab.load_custom(f, name="my-x.v2_a", like="breastmnist").name == "my-x.v2_a"
+
+
+def test_manifest_that_is_not_utf8(tmp_path):
+    (tmp_path / D.MANIFEST).write_bytes(b"\xff\xfe" + b"d41d8cd98f00b204e9800998ecf8427e  a.npz")
+    with pytest.raises(D.DataChecksumError, match="not UTF-8.*Copy MANIFEST.md5 again"):
+        D.read_manifest(tmp_path)
+
+
 def test_registered_custom_missing(tmp_path):
     with pytest.raises(D.DataNotFoundError, match="cannot be downloaded"):
         medlab.load("pneumoniamnist_balanced_subset", data_dir=tmp_path)

@@ -85,6 +85,23 @@ def test_bundle_copies_files_already_downloaded(as_official, tmp_path):
     assert list(D.read_manifest(out)) == ["breastmnist.npz"]
 
 
+def test_rebuilding_drops_stale_entries_and_refuses_a_changed_file(as_official, tmp_path):
+    out = kit.build_bundle(tmp_path / "kit", ["breastmnist"], source=as_official.parent)
+    (out / "extra.npz").write_bytes(b"an earlier build's file")
+    extra = D.file_md5(out / "extra.npz")
+    with (out / D.MANIFEST).open("a") as f:
+        f.write(f"{'a' * 32}  gone.npz\n{extra}  extra.npz\n")
+    kit.build_bundle(out, ["breastmnist"], source=tmp_path / "none", downloader=_never)
+    # the entry of a file that is gone is dropped; a file that still verifies is kept and listed
+    assert D.read_manifest(out) == {"breastmnist.npz": D.file_md5(as_official), "extra.npz": extra}
+    assert "extra.npz" in (out / "README.md").read_text()
+    (out / "extra.npz").write_bytes(b"changed since")
+    before = (out / D.MANIFEST).read_bytes()
+    with pytest.raises(D.DataChecksumError, match="(?s)extra.npz.*Delete extra.npz"):
+        kit.build_bundle(out, ["breastmnist"], source=tmp_path / "none", downloader=_never)
+    assert (out / D.MANIFEST).read_bytes() == before
+
+
 def test_bundle_refuses_an_unofficial_copy_and_writes_no_manifest(breast_file, tmp_path):
     # the shared copy is not the official file: it is not copied, and the download fails
     def offline(url, output_file, pooch_obj):
@@ -163,3 +180,19 @@ def test_cli_download_needs_names_or_all(capsys):
 def test_cli_bundle_failure_is_reported(tmp_path, capsys):
     assert main(["download", "pneumoniamnist_balanced_subset", "--to", str(tmp_path)]) == 1
     assert "custom dataset" in capsys.readouterr().err
+
+
+def test_a_full_disk_names_the_bundle_folder_and_keeps_verified_files(as_official, tmp_path):
+    import errno
+
+    def full(url, output_file, pooch_obj):  # the disk fills up while the second file arrives
+        raise OSError(errno.ENOSPC, "No space left on device", output_file)
+
+    kit.build_bundle(tmp_path / "kit", ["breastmnist"], source=as_official.parent)
+    before = sorted(p.name for p in (tmp_path / "kit").iterdir())
+    with pytest.raises(kit.DiskFullError, match=r"no space left .*kit.*free space"):
+        kit.build_bundle(tmp_path / "kit", ["breastmnist", "pneumoniamnist"], downloader=full)
+    assert sorted(p.name for p in (tmp_path / "kit").iterdir()) == before  # nothing half-written
+    with pytest.raises(kit.DiskFullError):  # a bundle folder made by the call is removed again
+        kit.build_bundle(tmp_path / "new", ["pneumoniamnist"], downloader=full)
+    assert not (tmp_path / "new").exists()

@@ -196,7 +196,7 @@ def test_group_metrics_bootstrap_and_errors():
         group_metrics(y[:-1], s, g)
     with pytest.raises(ValueError, match="at least two groups"):
         group_metrics(y, s, np.zeros_like(g))
-    with pytest.raises(ValueError, match=r"threshold must be in \(0, 1\)"):
+    with pytest.raises(ValueError, match=r"threshold must be a number in \(0, 1\)"):
         group_metrics(y, s, g, threshold=1.0)
     with pytest.raises(ValueError, match="0/1"):
         group_metrics(y + 1, s, g)

@@ -178,7 +178,16 @@ def test_latest_falls_back_to_a_text_file(tmp_path, monkeypatch):
     monkeypatch.setattr(Path, "symlink_to", no_links)
     assert R._point_latest(tmp_path, runs[1]) == tmp_path / "latest.txt"
     assert not (tmp_path / "latest").is_symlink()  # the stale link is gone
+    assert (tmp_path / "latest.txt").read_text() == "runs/a-quick\n"  # inside runs/, relative
     assert results_mod.latest_run(tmp_path) == runs[1]
+
+
+def test_latest_that_is_a_real_folder_is_an_error_not_a_text_file(tmp_path):
+    (tmp_path / "runs" / "a-quick").mkdir(parents=True)
+    (tmp_path / "latest").mkdir()
+    with pytest.raises(R.ReproduceError, match="real folder.*move it away"):
+        R._point_latest(tmp_path, tmp_path / "runs" / "a-quick")
+    assert not (tmp_path / "latest.txt").exists()
 
 
 # ---------------------------------------------------------------------------- expected values
@@ -555,12 +564,43 @@ def recording(tmp_path, data_dir):
     return folder
 
 
+def test_ctrl_c_marks_the_run_interrupted_and_keeps_latest(tmp_path, monkeypatch, capsys):
+    folder = tmp_path / "nbs"
+    folder.mkdir()
+    _notebook(folder / "00_x.ipynb", "pass")
+    (tmp_path / "e.yaml").write_text("")
+    out = tmp_path / "out"
+    earlier = out / "runs" / "20200101T000000Z-quick"
+    earlier.mkdir(parents=True)
+    R._point_latest(out, earlier)
+
+    def ctrl_c(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(R, "run_notebook", ctrl_c)
+    kw = {"quick": True, "output": out, "folder": folder, "expected": tmp_path / "e.yaml"}
+    with pytest.raises(R.RunInterrupted) as err:
+        R.reproduce(None, **kw)
+    (partial,) = [r for r in (out / "runs").iterdir() if r != earlier]
+    assert R.run_state(partial)["status"] == "interrupted" and not R.is_complete(partial)
+    assert str(partial) in str(err.value) and f"latest still points at {earlier}" in str(err.value)
+    assert (out / "latest").resolve() == earlier.resolve()
+    assert R.last_complete_run(out) == earlier  # unmarked (older) runs count as complete
+    assert "00_x (quick, seed 0) ... interrupted" in capsys.readouterr().out
+    # the command: one line on stderr, exit status 130 (128 + SIGINT)
+    assert main(["reproduce", "--quick", "--output", str(out), "00"]) == 130
+    err_lines = capsys.readouterr().err.strip().splitlines()
+    assert len(err_lines) == 1 and err_lines[0].startswith("[medlab] interrupted: run ")
+    assert (out / "latest").resolve() == earlier.resolve()
+
+
 @pytest.mark.notebook
 def test_failed_notebook_is_named_with_its_cell(tmp_path, capsys):
     folder = tmp_path / "nbs"
     folder.mkdir()
     _notebook(folder / "00_ok.ipynb", "assert quick")
     _notebook(folder / "01_bad.ipynb", "x = 1\nassert x == 2, 'lesson does not hold'")
+    (tmp_path / "none.yaml").write_text("")  # an empty expected file: nothing expected
     status = R.reproduce(
         None,
         quick=True,
@@ -578,6 +618,32 @@ def test_failed_notebook_is_named_with_its_cell(tmp_path, capsys):
         and "lesson does not hold" in out
     )
     assert "00_ok" in out and "recorded no numbers" in out
+    # a run whose notebooks failed still finished: marked complete, outcome failed, and latest
+    # points at it (its table says what failed)
+    run = (tmp_path / "out" / "latest").resolve()
+    state = R.run_state(run)
+    assert state["status"] == "complete" and state["outcome"] == "failed"
+    assert state["exit_code"] == 1 and state["failed_runs"] == 2
+
+
+@pytest.mark.notebook
+def test_the_kernel_connection_file_is_gone_once_the_kernel_is_up(tmp_path, monkeypatch):
+    import tempfile
+
+    private = tmp_path / "tmp"
+    private.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(private))
+    folder = tmp_path / "nbs"
+    folder.mkdir()
+    _notebook(
+        folder / "00_k.ipynb",
+        "import os\nfrom ipykernel.kernelapp import IPKernelApp\n"
+        "path = IPKernelApp.instance().abs_connection_file\n"
+        "assert 'medlab-kernel-' in path and not os.path.exists(path), path",
+    )
+    run = R.run_notebook(folder / "00_k.ipynb", tmp_path / "run", {})
+    assert run.ok, run.error
+    assert list(private.iterdir()) == []  # nothing left in the temp folder
 
 
 @pytest.mark.notebook

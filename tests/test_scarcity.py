@@ -110,7 +110,7 @@ def test_pretraining_is_cached_and_loaded_weights_only(source, target, tmp_path)
     assert second.cached and second.path == first.path
     assert all(torch.equal(first.state[k], second.state[k]) for k in first.state)
     blob = torch.load(first.path, weights_only=True)
-    assert set(blob) == {"state", "info"}
+    assert set(blob) == {"state", "info", "key"}  # the key: a cache hit is checked (issue 24.1)
     assert all(torch.equal(blob["state"][f"features.{k}"], v) for k, v in first.state.items())
     # another seed, another setting or another file -> another cache entry
     assert S.pretrain_supervised(source, schedule=TINY, seed=2, folder=tmp_path).path != first.path
