@@ -510,6 +510,13 @@ def resolve_run(run_dir: str | os.PathLike[str] | None = None) -> Path:
     marked = base
     if base.name.startswith("seed") and not (base / R.RUN_FILE).exists():
         marked = base.parent if (base.parent / R.RUN_FILE).exists() else base
+    no_results = AuditError(
+        f"run folder {base} holds no results (no results/*.json or seed*/results/*.json): "
+        "no notebook recorded a number in it. Run `medlab reproduce --quick` (or pass the "
+        "run folder of a finished run)"
+    )
+    if not (marked / R.RUN_FILE).exists() and not _results_files(base):
+        raise no_results  # not a run folder medlab made: say what is missing, not "incomplete"
     current = os.environ.get("MEDLAB_RUN_DIR")
     if not R.is_complete(marked) and not (current and Path(current).resolve() == marked.resolve()):
         last = R.last_complete_run(marked.parent.parent) if marked.parent.name == "runs" else None
@@ -523,11 +530,7 @@ def resolve_run(run_dir: str | os.PathLike[str] | None = None) -> Path:
             )
         )
     if not _results_files(base):
-        raise AuditError(
-            f"run folder {base} holds no results (no results/*.json or seed*/results/*.json): "
-            "no notebook recorded a number in it. Run `medlab reproduce --quick` (or pass the "
-            "run folder of a finished run)"
-        )
+        raise no_results
     return base.resolve()
 
 
@@ -1742,6 +1745,33 @@ def _front_matter_problems(card_md: str, cites: dict[str, dict[str, Any]]) -> li
                         f"model_card.md: model-index value {metric.get('value')!r} of "
                         f"{m[1]} differs from the citation ({c['value']})"
                     )
+    # every other metadata value holds no number of its own (the cited ones are checked above)
+    texts: list[str] = []
+
+    def walk(node: Any, path: tuple[str, ...]) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(v, (*path, str(k)))
+        elif isinstance(node, list):
+            for v in node:
+                walk(v, path)
+        elif path[-2:] in (("metrics", "name"), ("metrics", "value")) and "model-index" in path:
+            return  # checked against their citations above
+        elif isinstance(node, bool) or node is None:
+            return
+        elif isinstance(node, int | float):
+            problems.append(
+                f"model_card.md: metadata {'.'.join(path)} holds the number {node!r} with no "
+                "citation; run `medlab audit` again"
+            )
+        else:
+            texts.append(str(node))
+
+    walk(meta, ())
+    problems += [
+        p.replace("model_card.md front matter: line", "model_card.md front matter: value")
+        for p in uncited_numbers("\n".join(texts), name="model_card.md front matter")
+    ]
     return problems
 
 
@@ -1780,7 +1810,20 @@ def verify(folder: str | os.PathLike[str]) -> list[str]:
             "it): run `medlab audit` again"
         )
     elif now_files is not None:
+        # A file no citation reads and of no assessed notebook (e.g. the audit notebook's own
+        # results, recorded after it audited its run) cannot change what the audit says; its
+        # integrity is still checked against the run's manifest above.
+        cited = {s.get("file") for c in cites.values() for s in c.get("sources") or []}
+        assessed = {stem for stem, _ in CURRICULUM.values()}
         for f in sorted(set(files) | set(now_files)):
+            if f not in cited and Path(f).stem not in assessed:
+                if f in now_files and now_files[f][0] != RECORDED:
+                    added = " was added after the audit was written;" if f not in files else ":"
+                    problems.append(
+                        f"{f}{added} {UNKNOWN} (the run's manifest does not list it); re-run "
+                        "its notebook to record it"
+                    )
+                continue
             if f not in now_files:
                 problems.append(
                     f"{f} is gone since the audit was written; run `medlab audit` again"

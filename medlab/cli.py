@@ -262,6 +262,19 @@ def _run(args: argparse.Namespace) -> int:
                         f"--seeds {' '.join(args.seeds)}: give the seeds right after --seeds, "
                         "e.g. --seeds 0 10 20 30 40 01"
                     )
+                if not more and not notebooks:  # e.g. --seeds 0 1 2 10: 10 is a seed here
+                    named, last = [], args.seeds[-1]  # a notebook would come last
+                    try:
+                        named = [f"{last} ({p.stem})" for p in find_notebooks([last])]
+                    except ReproduceError:
+                        pass
+                    if named:
+                        print(
+                            f"[medlab] note: {', '.join(named)} read as a seed, and every "
+                            "notebook runs; to run a notebook give its name after the seeds "
+                            "(e.g. --seeds 0 1 2 10_audit) or before --seeds",
+                            file=sys.stderr,
+                        )
                 for name in more:
                     try:
                         find_notebooks([name])

@@ -85,7 +85,12 @@ class KernelMonitor:
         from medlab.utils import check_scalar
 
         self.interval = check_scalar(
-            "interval", interval, kind=float, lo=0, lo_inclusive=False, fix="seconds, e.g. 0.1"
+            "interval",
+            interval,
+            kind=float,
+            lo=0,
+            lo_inclusive=False,
+            fix="a positive number of seconds, e.g. 0.1",
         )
         self.peak_kb = 0
         self._stop = threading.Event()

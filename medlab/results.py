@@ -494,15 +494,21 @@ def run_state(run: str | os.PathLike[str]) -> dict[str, Any] | None:
 
 def is_complete(run: str | os.PathLike[str]) -> bool:
     """Whether a run folder finished (``run.json`` status ``complete``, whatever its outcome;
-    a folder from before runs were marked counts as complete)."""
+    a folder from before runs were marked counts as complete if it holds results)."""
     state = run_state(run)
-    return state is None or state["status"] == "complete"
+    if state is None:  # an older run: complete if it recorded something
+        run = Path(run)
+        return (run / "results").is_dir() or any(run.glob("seed*/results"))
+    return state["status"] == "complete"
 
 
 def last_complete_run(out: str | os.PathLike[str]) -> Path | None:
     """The newest run folder in ``out/runs/`` that finished (:func:`is_complete`); None if
     there is none."""
-    runs = sorted((p for p in (Path(out) / "runs").glob("*") if p.is_dir()), reverse=True)
+    runs = sorted(
+        (p for p in (Path(out) / "runs").glob("*") if p.is_dir() and not p.is_symlink()),
+        reverse=True,
+    )  # a link inside runs/ may lead anywhere: never followed
     return next((r for r in runs if is_complete(r)), None)
 
 

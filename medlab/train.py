@@ -74,7 +74,19 @@ def _as_model_input(x: torch.Tensor) -> torch.Tensor:
         return to_input(x)
     if not x.is_floating_point():
         raise TypeError(f"images must be uint8 (0..255) or float on [-1, 1], got {x.dtype}")
-    return x.float()
+    x = x.float()
+    if x.numel() and float(x.abs().max()) > MAX_INPUT:  # pixels on 0..255, not [-1, 1]
+        raise ValueError(
+            f"float images must be on the models' [-1, 1] scale, but these reach "
+            f"{float(x.abs().max()):.4g} (0..255 pixels?): pass the uint8 images, or "
+            "medlab.train.to_input(uint8_images)"
+        )
+    return x
+
+
+#: Float model inputs beyond this magnitude are refused as not on the [-1, 1] scale (room is
+#: left for augmentation, corruptions and attacks that step a little outside it).
+MAX_INPUT = 4.0
 
 
 @dataclass

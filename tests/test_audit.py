@@ -329,6 +329,22 @@ def test_a_number_without_a_citation_is_flagged(built, tmp_path, line, bare):
     assert sum("carries no citation" in p for p in problems) == 2, problems
 
 
+def test_a_number_in_the_card_metadata_without_a_citation_is_flagged(built, tmp_path):
+    _, paths = built
+    folder = tmp_path / "audit"
+    shutil.copytree(paths["audit_report.md"].parent, folder)
+    card = folder / "model_card.md"
+    text = card.read_text(encoding="utf-8")
+    assert text.startswith("---\n")
+    card.write_text(
+        "---\ndescription: Test AUC 0.99 on the official test split\nepochs: 40\n" + text[4:],
+        encoding="utf-8",
+    )
+    problems = audit.verify(folder)
+    assert any("front matter" in p and "0.99 carries no citation" in p for p in problems)
+    assert any("metadata epochs holds the number 40" in p for p in problems), problems
+
+
 def test_names_dates_and_marks_are_not_uncited_numbers():
     ok = (
         "- `smallcnn.test_auc` (01_baseline, pneumoniamnist_balanced_subset, official): "

@@ -571,7 +571,7 @@ def test_ctrl_c_marks_the_run_interrupted_and_keeps_latest(tmp_path, monkeypatch
     (tmp_path / "e.yaml").write_text("")
     out = tmp_path / "out"
     earlier = out / "runs" / "20200101T000000Z-quick"
-    earlier.mkdir(parents=True)
+    (earlier / "results").mkdir(parents=True)  # an unmarked older run that recorded results
     R._point_latest(out, earlier)
 
     def ctrl_c(*args, **kwargs):
@@ -586,6 +586,12 @@ def test_ctrl_c_marks_the_run_interrupted_and_keeps_latest(tmp_path, monkeypatch
     assert str(partial) in str(err.value) and f"latest still points at {earlier}" in str(err.value)
     assert (out / "latest").resolve() == earlier.resolve()
     assert R.last_complete_run(out) == earlier  # unmarked (older) runs count as complete
+    (out / "runs" / "20990101T000000Z-quick").mkdir()  # unmarked and empty: not complete
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "results").mkdir(parents=True)
+    (out / "runs" / "20991231T000000Z-quick").symlink_to(elsewhere)  # a link: never followed
+    assert R.last_complete_run(out) == earlier
+    assert medlab.results.latest_run(out) == earlier.resolve()
     assert "00_x (quick, seed 0) ... interrupted" in capsys.readouterr().out
     # the command: one line on stderr, exit status 130 (128 + SIGINT)
     assert main(["reproduce", "--quick", "--output", str(out), "00"]) == 130
@@ -774,3 +780,19 @@ def test_cli_download_reports_failure(tmp_path, capsys, monkeypatch):
         warnings.simplefilter("ignore", UnofficialDataWarning)
         assert main(["download", "breastmnist", "--data-dir", str(tmp_path)]) == 1
     assert "downloading it failed" in capsys.readouterr().err
+
+
+def test_a_trailing_seed_that_names_a_notebook_is_pointed_out(monkeypatch, capsys):
+    """`--seeds 0 1 2 10`: bare numbers after --seeds are seeds (documented); the last one also
+    names notebook 10, so the command says how to select it instead of staying silent."""
+    from medlab import cli
+
+    calls = []
+    monkeypatch.setattr(R, "reproduce", lambda sel, **kw: calls.append((sel, kw["seeds"])) or 0)
+    assert cli.main(["reproduce", "--quick", "--seeds", "0", "1", "2", "10"]) == 0
+    assert calls[-1] == ([], [0, 1, 2, 10])
+    assert "10 (10_audit) read as a seed" in capsys.readouterr().err
+    assert cli.main(["reproduce", "--quick", "--seeds", "0", "10", "20", "10_audit"]) == 0
+    assert calls[-1] == (["10_audit"], [0, 10, 20])
+    assert cli.main(["reproduce", "--quick", "--seeds", "0", "10", "20", "01"]) == 0
+    assert calls[-1] == (["01"], [0, 10, 20]) and "read as a seed" not in capsys.readouterr().err
