@@ -1618,6 +1618,8 @@ _LINK_TARGET = re.compile(r"\]\([^)\s]*\)")
 _TAG = re.compile(r"</?[A-Za-z][^<>]*>")
 _DATE = re.compile(r"\b\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2})?(?:Z|[+-]\d{2}:?\d{2})?)?\b")
 _TOKEN = re.compile(r"[\w.+\-]*\d[\w.+\-]*")
+#: A decimal inside a token ("0.99AUC", "v0.99", "AUC=0.9"): a number, not a name.
+_DECIMAL = re.compile(r"\d[.,]\d")
 _BARE_NUMBER = re.compile(r"[-+]?(?:\d+(?:[.,]\d+)*|\.\d+)(?:e[-+]?\d+)?%?", re.IGNORECASE)
 #: Table columns that hold identifiers or the generator's fixed text, and the form their cells
 #: must have to be exempt.
@@ -1641,7 +1643,8 @@ def uncited_numbers(
 
     * a digit that is part of a name: a token that holds a letter or ``_`` besides digits
       (``C7``, ``01_baseline``, ``ResNet-18``, ``28x28``, ``int8``, ``v2``), but not a number in
-      e-notation (``1e-06`` needs a citation);
+      e-notation (``1e-06`` needs a citation) nor a token with a decimal in it (``0.99AUC``,
+      ``v0.99``: write versions in inline code);
     * text in inline code that is not a bare number (record keys, md5s, paths, commands), link
       targets and HTML tags;
     * ISO dates and times;
@@ -1704,7 +1707,11 @@ def uncited_numbers(
         bare = []
         for m in _TOKEN.finditer(text):
             token = m[0].strip(".+-") if not m[0].startswith("-") else m[0].rstrip(".+-")
-            if _BARE_NUMBER.fullmatch(token) or not re.search(r"[A-Za-z_]", token):
+            if (
+                _BARE_NUMBER.fullmatch(token)
+                or not re.search(r"[A-Za-z_]", token)
+                or _DECIMAL.search(token)
+            ):
                 bare.append(token)
         if bare:
             at = max(lines[i].find(bare[0]), 0)

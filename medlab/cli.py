@@ -344,7 +344,18 @@ def _run(args: argparse.Namespace) -> int:
             print(f"[medlab] wrote {paths[name]}")
         return 1 if problems else 0
     if args.cmd == "download":
-        from medlab.data import DataError, download, file_md5
+        from medlab.data import (
+            DataArgumentError,
+            DataDirError,
+            DataError,
+            UnknownDatasetError,
+            download,
+            file_md5,
+        )
+        from medlab.kit import DiskFullError
+
+        # exit 2: the command line or the machine needs fixing; 1: a download or file failed
+        usage = (UnknownDatasetError, DataArgumentError, DataDirError, DiskFullError)
 
         if bool(args.names) == args.all:
             print(
@@ -354,7 +365,7 @@ def _run(args: argparse.Namespace) -> int:
             )
             return 2
         if args.to is not None:
-            from medlab.kit import DiskFullError, build_bundle
+            from medlab.kit import build_bundle
 
             try:
                 folder = build_bundle(
@@ -366,7 +377,7 @@ def _run(args: argparse.Namespace) -> int:
                 )
             except DataError as exc:
                 print(f"medlab download: error: {exc}", file=sys.stderr)
-                return 2 if isinstance(exc, DiskFullError) else 1
+                return 2 if isinstance(exc, usage) else 1
             print(f"bundle ready: {folder} (see its README.md); use it with")
             print(f"  export MEDLAB_DATA_DIR={folder}")
             return 0
@@ -386,7 +397,7 @@ def _run(args: argparse.Namespace) -> int:
                 print(f"{name}: {path} (md5 {file_md5(path)})")
             except DataError as exc:
                 print(f"{name}: {exc}", file=sys.stderr)
-                status = 1
+                status = max(status, 2 if isinstance(exc, usage) else 1)
         return status
     if args.cmd == "federate":
         from medlab.flower_run import federate

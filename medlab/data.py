@@ -52,6 +52,7 @@ __all__ = [
     "DataDirError",
     "DataArgumentError",
     "DataIndexError",
+    "UnknownDatasetError",
     "UnofficialDataWarning",
     "Split",
     "MedMNISTData",
@@ -102,6 +103,10 @@ class DataDirError(DataError):
 
 class DataArgumentError(DataError, TypeError):
     """An argument has the wrong type (``size=28.0``, ``name=None``, a bare string for a list)."""
+
+
+class UnknownDatasetError(DataError):
+    """The name is neither an official 2D MedMNIST dataset nor a registered custom one."""
 
 
 class DataIndexError(DataError, IndexError):
@@ -433,7 +438,7 @@ def _check_name(name: Any, *, func: str = "load") -> str:
     if key in OFFICIAL_2D:
         return key
     if key in INFO:
-        raise DataError(
+        raise UnknownDatasetError(
             f"{name!r} is a 3D MedMNIST dataset; medlab covers the 2D ones: "
             f"{', '.join(OFFICIAL_2D)}."
         )
@@ -441,7 +446,7 @@ def _check_name(name: Any, *, func: str = "load") -> str:
     hint = ""
     if key.endswith(".npy"):
         hint = " A .npy file is a single array; MedMNIST files are .npz archives."
-    raise DataError(
+    raise UnknownDatasetError(
         f"unknown dataset {name!r}. Official 2D MedMNIST names: "
         f"{', '.join(OFFICIAL_2D)}. Registered custom datasets: {custom or 'none'}. "
         f"For your own MedMNIST-layout file use medlab.data.load_custom(path, name=...).{hint}"

@@ -349,6 +349,11 @@ def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     if not np.isfinite(z).all():
         raise ValueError("logits hold NaN or inf: check the model's outputs")
     z = z / t
+    if not np.isfinite(z).all():
+        raise ValueError(
+            f"temperature {t:g} is too small for these logits (logits / temperature overflow); "
+            "use a temperature such as 0.5 or above"
+        )
     z = z - z.max(1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(1, keepdims=True)

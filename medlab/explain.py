@@ -449,6 +449,11 @@ def curve_auc(fractions: np.ndarray, scores: np.ndarray) -> np.ndarray:
     """Area under each curve by the trapezoid rule: (N, S) scores over (S,) fractions -> (N,)."""
     fractions = np.asarray(fractions, dtype=float)
     scores = np.atleast_2d(np.asarray(scores, dtype=float))
+    if not (np.isfinite(fractions).all() and np.isfinite(scores).all()):
+        raise ValueError(
+            "fractions and scores must be finite: a NaN or inf score comes from the model's "
+            "outputs (check them with torch.isfinite)"
+        )
     if scores.shape[-1] != fractions.shape[0]:
         raise ValueError(
             f"scores have {scores.shape[-1]} columns but there are {fractions.shape[0]} fractions"

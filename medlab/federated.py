@@ -580,6 +580,9 @@ def secure_fedavg(
     if n < 2 or n != len(weights):
         raise ValueError("secure aggregation needs at least 2 clients and one weight per client")
     dropped = [_client_id(j, n) for j in dropped]
+    twice = sorted({j for j in dropped if dropped.count(j) > 1})
+    if twice:
+        raise ValueError(f"dropped names client(s) {twice} more than once: name each dropout once")
     if len(set(dropped)) >= n:
         raise ValueError(f"dropped must name some (not all) of the clients 0..{n - 1}")
     w = np.asarray(weights, dtype=np.float64)

@@ -51,9 +51,16 @@ def medmnist_metrics(
             ``y_score`` when given.
     Returns ``{"acc": ..., "auc": ...}`` as floats in [0, 1]. Scores that are not
     probabilities (logits, rows of a softmax that do not sum to 1), a shape that does not fit
-    the task, and labels that are empty, NaN or outside the classes raise a ValueError.
+    the task, fewer than two samples, and labels that are empty, NaN or outside the classes
+    raise a ValueError. With one class only in ``y_true`` the AUC is undefined: NaN, with
+    scikit-learn's UndefinedMetricWarning.
     """
     y_true, y_score = _check_scores(y_true, y_score, task, n_classes)
+    if len(y_true) < 2:
+        raise ValueError(
+            "one sample: ACC and AUC need at least two (AUC needs a positive and a negative); "
+            "evaluate on the whole split"
+        )
     return _medmnist(y_true, y_score, task)
 
 
@@ -339,6 +346,18 @@ def _groups(groups: Any, n: int) -> np.ndarray:
     g = np.asarray(groups).reshape(-1)
     if len(g) != n:
         raise ValueError(f"groups has {len(g)} entries but there are {n} samples")
+    missing = pd.isna(g)
+    if missing.any():
+        raise ValueError(
+            f"groups holds {int(missing.sum())} missing labels (NaN/None), e.g. at row "
+            f"{int(np.flatnonzero(missing)[0])}: give every sample a group (or drop those samples)"
+        )
+    is_text = [isinstance(v, str) for v in g.tolist()] if g.dtype == object else []
+    if any(is_text) and not all(is_text):
+        kinds = sorted({type(v).__name__ for v in g.tolist()})
+        raise ValueError(
+            f"groups mixes label types ({', '.join(kinds)}): use one type, e.g. all strings"
+        )
     return g
 
 

@@ -358,12 +358,14 @@ def epsilon_for(
     except RuntimeError as exc:
         if not _discrete_mean(exc) or accountant == "rdp":
             raise
+        why = "failed ('Discrete mean differs significantly')"
+    except MemoryError:  # PRV discretises a domain that grows with the number of steps
+        why = "needs more memory than there is"
     rdp = _accountant("rdp")
     rdp.history = list(acc.history)
     msg = (
-        "the PRV accountant failed ('Discrete mean differs significantly') for sigma="
-        f"{sigma:.3g}, q={q:.3g}, {steps} steps: epsilon comes from RDP, "
-        "an upper bound that is a little looser"
+        f"the PRV accountant {why} for sigma={sigma:.3g}, q={q:.3g}, {steps} steps: epsilon "
+        "comes from RDP, an upper bound that is a little looser"
     )
     return _get_epsilon(rdp, delta), "rdp", msg
 
@@ -642,14 +644,15 @@ HCM_SHARE = 0.1
 
 
 def setting_name(epsilon: float | None) -> str:
-    """``None`` -> ``"nondp"``, 3.0 -> ``"eps3"``, 0.5 -> ``"eps0_5"`` (record-key segments)."""
+    """``None`` -> ``"nondp"``, 3.0 -> ``"eps3"``, 0.5 -> ``"eps0_5"`` (record-key segments):
+    the shortest decimal that reads back as the same float, so two epsilons never share one."""
     if epsilon is None:
         return "nondp"
     eps = check_scalar(
         "epsilon", epsilon, kind=float, lo=0, lo_inclusive=False,
         fix="a DP setting has a finite target epsilon > 0 (e.g. 3.0); None is the non-private model",
     )  # fmt: skip
-    return "eps" + f"{eps:g}".replace(".", "_").replace("+", "")
+    return "eps" + np.format_float_positional(eps, trim="-").replace(".", "_")
 
 
 def lesson_config(data: Any, lesson: Any) -> dict[str, Any]:

@@ -253,6 +253,12 @@ class Recorder:
             check_name(os.environ["MEDLAB_NOTEBOOK"], what="$MEDLAB_NOTEBOOK")
         self.notebook = notebook or os.environ.get("MEDLAB_NOTEBOOK") or "interactive"
         self.output = output_dir(output)
+        for folder in (self.output, self.output / "results"):
+            if folder.exists() and not folder.is_dir():
+                raise ValueError(
+                    f"output {folder} is a file, not a folder: pass a folder for the results "
+                    "(e.g. outputs), or move the file away"
+                )
         self.datasets = {d.name: d for d in (datasets or [])}
         self.seed, self.quick, self.params = seed, quick, params
         self.records: dict[str, dict[str, dict[str, Any]]] = {}

@@ -2258,9 +2258,71 @@ CASES += [
         CliError,
         "--local-steps 8",
     ),
+    Case(
+        "metrics-one-sample",
+        lambda d: Met.medmnist_metrics([1], [[0.2, 0.8]], "binary-class"),
+        ValueError,
+        ("one sample", "whole split"),
+    ),
+    Case(
+        "softmax-temperature-underflow",
+        lambda d: Dep.softmax(_LOGITS, temperature=1e-320),
+        ValueError,
+        ("too small", "0.5"),
+    ),
+    Case(
+        "group-metrics-missing-group",
+        lambda d: Met.group_metrics(_Y4, _Y4, np.array(["a", np.nan, "b", "a"], dtype=object)),
+        ValueError,
+        ("missing labels", "row 1", "every sample a group"),
+    ),
+    Case(
+        "group-metrics-mixed-group-types",
+        lambda d: Met.group_metrics(_Y4, _Y4, np.array(["a", 1, "b", 1], dtype=object)),
+        ValueError,
+        ("mixes label types", "all strings"),
+    ),
+    Case(
+        "curve-auc-nan",
+        lambda d: Ex.curve_auc(np.array([0.0, 0.5, 1.0]), np.array([1.0, np.nan, 0.2])),
+        ValueError,
+        ("finite", "model's outputs"),
+    ),
+    Case(
+        "recorder-output-is-a-file",
+        lambda d: medlab.Recorder("01_x", output=d / BREAST),
+        ValueError,
+        ("is a file", "pass a folder"),
+    ),
+    Case(
+        "secure-fedavg-dropped-twice",
+        lambda d: Fed.secure_fedavg([{"w": torch.zeros(2)}] * 3, [1, 1, 1], dropped=[1, 1]),
+        ValueError,
+        ("more than once", "each dropout once"),
+    ),
+    Case(
+        "cli-download-bundle-unknown-name",
+        lambda d: _cli(["download", "--to", str(d.parent / "bundle"), "../x"]),
+        CliError,
+        ("exit 2", "unknown dataset '../x'", "load_custom"),
+    ),
 ]
 
+
+def _close_epsilons_named_apart(d: Path) -> None:
+    """Record-key names: the lesson's epsilons keep their names; nearby ones get their own."""
+    names = [Pr.setting_name(e) for e in (None, 0.5, 1, 3.0, 8, 1.0000001, 1e-05)]
+    assert names == ["nondp", "eps0_5", "eps1", "eps3", "eps8", "eps1_0000001", "eps0_00001"]
+
+
+def _huge_steps_fall_back_to_rdp(d: Path) -> None:
+    eps, used, msg = Pr.epsilon_for(1.0, 0.01, 10**12, 1e-5)
+    assert used == "rdp" and "memory" in msg and np.isfinite(eps) and eps > 0
+
+
 OK_CASES += [
+    Ok("privacy-close-epsilons-named-apart", _close_epsilons_named_apart),
+    Ok("privacy-huge-steps-fall-back-to-rdp", _huge_steps_fall_back_to_rdp),
     Ok("metrics-probabilities-accepted", _probabilities_accepted),
     Ok("scalar-numpy-accepted", _scalars_accepted),
 ]
