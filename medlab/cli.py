@@ -222,7 +222,7 @@ def _parser() -> argparse.ArgumentParser:
 
     f = sub.add_parser(
         "federate",
-        help="FedAvg of notebook 05 on Flower's deployment engine, on loopback (medlab[flower])",
+        help="FedAvg of notebook 05 on Flower's deployment engine, on loopback (the flower extra)",
     )
     f.add_argument("--dataset", default="pneumoniamnist")
     f.add_argument("--data-dir", default=None)

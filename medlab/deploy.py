@@ -51,6 +51,8 @@ __all__ = [
     "Cost",
     "state_dict_bytes",
     "measure_cost",
+    "compare_latency",
+    "forward_flops",
     "prune_groups",
     "quantize_int8",
     "int8_layers",
@@ -186,6 +188,95 @@ def measure_cost(
         throughput=batch_size / per_batch,
         batch_size=batch_size,
     )
+
+
+def forward_flops(model: nn.Module, images: torch.Tensor) -> int:
+    """Floating-point operations of one forward pass on one image, counted by PyTorch's
+    ``torch.utils.flop_counter.FlopCounterMode`` (a multiply-add counts 2; convolutions and
+    matrix products only, which dominate these models). Training costs about 3 times this per
+    image (forward and backward): a count of work, unlike a time, it does not depend on the
+    machine or its load.
+
+    Args:
+        model: a float model taking medlab's [-1, 1] input.
+        images: uint8 (N, C, H, W), N >= 1; the first image is used.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not isinstance(images, torch.Tensor) or images.ndim != 4 or len(images) < 1:
+        raise ValueError("images must be a uint8 tensor (N, C, H, W), e.g. data.test.images")
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            model(to_input(images[:1]))
+    finally:
+        model.train(was_training)
+    return int(counter.get_total_flops())
+
+
+def compare_latency(
+    models: Mapping[str, nn.Module],
+    images: torch.Tensor,
+    *,
+    rounds: int = 7,
+    repeats: int = 5,
+    warmup: int = 3,
+) -> pd.DataFrame:
+    """Latency of several models for one image, measured so that the machine's load cannot
+    decide a comparison: the models take turns (interleaved, in an order rotated every round),
+    and each round keeps the fastest of ``repeats`` runs (load only ever adds time).
+
+    Args:
+        models: name -> model taking float input on medlab's [-1, 1] scale (float or int8).
+        images: uint8 (N, C, H, W), N >= 1; the first image is timed.
+        rounds: turns per model; repeats: timed runs per turn; warmup: untimed runs first.
+
+    Returns:
+        one row per model: ``min_ms`` (fastest turn), ``median_ms`` (median over turns) and
+        ``rounds_fastest`` (turns in which it was the fastest model), in milliseconds.
+    """
+    rounds = check_int("rounds", rounds, 1)
+    repeats = check_int("repeats", repeats, 1)
+    warmup = check_int("warmup", warmup, 0)
+    if not isinstance(models, Mapping) or not models:
+        raise ValueError("models must be a non-empty mapping name -> nn.Module")
+    for name, m in models.items():
+        if not isinstance(m, nn.Module):
+            raise TypeError(f"models[{name!r}] must be a torch.nn.Module, got {type(m).__name__}")
+    if not isinstance(images, torch.Tensor) or images.ndim != 4 or len(images) < 1:
+        raise ValueError("images must be a uint8 tensor (N, C, H, W), e.g. data.test.images")
+    one = to_input(images[:1])
+    names = list(models)
+    times: dict[str, list[float]] = {n: [] for n in names}
+    fastest = dict.fromkeys(names, 0)
+    with _quantized_ok(), torch.no_grad():
+        for n in names:
+            models[n].eval()
+            for _ in range(warmup):
+                models[n](one)
+        for r in range(rounds):
+            turn = {}
+            for n in names[r % len(names) :] + names[: r % len(names)]:
+                best = math.inf
+                for _ in range(repeats):
+                    t0 = time.perf_counter()
+                    models[n](one)
+                    best = min(best, time.perf_counter() - t0)
+                turn[n] = 1000 * best
+                times[n].append(turn[n])
+            fastest[min(turn, key=turn.get)] += 1
+    return pd.DataFrame(
+        {
+            "model": names,
+            "min_ms": [min(times[n]) for n in names],
+            "median_ms": [statistics.median(times[n]) for n in names],
+            "rounds_fastest": [fastest[n] for n in names],
+            "rounds": rounds,
+        }
+    ).set_index("model")
 
 
 # --------------------------------------------------------------------------------------------

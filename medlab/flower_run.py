@@ -4,8 +4,8 @@ Starts one SuperLink and N SuperNodes on 127.0.0.1 (free ports), runs the Flower
 ``flower_app/`` with ``flwr run`` against a ``$FLWR_HOME/config.toml`` written here (so the CLI
 never creates its default simulation federation, which needs Ray), and stops every process it
 started, by pid (each in its own process group, which also holds the ServerApp/ClientApp
-processes they spawn), also when something fails or times out. Needs ``medlab[flower]``
-(``flwr==1.41.0``).
+processes they spawn), also when something fails or times out. Needs the ``flower``
+extra (``flwr==1.41.0``; ``pip install -c constraints.txt -e ".[flower]"`` in the checkout).
 """
 
 from __future__ import annotations
@@ -41,8 +41,8 @@ def _exe(name: str) -> str:
     found = str(path) if path.exists() else shutil.which(name)
     if not found:
         raise RuntimeError(
-            f"{name} not found: install the Flower extra, pip install 'medlab[flower]' "
-            "(flwr==1.41.0)"
+            f"{name} not found: install the Flower extra (flwr==1.41.0): in the "
+            "repository, pip install -c constraints.txt -e '.[flower]'"
         )
     return found
 

@@ -126,7 +126,7 @@ setx MEDLAB_DATA_DIR C:\\path\\to\\{folder.name}        # Windows (new terminals
 jupyter lab notebooks/
 ```
 
-or set `data_dir = "/path/to/{folder.name}"` in a notebook's first cell, or pass
+or set `data_dir = "/path/to/{folder.name}"` in a notebook's parameters cell, or pass
 `medlab reproduce --data-dir /path/to/{folder.name}`. No network is needed after that.
 
 ## Check it

@@ -21,8 +21,9 @@ import psutil
 
 __all__ = ["KernelMonitor", "hwm_kb", "speed_reference", "BUDGET_MB", "CURRICULUM_BUDGET_S"]
 
-#: Peak RSS budget of one kernel (MB): quick mode must fit Binder (2 GB with the server).
-BUDGET_MB = {"quick": 1536, "full": 2048}
+#: Peak RSS budget of one kernel (MiB): quick mode 1.4 GiB, so that Binder's 2 GiB also holds the
+#: server (medlab.binder.MemoryAwareKernelManager makes room for this much); full mode 2 GiB.
+BUDGET_MB = {"quick": 1434, "full": 2048}
 
 #: Wall-time budget of the whole curriculum (00-10, in order, one fresh kernel each) on 2 CPU
 #: cores (s): a quick pass fits a class hour, a reviewer's full run an afternoon coffee.

@@ -261,7 +261,7 @@ def notebook_parameters(path: Path) -> dict[str, Any]:
     if not cells:
         raise ReproduceError(
             f"{path.name} has no cell tagged 'parameters', so it takes no "
-            "parameters; tag its first code cell 'parameters' (CONTRIBUTING.md, "
+            "parameters; tag the code cell that assigns them 'parameters' (CONTRIBUTING.md, "
             "notebook rule 1)"
         )
     try:

@@ -79,6 +79,9 @@ PACKAGES = (
     "plotly",
     "papermill",
 )
+#: Distribution names that differ from the name a result's provenance shows: medlab is installed
+#: as ``medlab-edu`` ("medlab" on PyPI is an unrelated project).
+DISTRIBUTIONS = {"medlab": "medlab-edu"}
 
 _SEGMENT = r"[a-z0-9][a-z0-9_+\-]*(?:\[[a-z0-9][a-z0-9_+\-]*\])?"
 KEY_RE = re.compile(rf"{_SEGMENT}(?:\.{_SEGMENT})+")
@@ -182,7 +185,7 @@ def package_versions() -> dict[str, str | None]:
     out: dict[str, str | None] = {}
     for name in PACKAGES:
         try:
-            out[name] = metadata.version(name)
+            out[name] = metadata.version(DISTRIBUTIONS.get(name, name))
         except metadata.PackageNotFoundError:
             out[name] = None
     return out

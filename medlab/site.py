@@ -49,6 +49,16 @@ _OFFLINE_NB = """\
 _REMOTE_SCRIPT = re.compile(
     r"""<script\b[^>]*\bsrc\s*=\s*["'](?:https?:)?//[^"']*["'][^>]*>\s*</script>""", re.I
 )
+# an image from another host, e.g. the "Open in Colab" badge in each notebook's title cell: offline
+# it cannot load, and opening the page must fetch nothing, so it is replaced by its alt text
+_REMOTE_IMG = re.compile(r"""<img\b[^>]*\bsrc\s*=\s*["'](?:https?:)?//[^>]*>""", re.I)
+_ALT = re.compile(r"""\balt\s*=\s*(?:"([^"]*)"|'([^']*)')""", re.I)
+
+
+def _alt_text(match: re.Match[str]) -> str:
+    alt = _ALT.search(match.group(0))
+    return (alt.group(1) or alt.group(2) or "") if alt else ""
+
 
 _PAGE = """\
 <!DOCTYPE html>
@@ -182,8 +192,8 @@ def lesson_title(path: str | os.PathLike[str]) -> str:
 
 def export_notebook_html(executed: str | os.PathLike[str], folder: str | os.PathLike[str]) -> Path:
     """Export an executed notebook to ``folder/<name>.html`` for offline reading (nbconvert's
-    ``lab`` template without CDN scripts, and no script an output would fetch from another
-    host; plotly.js comes embedded in the outputs)."""
+    ``lab`` template without CDN scripts, and no script or image an output or a Markdown cell
+    would fetch from another host; plotly.js comes embedded in the outputs)."""
     import nbconvert
     import nbformat
 
@@ -194,7 +204,7 @@ def export_notebook_html(executed: str | os.PathLike[str], folder: str | os.Path
         template_file="medlab_offline.html.j2",
     )
     body, _ = exporter.from_notebook_node(nbformat.read(executed, as_version=4))
-    body = _REMOTE_SCRIPT.sub("", body)
+    body = _REMOTE_IMG.sub(_alt_text, _REMOTE_SCRIPT.sub("", body))
     folder.mkdir(parents=True, exist_ok=True)
     out = folder / executed.with_suffix(".html").name
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")

@@ -258,3 +258,44 @@ def test_bad_inputs_name_the_fix(call, exc, words):
     with pytest.raises(exc) as e:
         call()
     assert words.lower() in str(e.value).lower()
+
+
+def test_compare_latency_interleaves_and_keeps_the_fastest_turn():
+    import time as _time
+
+    from torch import nn
+
+    class Sleepy(nn.Module):
+        def __init__(self, seconds):
+            super().__init__()
+            self.seconds = seconds
+
+        def forward(self, x):
+            _time.sleep(self.seconds)
+            return x
+
+    imgs = torch.zeros(2, 1, 28, 28, dtype=torch.uint8)
+    t = dp.compare_latency({"slow": Sleepy(0.004), "fast": Sleepy(0.0)}, imgs, rounds=4,
+                           repeats=2, warmup=0)  # fmt: skip
+    assert list(t.index) == ["slow", "fast"] and (t["rounds"] == 4).all()
+    assert t.loc["slow", "min_ms"] >= 4.0 and t.loc["fast", "min_ms"] < 4.0
+    assert t.loc["fast", "rounds_fastest"] == 4 and t.loc["slow", "rounds_fastest"] == 0
+    assert (t.min_ms <= t.median_ms).all()
+    with pytest.raises(ValueError, match="non-empty mapping"):
+        dp.compare_latency({}, imgs)
+    with pytest.raises(TypeError, match="nn.Module"):
+        dp.compare_latency({"a": lambda x: x}, imgs)
+
+
+def test_forward_flops_counts_a_convolution_by_hand():
+    from torch import nn
+
+    conv = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1, bias=False))
+    imgs = torch.zeros(3, 1, 28, 28, dtype=torch.uint8)
+    # one image: 28*28 outputs x 4 channels x (3*3*1) multiply-adds x 2 operations each
+    assert dp.forward_flops(conv, imgs) == 28 * 28 * 4 * 9 * 2
+    from medlab.models import ResNet18, SmallCNN
+
+    assert dp.forward_flops(ResNet18(1, 2), imgs) > 10 * dp.forward_flops(SmallCNN(1, 2), imgs)
+    with pytest.raises(TypeError, match="nn.Module"):
+        dp.forward_flops("resnet", imgs)

@@ -64,7 +64,7 @@ def _optional() -> dict[str, Requirement]:
         "optional-dependencies"
     ]
     reqs = [Requirement(d) for deps in extras.values() for d in deps]
-    return {r.name.lower(): r for r in reqs if r.name != "medlab"}
+    return {r.name.lower(): r for r in reqs if r.name != "medlab-edu"}
 
 
 def test_constraints_pin_versions_pyproject_allows():

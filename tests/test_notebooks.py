@@ -4,7 +4,8 @@ must reproduce the expected values in notebooks/expected_results.yaml. Those run
 per shared dataset (test_notebooks_pneumonia.py, test_notebooks_breastmnist.py, built by
 tests/notebook_runs.py), so that pytest-xdist runs the two chains on two workers.
 
-This module holds the static checks of the convention: a `parameters` cell, no outputs committed,
+This module holds the static checks of the convention: the install cell (tests/test_colab.py), then
+a `parameters` cell, no outputs committed,
 the lesson check is the last section and asserts something, no code cell longer than about 25
 lines, and no assertion that passes vacuously (``all()`` of an empty frame is True)."""
 
@@ -46,11 +47,15 @@ def test_curriculum_is_numbered():
 def test_notebook_is_committed_clean_with_parameters(path):
     nb = nbformat.read(path, as_version=4)
     code = _code(nb)
-    assert code and "parameters" in code[0].metadata.get("tags", []), (
-        "first code cell must be tagged 'parameters'"
+    assert len(code) >= 2 and "install" in code[0].metadata.get("tags", []), (
+        "the first code cell must be the install cell, tagged 'install' (tests/test_colab.py)"
+    )
+    tagged = [c for c in code if "parameters" in c.metadata.get("tags", [])]
+    assert tagged == [code[1]], (
+        "the code cell after the install cell, alone, is tagged 'parameters'"
     )
     for name in ("quick", "seed", "dataset", "data_dir"):
-        assert f"{name} =" in code[0].source, f"parameters cell lacks {name}"
+        assert f"{name} =" in code[1].source, f"parameters cell lacks {name}"
     assert all(not c.get("outputs") and c.get("execution_count") is None for c in code), (
         "commit notebooks without outputs"
     )
