@@ -538,9 +538,17 @@ class FeatureExtractor(nn.Module):
             probe = classifier.embed(torch.zeros(1, _in_channels(classifier), 28, 28))
         self.num_features = int(probe.shape[1])
 
+    #: images per forward pass: memory stays that of one batch, whatever N is
+    batch_size = 256
+
     @torch.no_grad()
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.classifier.embed(_as_model_input(images))
+        n = self.batch_size
+        parts = [
+            self.classifier.embed(_as_model_input(images[i : i + n]))
+            for i in range(0, len(images), n)
+        ]
+        return torch.cat(parts) if parts else self.classifier.embed(_as_model_input(images))
 
 
 def _in_channels(model: nn.Module) -> int:
