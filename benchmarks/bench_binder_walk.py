@@ -16,8 +16,9 @@ exactly that with a real JupyterLab driven by a real browser:
   ``data_dir`` set as a student would edit them; models go to a fresh model cache there (a
   first visit: every model is trained).
 
-Per notebook it reports the code cells that ran and that failed, kernel deaths (the memory
-cgroup's OOM-kill counter, and JupyterLab's "kernel died / restarting" dialogs), the kernels the
+Per notebook it reports the code cells that ran and that failed, kernel deaths (the larger of the
+memory cgroup's OOM-kill count and the number of JupyterLab's "kernel died / restarting"
+dialogs: a killed kernel whose tab is open gives both), the kernels the
 kernel manager shut down to make room, the kernels still running, and the peak memory of the
 server plus its kernels (sum of proportional set sizes, sampled every 0.2 s) and of the whole cgroup
 (``memory.max_usage_in_bytes`` / ``memory.peak``: also counts page cache, which the kernel reclaims
@@ -210,10 +211,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(folder: Path, cgroup: Cgroup, log: Path) -> tuple[subprocess.Popen, str]:
+def start_server(
+    folder: Path, cgroup: Cgroup, log: Path, manager: bool = True
+) -> tuple[subprocess.Popen, str]:
     config = folder / "jupyter_config"
     config.mkdir()
-    shutil.copy(ROOT / "binder" / "jupyter_server_config.json", config)
+    settings = json.loads((ROOT / "binder" / "jupyter_server_config.json").read_text())
+    if not manager:  # the "before": JupyterLab's own kernel manager, which keeps every kernel
+        settings.get("ServerApp", {}).pop("kernel_manager_class", None)
+    (config / "jupyter_server_config.json").write_text(json.dumps(settings))
     env = dict(
         os.environ,
         JUPYTER_CONFIG_DIR=str(config),
@@ -250,7 +256,7 @@ OPEN = """async (path) => {
   await w.context.ready; await w.sessionContext.ready; await w.revealed;
   app.shell.activateById(w.id); window._walk = w; return w.id;
 }"""
-RUN_ALL = "async () => { await window.jupyterapp.commands.execute('notebook:run-all-cells'); }"
+RUN = "async (cmd) => { window.jupyterapp.commands.execute(cmd); }"  # may wait on a dialog
 STATE = """() => {
   const w = window._walk; const cells = w.content.widgets.filter(c => c.model.type === 'code');
   const prompt = c => (c.node.querySelector('.jp-InputPrompt') || {}).textContent || '';
@@ -276,10 +282,12 @@ def dialogs(page) -> list[str]:
     return seen
 
 
-def run_notebook(page, path: str, timeout_s: float) -> dict:
-    """Open ``path``, run all its cells, wait until the kernel is idle and no cell is queued."""
+def run_notebook(page, path: str, timeout_s: float, command: str) -> dict:
+    """Open ``path``, run ``command`` (JupyterLab's "Run All Cells", or "Restart Kernel and Run
+    All Cells", whose confirmation is accepted), wait until the kernel is idle and no cell is
+    queued."""
     page.evaluate(OPEN, path)
-    page.evaluate(RUN_ALL)
+    page.evaluate(RUN, command)
     t0, texts, state, statuses = time.time(), [], {}, set()
     time.sleep(1.0)
     quiet = 0
@@ -301,7 +309,13 @@ def run_notebook(page, path: str, timeout_s: float) -> dict:
 
 
 def walk(
-    dataset: str, data_dir: Path, limit_mb: int, timeout_s: float, only: list[str] | None = None
+    dataset: str,
+    data_dir: Path,
+    limit_mb: int,
+    timeout_s: float,
+    only: list[str] | None = None,
+    *,
+    manager: bool = True,
 ) -> dict:
     from playwright.sync_api import sync_playwright
 
@@ -312,7 +326,7 @@ def walk(
         folder = Path(tmp)
         names = prepare(folder, dataset, data_dir, only)
         log = folder / "server.log"
-        proc, url = start_server(folder, cgroup, log)
+        proc, url = start_server(folder, cgroup, log, manager)
         sampler = Sampler(cgroup)
         sampler.start()
         try:
@@ -325,12 +339,15 @@ def walk(
                                        timeout=120_000)  # fmt: skip
                 page.evaluate("async () => { await window.jupyterapp.started; "
                               "await window.jupyterapp.restored; }")  # fmt: skip
-                steps = [(n, n) for n in names] + [(f"{names[0]} (again)", names[0])]
-                for label, path in steps:
+                # every notebook in order; then back to the first, as its banner says: "Restart
+                # Kernel and Run All Cells" (its kernel was shut down to make room)
+                steps = [(n, n, "notebook:run-all-cells") for n in names]
+                steps.append((f"{names[0]} (back to it)", names[0], "notebook:restart-run-all"))
+                for label, path, command in steps:
                     oom0, shut0 = cgroup.oom_kills(), log.read_text().count("medlab: shutting")
                     cgroup.reset_peak()
                     sampler.take()
-                    state = run_notebook(page, path, timeout_s)
+                    state = run_notebook(page, path, timeout_s, command)
                     deaths = cgroup.oom_kills() - oom0
                     died = [t for t in state["dialogs"] if DEATH.search(t)]
                     row = {
@@ -367,7 +384,7 @@ def walk(
 
 def _line(r: dict) -> str:
     return (f"| {r['notebook']} | {r['ran']}/{r['cells']} | {r['failed']} | "
-            f"{r['oom_kills'] + len(r['died_dialogs'])} | {r['shut_down_idle']} | "
+            f"{max(r['oom_kills'], len(r['died_dialogs']))} | {r['shut_down_idle']} | "
             f"{r['kernels_running']} | {r['peak_pss_mb']} | {r['peak_cgroup_mb']} | "
             f"{r['seconds']} |")  # fmt: skip
 
@@ -390,6 +407,11 @@ def main(argv: list[str] | None = None) -> int:
         metavar="NN",
         help="walk only these notebooks (two-digit numbers), e.g. for a smoke test",
     )
+    ap.add_argument(
+        "--without-manager",
+        action="store_true",
+        help="the before: JupyterLab's default kernel manager (keeps every kernel)",
+    )
     ap.add_argument("--json", type=Path, default=None, help="write the results here")
     args = ap.parse_args(argv)
     reason = why_not()
@@ -400,8 +422,19 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--data-dir {args.data_dir} is not a folder")
     results, bad = [], False
     for ds in args.datasets:
-        print(f"\n## {ds}, limit {args.limit_mb} MB (quick mode, cold model cache)\n\n{HEADER}")
-        res = walk(ds, args.data_dir.resolve(), args.limit_mb, args.timeout, args.notebooks)
+        km = "JupyterLab's default" if args.without_manager else "medlab.binder's"
+        print(
+            f"\n## {ds}, limit {args.limit_mb} MB, {km} kernel manager (quick mode, cold model "
+            f"cache)\n\n{HEADER}"
+        )
+        res = walk(
+            ds,
+            args.data_dir.resolve(),
+            args.limit_mb,
+            args.timeout,
+            args.notebooks,
+            manager=not args.without_manager,
+        )
         results.append(res)
         for r in res["rows"]:
             bad |= bool(r["failed"] or r["oom_kills"] or r["died_dialogs"] or r["timed_out"]

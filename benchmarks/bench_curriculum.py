@@ -5,7 +5,7 @@ For each dataset and mode, the notebooks run in order through the reproduce harn
 ``medlab reproduce`` does (notebook 04 explains notebook 03's cached models). A monitor thread
 reads the kernel's peak resident set size (``VmHWM`` in ``/proc/<pid>/status``, the kernel's own
 high-water mark, summed with any children it starts) every 0.1 s. The table gives each
-notebook's wall time and peak RSS against the budgets: 1.5 GB per kernel in quick mode (Binder's
+notebook's wall time and peak RSS against the budgets: 1.4 GiB per kernel in quick mode (Binder's
 2 GB must also hold the Jupyter server) and 2 GB in full mode; the totals, for a run of all
 eleven notebooks, against the curriculum's budget on 2 cores: 6 min in quick mode, 40 min in full
 mode (``medlab.monitor.CURRICULUM_BUDGET_S``). Before the first notebook and after the last it

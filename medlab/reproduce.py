@@ -95,7 +95,14 @@ from typing import Any
 import yaml
 
 from medlab.monitor import KernelMonitor
-from medlab.results import RUN_FILE, check_key, is_complete, last_complete_run, run_state
+from medlab.results import (
+    RUN_FILE,
+    _write_atomic,
+    check_key,
+    is_complete,
+    last_complete_run,
+    run_state,
+)
 from medlab.site import export_notebook_html, write_site
 
 __all__ = [
@@ -1216,17 +1223,8 @@ def _point_latest(out: Path, run: Path) -> Path:
         if link.is_symlink():  # a stale pointer of an earlier run would win over latest.txt
             link.unlink()
         txt = out / "latest.txt"
-        _write_text_atomic(txt, f"runs/{run.name}\n")
+        _write_atomic(txt, f"runs/{run.name}\n".encode())
         return txt
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def reproduce(
