@@ -190,6 +190,13 @@ def measure_cost(
     )
 
 
+def _first_image(images: torch.Tensor) -> torch.Tensor:
+    """The first of uint8 images (N, C, H, W), N >= 1, as model input (1, C, H, W)."""
+    if not isinstance(images, torch.Tensor) or images.ndim != 4 or len(images) < 1:
+        raise ValueError("images must be a uint8 tensor (N, C, H, W), e.g. data.test.images")
+    return to_input(images[:1])
+
+
 def forward_flops(model: nn.Module, images: torch.Tensor) -> int:
     """Floating-point operations of one forward pass on one image, counted by PyTorch's
     ``torch.utils.flop_counter.FlopCounterMode`` (a multiply-add counts 2; convolutions and
@@ -205,13 +212,11 @@ def forward_flops(model: nn.Module, images: torch.Tensor) -> int:
 
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if not isinstance(images, torch.Tensor) or images.ndim != 4 or len(images) < 1:
-        raise ValueError("images must be a uint8 tensor (N, C, H, W), e.g. data.test.images")
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            model(to_input(images[:1]))
+            model(_first_image(images))
     finally:
         model.train(was_training)
     return int(counter.get_total_flops())
@@ -246,9 +251,7 @@ def compare_latency(
     for name, m in models.items():
         if not isinstance(m, nn.Module):
             raise TypeError(f"models[{name!r}] must be a torch.nn.Module, got {type(m).__name__}")
-    if not isinstance(images, torch.Tensor) or images.ndim != 4 or len(images) < 1:
-        raise ValueError("images must be a uint8 tensor (N, C, H, W), e.g. data.test.images")
-    one = to_input(images[:1])
+    one = _first_image(images)
     names = list(models)
     times: dict[str, list[float]] = {n: [] for n in names}
     fastest = dict.fromkeys(names, 0)

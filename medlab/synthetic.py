@@ -50,7 +50,7 @@ from medlab.experiments import cached_model
 from medlab.fairness import gini_coefficient, shannon_index
 from medlab.models import SmallCNN
 from medlab.scenario import Scenario
-from medlab.train import _as_model_input, batches, fit, make_optimizer, train_steps
+from medlab.train import _as_model_input, _batched, batches, fit, make_optimizer, train_steps
 from medlab.utils import check_int, check_scalar, progress
 
 __all__ = [
@@ -538,17 +538,14 @@ class FeatureExtractor(nn.Module):
             probe = classifier.embed(torch.zeros(1, _in_channels(classifier), 28, 28))
         self.num_features = int(probe.shape[1])
 
-    #: images per forward pass: memory stays that of one batch, whatever N is
+    #: images per forward pass (medlab.train's batching): memory stays that of one batch
     batch_size = 256
 
     @torch.no_grad()
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        n = self.batch_size
-        parts = [
-            self.classifier.embed(_as_model_input(images[i : i + n]))
-            for i in range(0, len(images), n)
-        ]
-        return torch.cat(parts) if parts else self.classifier.embed(_as_model_input(images))
+        if len(images) == 0:
+            return self.classifier.embed(_as_model_input(images))
+        return _batched(self.classifier.embed, self.classifier, images, self.batch_size)
 
 
 def _in_channels(model: nn.Module) -> int:
