@@ -46,6 +46,7 @@ from typing import Any
 from urllib.parse import quote
 
 from medlab import results
+from medlab.stats import hanley_mcneil_interval, wilson_interval
 
 __all__ = [
     "Audit",
@@ -98,7 +99,6 @@ CITATION_RE = re.compile(
 CITATION_HTML_RE = re.compile(
     r'(?P<num>-?\d+(?:\.\d+)?(?:e[+-]\d+)?)<sup><a href="(?P<href>[^"]*)">(?P<id>C\d+)</a></sup>'
 )
-Z95 = statistics.NormalDist().inv_cdf(0.975)
 
 Pattern = tuple[str, str]  # (notebook number, record-key glob)
 
@@ -329,29 +329,6 @@ def fmt(x: float) -> str:
     if x.is_integer() and abs(x) < 1e9:
         return str(int(x))
     return f"{x:.4g}"
-
-
-def wilson_interval(p: float, n: int, *, z: float = Z95) -> tuple[float, float]:
-    """95 % Wilson score interval of a proportion ``p`` (0-1) observed on ``n`` cases."""
-    if not 0 <= p <= 1 or n < 1:
-        raise ValueError(f"need 0 <= p <= 1 and n >= 1, got p={p}, n={n}")
-    z2 = z * z
-    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
-    half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
-def hanley_mcneil_interval(auc: float, n_pos: int, n_neg: int, *, z: float = Z95):
-    """95 % interval of an AUC from Hanley & McNeil's (1982) standard error, with ``n_pos``
-    positive and ``n_neg`` negative test cases; clipped to [0, 1]."""
-    if not 0 <= auc <= 1 or n_pos < 1 or n_neg < 1:
-        raise ValueError(f"need 0 <= auc <= 1 and both classes, got {auc}, {n_pos}, {n_neg}")
-    q1, q2 = auc / (2 - auc), 2 * auc * auc / (1 + auc)
-    var = (auc * (1 - auc) + (n_pos - 1) * (q1 - auc * auc) + (n_neg - 1) * (q2 - auc * auc)) / (
-        n_pos * n_neg
-    )
-    se = math.sqrt(max(var, 0.0))
-    return max(0.0, auc - z * se), min(1.0, auc + z * se)
 
 
 def _hanley_wider(auc: float, n: int, share: float) -> tuple[float, float]:

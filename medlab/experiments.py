@@ -27,7 +27,6 @@ import functools
 import hashlib
 import itertools
 import json
-import math
 import os
 import re
 import tempfile
@@ -42,10 +41,12 @@ import pandas as pd
 import torch
 from torch import nn
 
+from medlab.stats import PairedEffect, binomial_se, paired_effect, sd
 from medlab.utils import check_int, check_seeds, progress, set_threads
 
 __all__ = [
     "Lesson",
+    "Settings",
     "lesson",
     "run_grid",
     "summarize",
@@ -112,6 +113,69 @@ class Lesson:
             raise ValueError(f"scale must be a positive number, got {scale!r}")
         e = max(minimum, round(scale * self.images_seen / n_train))
         return min(e, maximum) if maximum is not None else e
+
+    def settings(self, **values: Any) -> Settings:
+        """This lesson's training settings (width, epochs, batch size ...), frozen: the one type
+        every lesson uses for "how the models of this notebook are trained".
+
+        >>> S = lesson(True, 0, threads=1).settings(width=8, lr=5e-3)
+        >>> S.width, S["lr"], S.replace(width=16).width
+        (8, 0.005, 16)
+        """
+        return Settings(self, values)
+
+
+class Settings(Mapping[str, Any]):
+    """A lesson's settings: a frozen mapping with attribute access (``S.width``,
+    ``S["width"]``, ``dict(S)``), made by :meth:`Lesson.settings`; ``S.lesson`` is the
+    :class:`Lesson` it belongs to. ``S.replace(**changes)`` gives a changed copy (an explorer's
+    "what if"); nothing changes a Settings in place."""
+
+    __slots__ = ("_lesson", "_values")
+
+    def __init__(self, lesson: Lesson, values: Mapping[str, Any]) -> None:
+        if not isinstance(lesson, Lesson):
+            raise TypeError(f"lesson must come from medlab.lesson(quick, seed), got {lesson!r}")
+        bad = [k for k in values if not (isinstance(k, str) and k.isidentifier())]
+        if bad:
+            raise ValueError(f"setting names must be identifiers, got {bad}")
+        object.__setattr__(self, "_lesson", lesson)
+        object.__setattr__(self, "_values", dict(values))
+
+    @property
+    def lesson(self) -> Lesson:
+        return self._lesson
+
+    def __getitem__(self, name: str) -> Any:
+        return self._values[name]
+
+    def __iter__(self):
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError(
+                f"no setting {name!r}; this lesson's settings are {sorted(self._values)}"
+            ) from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"settings are frozen: use S.replace({name}=...) for a changed copy")
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with ``changes``; a name that is not a setting is an error (a typo)."""
+        unknown = sorted(set(changes) - set(self._values))
+        if unknown:
+            raise ValueError(f"unknown settings {unknown}; known: {sorted(self._values)}")
+        return Settings(self._lesson, {**self._values, **changes})
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{k}={v!r}" for k, v in self._values.items())
+        return f"Settings({self._lesson.mode}, seed={self._lesson.seed}: {inner})"
 
 
 def lesson(
@@ -205,95 +269,6 @@ def run_grid(
                 raise ValueError(f"fn's results reuse the grid's names {sorted(clash)}")
             rows.append({**point, "seed": seed, **r})
     return pd.DataFrame(rows)
-
-
-def sd(values: Any) -> float:
-    """Sample standard deviation (ddof=1) of the finite values; NaN with fewer than two."""
-    v = np.asarray(values, dtype=float).reshape(-1)
-    v = v[np.isfinite(v)]
-    return float(np.std(v, ddof=1)) if len(v) >= 2 else math.nan
-
-
-def binomial_se(*proportions: tuple[Any, Any], laplace: bool = False) -> float:
-    """Standard error of a mean over seeds of a sum or difference of test-set proportions.
-
-    Each argument is a pair ``(p, n)``: a proportion per seed (S,) (accuracy, TPR ...) and the
-    number of test patients (S,) or scalar it was measured on. Returns
-    ``sqrt(mean over seeds of sum_i p_i (1 - p_i) / n_i / S)``: the binomial noise of the test
-    patients alone, whatever the seeds do. ``laplace=True`` uses ``(p n + 1) / (n + 2)`` for p,
-    so a proportion of 0 or 1 on a handful of patients still carries noise.
-    """
-    if not proportions:
-        raise ValueError("binomial_se needs at least one (p, n) pair")
-    var = None
-    for pair in proportions:
-        if len(pair) != 2:
-            raise ValueError(f"each argument is a (p, n) pair, not {pair!r}")
-        p, n = (np.asarray(x, dtype=float).reshape(-1) for x in pair)
-        if (n <= 0).any() or not np.isfinite(n).all():
-            raise ValueError(
-                f"n must be positive test-patient counts, not {n.tolist()} (a group without "
-                "test patients has no proportion to measure)"
-            )
-        if not np.isfinite(p).all() or ((p < 0) | (p > 1)).any():
-            raise ValueError(f"p must be proportions in [0, 1], not {p.tolist()}")
-        if len(n) not in (1, len(p)) or (var is not None and len(p) != len(var)):
-            raise ValueError(
-                f"every p needs one value per seed and n one per seed (or one for all): got "
-                f"{len(p)} p and {len(n)} n" + ("" if var is None else f" after {len(var)} seeds")
-            )
-        if laplace:
-            p = (p * n + 1) / (n + 2)
-        v = p * (1 - p) / n
-        var = v if var is None else var + v
-    return float(math.sqrt(np.mean(var) / len(var)))
-
-
-@dataclass(frozen=True, eq=False)
-class PairedEffect:
-    """A per-seed paired effect: ``mean`` over ``n`` seeds and its standard error ``se``, the
-    larger of the seed SE (SD / sqrt(n), ddof=1; unknown, so 0, with one seed) and the binomial
-    SE of the test patients it was measured on. See :func:`paired_effect`."""
-
-    per_seed: pd.Series
-    mean: float
-    se: float
-    seed_se: float
-    binomial_se: float
-
-    @property
-    def n(self) -> int:
-        return len(self.per_seed)
-
-    def reversed(self, k: float = 2.0) -> bool:
-        """True when the effect points the wrong way beyond ``k`` standard errors."""
-        return self.mean < -k * self.se
-
-    def clear(self, k: float = 2.0) -> bool:
-        """True when the effect is above ``k`` standard errors (and above 0 with se = 0)."""
-        return self.mean > k * self.se
-
-    def __str__(self) -> str:
-        return f"{self.mean:+.3f} ± {self.se:.3f} (SE over {self.n} seed{'s' * (self.n != 1)})"
-
-
-def paired_effect(per_seed: Any, *, binomial: float = 0.0) -> PairedEffect:
-    """The mean of a per-seed difference (S,) (e.g. FedAvg minus local accuracy on each seed)
-    with its standard error: the larger of the spread over seeds and ``binomial`` (from
-    :func:`binomial_se`), so a few seeds that happen to agree do not hide few test patients.
-
-    >>> e = paired_effect([0.1, 0.2, 0.15])
-    >>> e.clear(), e.reversed()   # lesson checks: not reversed beyond 2 SE; FOUND unless clear
-    (True, False)
-    """
-    s = per_seed if isinstance(per_seed, pd.Series) else pd.Series(per_seed, dtype=float)
-    s = s.astype(float)
-    if s.empty or not np.isfinite(s.to_numpy()).all():
-        raise ValueError(f"paired_effect needs finite per-seed values, not {s.tolist()}")
-    if not (binomial >= 0 and math.isfinite(binomial)):
-        raise ValueError(f"binomial must be a finite SE >= 0, not {binomial}")
-    seed_se = sd(s) / math.sqrt(len(s)) if len(s) >= 2 else 0.0
-    return PairedEffect(s, float(s.mean()), max(seed_se, binomial), seed_se, float(binomial))
 
 
 def summarize(

@@ -46,8 +46,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from medlab.data import Split
+from medlab.diversity import gini_coefficient, shannon_index
 from medlab.experiments import cached_model
-from medlab.fairness import gini_coefficient, shannon_index
 from medlab.models import SmallCNN
 from medlab.scenario import Scenario
 from medlab.train import _as_model_input, _batched, batches, fit, make_optimizer, train_steps
