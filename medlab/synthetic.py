@@ -50,7 +50,7 @@ from medlab.diversity import gini_coefficient, shannon_index
 from medlab.experiments import cached_model
 from medlab.models import SmallCNN
 from medlab.scenario import Scenario
-from medlab.train import _as_model_input, _batched, batches, fit, make_optimizer, train_steps
+from medlab.train import _batched, as_model_input, batches, fit, make_optimizer, train_steps
 from medlab.utils import check_int, check_scalar, progress
 
 __all__ = [
@@ -544,7 +544,7 @@ class FeatureExtractor(nn.Module):
     @torch.no_grad()
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if len(images) == 0:
-            return self.classifier.embed(_as_model_input(images))
+            return self.classifier.embed(as_model_input(images))
         return _batched(self.classifier.embed, self.classifier, images, self.batch_size)
 
 
@@ -682,7 +682,7 @@ def attack_scores(model: nn.Module, split: Split, *, seed: int = 0, draws: int =
         torch.manual_seed(check_int("seed", seed, 0))
         total = torch.zeros(len(split))
         for _ in range(draws):
-            parts = [model.loss(_as_model_input(split.images[i : i + 512]), split.labels[i : i + 512])
+            parts = [model.loss(as_model_input(split.images[i : i + 512]), split.labels[i : i + 512])
                      for i in range(0, len(split), 512)]  # fmt: skip
             total += torch.cat(parts)
     finally:

@@ -40,6 +40,7 @@ from medlab.models import build_model
 from medlab.utils import check_int, check_scalar, progress, seed_everything
 
 __all__ = [
+    "as_model_input",
     "to_input",
     "check_model",
     "BatchAugment",
@@ -67,7 +68,7 @@ def to_input(images: torch.Tensor) -> torch.Tensor:
     return images.float().div_(127.5).sub_(1.0)
 
 
-def _as_model_input(x: torch.Tensor) -> torch.Tensor:
+def as_model_input(x: torch.Tensor) -> torch.Tensor:
     """uint8 -> [-1, 1] floats; floats are taken as already on the model's scale."""
     x = torch.as_tensor(x)
     if x.dtype == torch.uint8:
@@ -364,7 +365,7 @@ def train_steps(
                 "each batch must be (x, y) or (x, y, w); a DataLoader over a TensorDataset of "
                 "images and labels yields that"
             )
-        x, y = _as_model_input(batch[0]), batch[1]
+        x, y = as_model_input(batch[0]), batch[1]
         if stats.steps == 0:
             check_model(model, x)
         losses = loss_fn(model(x), y)
@@ -557,7 +558,7 @@ def _batched(fn: Any, model: nn.Module, x: torch.Tensor, batch_size: int) -> tor
     batch_size = check_int("batch_size", batch_size, 1)
     check_model(model, x)
     with eval_mode(model):
-        out = [fn(_as_model_input(x[i : i + batch_size])) for i in range(0, len(x), batch_size)]
+        out = [fn(as_model_input(x[i : i + batch_size])) for i in range(0, len(x), batch_size)]
     return torch.cat(out) if out else torch.zeros(0)
 
 
