@@ -8,7 +8,7 @@ exactly that with a real JupyterLab driven by a real browser:
   (2048 by default; cgroup v1 or v2, which needs root on Linux: elsewhere the script says so and
   exits 0 without measuring), without swap, with ``binder/jupyter_server_config.json`` as its
   configuration (the settings ``binder/postBuild`` installs, including
-  :class:`medlab.binder.MemoryAwareKernelManager`);
+  :class:`medlab.harness.binder.MemoryAwareKernelManager`);
 * headless Chromium (the system ``chromium``, driven by playwright) opens each notebook in turn
   through JupyterLab's own commands (``docmanager:open``, ``notebook:run-all-cells``: the menu's
   "Run All Cells"), leaving every earlier tab open;
@@ -422,7 +422,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--data-dir {args.data_dir} is not a folder")
     results, bad = [], False
     for ds in args.datasets:
-        km = "JupyterLab's default" if args.without_manager else "medlab.binder's"
+        km = "JupyterLab's default" if args.without_manager else "medlab.harness.binder's"
         print(
             f"\n## {ds}, limit {args.limit_mb} MB, {km} kernel manager (quick mode, cold model "
             f"cache)\n\n{HEADER}"

@@ -8,11 +8,11 @@ high-water mark, summed with any children it starts) every 0.1 s. The table give
 notebook's wall time and peak RSS against the budgets: 1.4 GiB per kernel in quick mode (Binder's
 2 GB must also hold the Jupyter server) and 2 GB in full mode; the totals, for a run of all
 eleven notebooks, against the curriculum's budget on 2 cores: 6 min in quick mode, 40 min in full
-mode (``medlab.monitor.CURRICULUM_BUDGET_S``). Before the first notebook and after the last it
-times a fixed reference workload (``medlab.monitor.speed_reference``: 40 small-CNN training steps
-on the first dataset's real training images, with the notebooks' thread count) and gives every
-total also in units of it: seconds differ twofold between runs of the same 2 cores, the ratio
-much less. Usage (from the repo root)::
+mode (``medlab.harness.monitor.CURRICULUM_BUDGET_S``). Before the first notebook and after the
+last it times a fixed reference workload (``medlab.harness.speed.speed_reference``: 40 small-CNN
+training steps on the first dataset's real training images, with the notebooks' thread count)
+and gives every total also in units of it: seconds differ twofold between runs of the same 2
+cores, the ratio much less. Usage (from the repo root)::
 
     python benchmarks/bench_curriculum.py --data-dir ../shared/medmnist --quick \\
         --datasets pneumoniamnist_balanced_subset breastmnist
@@ -35,8 +35,9 @@ from pathlib import Path
 
 from medlab.data import load
 from medlab.experiments import lesson
-from medlab.monitor import BUDGET_MB, CURRICULUM_BUDGET_S, KernelMonitor, speed_reference
-from medlab.reproduce import find_notebooks, run_notebook
+from medlab.harness.monitor import BUDGET_MB, CURRICULUM_BUDGET_S, KernelMonitor
+from medlab.harness.notebooks import find_notebooks, run_notebook
+from medlab.harness.speed import speed_reference
 
 
 def _reference(split) -> float:

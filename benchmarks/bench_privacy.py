@@ -33,8 +33,8 @@ from torch.utils.data import DataLoader, TensorDataset
 import medlab
 from medlab import privacy
 from medlab.data import UnofficialDataWarning
-from medlab.experiments import sd
 from medlab.models import SmallCNN
+from medlab.stats import sd
 from medlab.train import evaluate, make_optimizer, to_input, train_steps
 from medlab.utils import seed_everything
 
@@ -79,6 +79,7 @@ def _setup(mode: str | None, split, cfg, width: int, seed: int):
         )
         return gsm, dp_loader, dp_opt, privacy._GhostLoss(crit)
     gsm, dp_opt, dp_loader = PrivacyEngine().make_private(**kw)
+    privacy.dpsgd._use_step(dp_opt, privacy.dp_sgd_step)  # the step train_dp runs
     return gsm, dp_loader, dp_opt, None
 
 

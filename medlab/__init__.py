@@ -16,12 +16,13 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # imported on first use (below): `import medlab` loads no torch
     from medlab.data import load, load_custom
     from medlab.experiments import Lesson, lesson, run_grid, summarize
+    from medlab.preamble import start
     from medlab.results import Recorder, provenance
     from medlab.train import embeddings, evaluate, fit, predict, train_model
     from medlab.utils import seed_everything
 
 #: where each top-level name lives; imported when first used, so that a light user of the
-#: package (the Jupyter server's kernel manager, medlab.binder; `medlab --help`) does not pay
+#: package (the Jupyter server's kernel manager, medlab.harness.binder; `medlab --help`) does not pay
 #: for torch and the whole library
 _LAZY = {
     "load": "medlab.data",
@@ -38,6 +39,7 @@ _LAZY = {
     "predict": "medlab.train",
     "train_model": "medlab.train",
     "seed_everything": "medlab.utils",
+    "start": "medlab.preamble",
 }
 
 
@@ -58,6 +60,7 @@ def __dir__() -> list[str]:
 
 __version__ = "0.2.0"
 __all__ = [
+    "start",
     "load",
     "load_custom",
     "train_model",

@@ -1,5 +1,6 @@
-import sys
+"""``python -m medlab``: runs the command line, :mod:`medlab.harness.cli` (run as a program,
+not imported: the library imports no harness module)."""
 
-from medlab.cli import main
+import runpy
 
-sys.exit(main())
+runpy.run_module("medlab.harness.cli", run_name="__main__", alter_sys=True)

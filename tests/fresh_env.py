@@ -62,9 +62,13 @@ def site_packages(python: Path) -> Path:
 def checkout_copy(dst: Path) -> Path:
     """This checkout without build outputs, caches or environments: pip builds a local folder in
     place (build/, *.egg-info), which must not land in the working tree."""
-    skip = shutil.ignore_patterns(
-        ".git", ".venv", "outputs", "build", "dist", "*.egg-info", "__pycache__", ".*_cache", "data"
-    )
+    anywhere = shutil.ignore_patterns(".git", ".venv", "*.egg-info", "__pycache__", ".*_cache")
+    top = {"outputs", "build", "dist", "data"}  # only at the root: medlab/data/ is a package
+
+    def skip(folder: str, names: list[str]) -> set[str]:
+        at_root = Path(folder).resolve() == ROOT.resolve()
+        return set(anywhere(folder, names)) | (top & set(names) if at_root else set())
+
     shutil.copytree(ROOT, dst, ignore=skip, symlinks=True)
     return dst
 

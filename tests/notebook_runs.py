@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 
 from medlab import results
-from medlab.reproduce import NOTEBOOKS, find_notebooks, load_expected, reproduce
+from medlab.harness.expected import load_expected
+from medlab.harness.notebooks import NOTEBOOKS, find_notebooks
+from medlab.harness.reproduce import reproduce
 
 ALL = find_notebooks()
 

@@ -13,14 +13,15 @@ import os
 import re
 import shutil
 import statistics
+from importlib import resources
 from pathlib import Path
 
 import pytest
 from scipy.stats import binomtest
 
-from medlab import audit, results
-from medlab.cli import main
-from medlab.reproduce import reproduce
+from medlab import audit, results, stats
+from medlab.harness.cli import main
+from medlab.harness.reproduce import reproduce
 
 NUM = r"-?\d+(?:\.\d+)?(?:e[+-]\d+)?"
 MD_MARK = re.compile(rf"({NUM})<sup>\[(C\d+)\]\(([^)\s]*)\)</sup>")
@@ -345,6 +346,14 @@ def test_a_number_in_the_card_metadata_without_a_citation_is_flagged(built, tmp_
     assert any("metadata epochs holds the number 40" in p for p in problems), problems
 
 
+def test_the_documents_come_from_template_files_that_ship_with_the_package():
+    folder = resources.files("medlab.audit") / "templates"
+    for name in ("report.md.j2", "card.md.j2"):
+        assert (folder / name).is_file(), f"{name} is not installed with medlab.audit"
+    assert audit.CARD_TEMPLATE == (folder / "card.md.j2").read_text(encoding="utf-8")
+    assert "## Read this first" in (folder / "report.md.j2").read_text(encoding="utf-8")
+
+
 def test_names_dates_and_marks_are_not_uncited_numbers():
     ok = (
         "- `smallcnn.test_auc` (01_baseline, pneumoniamnist_balanced_subset, official): "
@@ -518,6 +527,12 @@ def test_contract_keys_land_in_their_areas_and_checklist(run, tmp_path):
     check = next(c for c in a.checklist if c["id"] == "privacy")
     assert check["status"] == "partly assessed" and len(check["evidence"]) == 3
     assert "06_privacy" not in a.not_run
+
+
+def test_the_intervals_are_the_ones_of_medlab_stats():
+    assert audit.wilson_interval is stats.wilson_interval
+    assert audit.hanley_mcneil_interval is stats.hanley_mcneil_interval
+    assert audit.Z95 == stats.Z95
 
 
 @pytest.mark.parametrize("k, n", [(0, 10), (3, 10), (50, 100), (411, 468), (156, 156)])

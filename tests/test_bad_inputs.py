@@ -814,8 +814,9 @@ import io  # noqa: E402
 
 from medlab import experiments, scenario  # noqa: E402
 from medlab import results as Res  # noqa: E402
+from medlab.harness.base import ExpectedFileError, ReproduceError  # noqa: E402
+from medlab.harness.reproduce import reproduce  # noqa: E402
 from medlab.models import SmallCNN  # noqa: E402
-from medlab.reproduce import ExpectedFileError, ReproduceError, reproduce  # noqa: E402
 from medlab.train import batches, evaluate, fit, make_optimizer, predict, train_steps  # noqa: E402
 
 
@@ -824,7 +825,7 @@ class CliError(Exception):
 
 
 def _cli(args: list[str]) -> None:
-    from medlab.cli import main
+    from medlab.harness.cli import main
 
     err = io.StringIO()
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
@@ -1519,7 +1520,7 @@ import json  # noqa: E402
 import tempfile  # noqa: E402
 
 from medlab import audit as _runs_audit  # noqa: E402
-from medlab import reproduce as _runs_R  # noqa: E402
+from medlab.harness import reproduce as _runs_R  # noqa: E402
 
 _RUNS_SEEDS = ["0", "10", "20"]
 
@@ -1531,7 +1532,7 @@ def _runs_erofs(*args: object, **kwargs: object) -> object:
 def _runs_read_only_output(call: Callable[[], object]) -> object:
     """``call()`` while no new file can be made (a read-only file system; as root a chmod
     would not stop the writes)."""
-    with patch.object(_runs_R.tempfile, "mkstemp", _runs_erofs):
+    with patch.object(tempfile, "mkstemp", _runs_erofs):
         return call()
 
 
@@ -1556,7 +1557,7 @@ def _runs_disk_full(d: Path, *, in_kernel: bool) -> object:
             return reproduce(["00"], quick=True, output=out, html=False)
     finally:
         (run,) = (out / "runs").iterdir()
-        assert _runs_R.run_state(run)["status"] == "aborted"
+        assert Res.run_state(run)["status"] == "aborted"
         assert not (out / "latest").exists()  # latest never points at it
         shutil.rmtree(out)
 
@@ -1565,7 +1566,7 @@ def _runs_no_space_for_run_json(d: Path) -> object:
     def full(path: Path, doc: object) -> None:
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
-    with patch.object(_runs_R, "_write_json_atomic", full):
+    with patch("medlab.harness.runs.write_json_atomic", full):
         return _reproduce(d)
 
 
@@ -1614,7 +1615,7 @@ def _runs_latest_txt_inside(d: Path) -> None:
 
 def _runs_seeds_then_notebooks(d: Path) -> None:
     """The documented order: ``--seeds 0 10 20 01 03_bias`` -> three seeds, two notebooks."""
-    import medlab.reproduce as R
+    import medlab.harness.reproduce as R
 
     seen: dict[str, object] = {}
 
@@ -1828,7 +1829,7 @@ def _no_flower(call: Callable[[], object]) -> object:
 
 
 def _federate(**kw: object) -> object:
-    from medlab.flower_run import federate
+    from medlab.harness.flower_run import federate
 
     return _no_flower(lambda: federate(**kw))
 

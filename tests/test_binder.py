@@ -165,7 +165,7 @@ def test_post_build_runs_in_a_fresh_environment(tmp_path, data_dir):
     from jupyterlab.commands import get_app_dir
 
     from medlab import data as D
-    from medlab.kit import curriculum_datasets
+    from medlab.harness.kit import curriculum_datasets
 
     names = curriculum_datasets()
     serve = _stand_ins(data_dir, names)

@@ -1,5 +1,5 @@
-"""medlab.binder.MemoryAwareKernelManager with real kernels: it shuts down idle kernels, longest
-idle first, when a new kernel would not fit in the memory limit, and never a busy one."""
+"""medlab.harness.binder.MemoryAwareKernelManager with real kernels: it shuts down idle kernels,
+longest idle first, when a new kernel would not fit in the memory limit, and never a busy one."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 
 pytest.importorskip("jupyter_server")
 
-from medlab import binder  # noqa: E402
+from medlab.harness import binder  # noqa: E402
 
 
 def _run(coro):
@@ -92,12 +92,14 @@ def test_the_room_made_is_the_quick_kernel_budget_and_binder_uses_the_manager():
     import json
     from pathlib import Path
 
-    from medlab.monitor import BUDGET_MB
+    from medlab.harness.monitor import BUDGET_MB
 
     cfg = json.loads(
         (Path(__file__).resolve().parents[1] / "binder" / "jupyter_server_config.json").read_text()
     )
-    assert cfg["ServerApp"]["kernel_manager_class"] == "medlab.binder.MemoryAwareKernelManager"
+    assert (
+        cfg["ServerApp"]["kernel_manager_class"] == "medlab.harness.binder.MemoryAwareKernelManager"
+    )
     assert cfg["MemoryAwareKernelManager"]["kernel_peak_mb"] == BUDGET_MB["quick"]
     assert binder.MemoryAwareKernelManager.kernel_peak_mb.default_value == BUDGET_MB["quick"]
 

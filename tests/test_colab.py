@@ -18,8 +18,8 @@ import nbformat
 import pytest
 from fresh_env import checkout_copy, make_venv, run_python
 
-from medlab import site
-from medlab.reproduce import find_notebooks
+from medlab.harness import site
+from medlab.harness.notebooks import find_notebooks
 
 ROOT = Path(__file__).resolve().parent.parent
 ALL = find_notebooks()

@@ -289,7 +289,7 @@ def test_file_md5_sees_same_size_same_mtime_rewrite(tmp_path):
 
 
 def test_file_md5_cache_keys_on_inode(tmp_path, monkeypatch):
-    monkeypatch.setattr(D, "_RACY_NS", 0)  # cache even fresh files
+    monkeypatch.setattr(D.digests, "_RACY_NS", 0)  # cache even fresh files
     f, g = tmp_path / "a.bin", tmp_path / "b.bin"
     f.write_bytes(b"A" * 4096)
     first = D.file_md5(f)
@@ -304,7 +304,7 @@ def test_shared_file_digests_are_cached(data_dir):
     if data_dir is None or not (data_dir / "pneumoniamnist_balanced_subset.npz").exists():
         pytest.skip("shared subset not available")
     f = data_dir / "pneumoniamnist_balanced_subset.npz"
-    expected = D._cards.card("pneumoniamnist_balanced_subset")["sha256"]
+    expected = medlab.cards.card("pneumoniamnist_balanced_subset")["sha256"]
     assert D.file_sha256(f) == expected
     assert any(k[0] == "sha256" and k[1] == str(f.resolve()) for k in D._digest_cache)
 

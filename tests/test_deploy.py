@@ -141,16 +141,31 @@ def test_measure_cost(breast):
 # conformal prediction
 
 
-def test_conformal_sets_match_split_conformal_by_hand_and_cover(breast):
+def _mapie_sets(model, cal, test, confidence_level, temperature=1.0):
+    from mapie.classification import SplitConformalClassifier
+
+    est = dp.TorchClassifier(model, n_classes=cal.n_classes, temperature=temperature)
+    mapie = SplitConformalClassifier(
+        estimator=est, confidence_level=confidence_level, conformity_score="lac", prefit=True
+    )
+    mapie.conformalize(cal.images.numpy(), cal.numpy_labels().reshape(-1))
+    return np.asarray(mapie.predict_set(test.images.numpy())[1][:, :, 0], dtype=bool)
+
+
+def test_conformal_sets_are_mapies_exactly_and_cover(breast):
+    """notebook 09's split conformal cell (conformal_quantile, prediction_sets), as
+    dp.conformal_sets runs it, gives exactly MAPIE's SplitConformalClassifier(prefit=True) sets."""
     d, model = _trained(breast)
     alpha = 0.1
-    sets, mapie = dp.conformal_sets(model, d.val, d.test, confidence_level=1 - alpha)
-    # LAC by hand: score = 1 - p(true class); threshold = the ceil((n+1)(1-alpha))-th smallest
-    pv, yv = predict(model, d.val), d.val.numpy_labels().reshape(-1)
-    scores = np.sort(1 - pv[np.arange(len(yv)), yv])
-    q = scores[math.ceil((len(scores) + 1) * (1 - alpha)) - 1]
-    by_hand = predict(model, d.test) >= 1 - q - 1e-6
-    assert (sets == by_hand).mean() >= 0.99 and sets.any(1).all()
+    sets, q_hat = dp.conformal_sets(model, d.val, d.test, confidence_level=1 - alpha)
+    assert np.array_equal(sets, _mapie_sets(model, d.val, d.test, 1 - alpha))
+    assert sets.any(1).all() and 0 < q_hat < 1
+    # and on other calibrations: sizes, confidence levels, a temperature
+    for k, (n_cal, level, t) in enumerate([(20, 0.9, 1.0), (33, 0.8, 0.7), (60, 0.95, 2.0)]):
+        perm = torch.randperm(len(d.test), generator=torch.Generator().manual_seed(k))
+        cal, test = d.test.subset(perm[:n_cal]), d.test.subset(perm[n_cal:])
+        ours, _ = dp.conformal_sets(model, cal, test, confidence_level=level, temperature=t)
+        assert np.array_equal(ours, _mapie_sets(model, cal, test, level, t)), (n_cal, level, t)
     # the guarantee: averaged over random calibration/test splits of exchangeable data
     pooled = Split(
         d.val.name,
@@ -199,6 +214,17 @@ def test_oversight_calibrates_on_test_halves_and_shows_a_shift_breaking_validati
     assert out["coverage_val"] < 1 - alpha - dp.coverage_error_bound(len(d.val), n, alpha)
 
 
+def test_conformal_quantile_is_the_split_conformal_order_statistic():
+    scores = np.array([0.5, 0.1, 0.9, 0.3, 0.7, 0.2, 0.8, 0.4, 0.6, 0.0])
+    # n = 10, alpha = 0.2: the ceil(11 * 0.8) = 9th smallest score
+    assert dp.conformal_quantile(scores, 0.2) == 0.8
+    assert dp.conformal_quantile(scores, 0.5) == 0.5  # ceil(5.5) = 6th smallest
+    with pytest.raises(ValueError, match="too few"):
+        dp.conformal_quantile(scores, 0.05)  # ceil(11 * 0.95) = 11 > 10
+    p = np.array([[0.7, 0.3], [0.5, 0.5]])
+    assert dp.prediction_sets(p, 0.5).tolist() == [[True, False], [True, True]]
+
+
 def test_coverage_error_bound():
     b = dp.coverage_error_bound(78, 156, 0.1)
     assert b == pytest.approx(2 * math.sqrt(0.09 * (1 / 80 + 1 / 156)))
@@ -216,6 +242,15 @@ def _oversight_on(n_test: int, *, groups: int | None = None) -> dict:
 
     g = np.zeros(n_test if groups is None else groups, int)
     return dp.oversight(SmallCNN(width=8), split("val", 8), split("test", n_test), g)
+
+
+def _conformal_on(n_cal: int) -> tuple:
+    def split(name: str, n: int) -> Split:
+        labels = torch.arange(n).remainder(2)
+        return Split("tiny", name, torch.zeros(n, 1, 28, 28, dtype=torch.uint8), labels,
+                     "binary-class", {0: "a", 1: "b"})  # fmt: skip
+
+    return dp.conformal_sets(SmallCNN(width=8), split("val", n_cal), split("test", 4))
 
 
 @pytest.mark.parametrize(
@@ -246,6 +281,8 @@ def _oversight_on(n_test: int, *, groups: int | None = None) -> dict:
         ),
         (lambda: dp.conformal_sets(SmallCNN(width=8), None, None), TypeError, "data.val"),
         (lambda: _oversight_on(3), ValueError, "at least 4 test images"),
+        (lambda: _conformal_on(5), ValueError, "5 calibration cases are too few"),
+        (lambda: dp.ece([0, 1], np.full((2, 2), 0.5), n_bins=0), ValueError, "n_bins"),
         (lambda: _oversight_on(8, groups=5), ValueError, "test_groups has 5 entries"),
         (
             lambda: dp.TorchClassifier().predict_proba(np.zeros((1, 1, 28, 28))),

@@ -7,6 +7,7 @@ import json
 import math
 import shutil
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -22,11 +23,14 @@ from medlab.experiments import (
     cached_model,
     fingerprint,
     lesson,
+    model_sources,
     paired_effect,
     run_grid,
     sd,
+    source_hash,
     summarize,
 )
+from medlab.experiments import cache as cache_module
 from medlab.models import SmallCNN
 from medlab.train import fit, predict
 
@@ -579,3 +583,66 @@ def test_summarize_counts_values_behind_a_mean_with_missing_values():
         np.std([0.7, 0.8], ddof=1)
     )
     assert out.iloc[1]["auc_n"] == 3
+
+
+# --------------------------------------------------------------------------------------------
+# the source hash in the cache key: only code that changes a trained model
+
+
+def _package_copy(tmp_path):
+    """A copy of the medlab package (source files only), with a harness, an audit package and
+    a lesson package's figures and explorer in it whatever the tree holds today."""
+    root = tmp_path / "medlab"
+    shutil.copytree(
+        Path(medlab.__file__).parent, root, ignore=shutil.ignore_patterns("__pycache__")
+    )
+    for rel in ("harness/cli.py", "audit/report.py", "fairness/figures.py", "x/explorer.py"):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text('"""A model-free module: it only reports."""\n')
+    return root
+
+
+def _reword(path, old="model", new="mod3l"):
+    """Change one word of ``path`` (or add a comment line when it lacks the word)."""
+    text = path.read_text()
+    path.write_text(text.replace(old, new, 1) if old in text else text + f"# {new}\n")
+
+
+def test_source_hash_ignores_reporting_code(tmp_path):
+    root = _package_copy(tmp_path)
+    before = source_hash(root)
+    assert before == source_hash(root) and len(before) == 64
+    for rel in ("harness/cli.py", "audit/report.py", "plots.py", "cards.py",
+                "fairness/figures.py", "x/explorer.py"):  # fmt: skip
+        _reword(root / rel)
+    (root / "harness" / "new_tool.py").write_text("print('a new harness tool')\n")
+    source_hash.cache_clear()
+    assert source_hash(root) == before
+    assert not {p.relative_to(root).as_posix() for p in model_sources(root)} & {
+        "harness/cli.py",
+        "audit/report.py",
+        "plots.py",
+        "cards.py",
+        "x/explorer.py",
+    }
+
+
+@pytest.mark.parametrize("rel", ["train/loop.py", "models.py", "data/npz.py"])
+def test_source_hash_covers_model_changing_code(tmp_path, rel):
+    root = _package_copy(tmp_path)
+    if not (root / rel).exists():  # the train package's files, whatever their names
+        rel = next(p.relative_to(root).as_posix() for p in sorted((root / "train").glob("*.py")))
+    before = source_hash(root)
+    _reword(root / rel, "the", "th3")
+    source_hash.cache_clear()
+    assert source_hash(root) != before
+    assert rel in {p.relative_to(root).as_posix() for p in model_sources(root)}
+
+
+def test_the_cache_key_carries_the_source_hash(breast, tmp_path, monkeypatch):
+    store = ModelCache(tmp_path)
+    key = store.key("smallcnn", data=breast, train=breast.train, seed=0)
+    monkeypatch.setattr(cache_module, "source_hash", lambda: "0" * 64)  # edited training code
+    assert store.key("smallcnn", data=breast, train=breast.train, seed=0) != key
+    package = Path(medlab.__file__).parent
+    assert not any(p.relative_to(package).parts[0] == "harness" for p in model_sources())

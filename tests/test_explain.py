@@ -137,22 +137,32 @@ def test_occlusion_in_chunks_equals_captum_in_one_call(cnn, breast):
     np.testing.assert_allclose(ours, ref[:, 0].numpy(), rtol=1e-5, atol=1e-6)
 
 
-def test_gradcam_matches_a_hand_computation(cnn, images):
-    """captum's LayerGradCam == mean-over-space gradient weights x activations, upsampled."""
+def test_gradcam_equals_captum(cnn, images):
+    """medlab's Grad-CAM (written out in notebook 04) == captum's LayerGradCam, upsampled with
+    LayerAttribution.interpolate: the same numbers, bit for bit, with and without the ReLU."""
+    from captum.attr import LayerAttribution, LayerGradCam
+
     x = ex._as_input(images)
-    acts = {}
-    h = cnn.last_conv.register_forward_hook(lambda m, i, o: acts.setdefault("a", o))
-    out = cnn(x)
-    h.remove()
-    a = acts["a"]
-    g = torch.autograd.grad(out[:, 1].sum(), a)[0]
-    cam = (g.mean((2, 3), keepdim=True) * a).sum(1, keepdim=True)
-    cam = torch.nn.functional.interpolate(cam, size=(H, W), mode="bilinear")
-    np.testing.assert_allclose(
-        ex.gradcam(cnn, images, 1), cam[:, 0].detach().numpy(), rtol=1e-4, atol=1e-6
-    )
-    relu = ex.gradcam(cnn, images, 1, relu=True)
-    assert relu.min() >= 0
+    for target, relu in ((1, False), (0, True), ([0, 1, 1, 0], False)):
+        t = torch.as_tensor(np.broadcast_to(target, (len(x),)).copy())
+        with torch.enable_grad():
+            ref = LayerGradCam(cnn, cnn.last_conv).attribute(x, target=t, relu_attributions=relu)
+        ref = LayerAttribution.interpolate(ref, (H, W), interpolate_mode="bilinear")
+        np.testing.assert_array_equal(
+            ex.gradcam(cnn, images, target, relu=relu), ref[:, 0].detach().numpy()
+        )
+    assert ex.gradcam(cnn, images, 1, relu=True).min() >= 0
+
+
+def test_gradcam_hook_is_removed(cnn, images):
+    """The forward hook that catches the layer's output is removed afterwards, also when the
+    explanation fails (here: a layer the model never runs)."""
+    ex.gradcam(cnn, images)
+    assert not cnn.last_conv._forward_hooks
+    stray = nn.Conv2d(1, 1, 3)
+    with pytest.raises(IndexError):
+        ex.gradcam(cnn, images, layer=stray)
+    assert not stray._forward_hooks
 
 
 def test_shap_expected_gradients_for_a_linear_model(images):

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from medlab import audit
-from medlab import reproduce as R
+from medlab.results import is_complete, run_state
 
 NOTEBOOK = "00_tour"
 DATASET = "breastmnist"
@@ -150,7 +150,7 @@ def earlier(base, data_dir):
     stdout, stderr = p.communicate(timeout=SAFETY_S)
     assert p.returncode == 0, stdout + stderr
     run = (out / "latest").resolve()
-    assert R.run_state(run)["status"] == "complete"
+    assert run_state(run)["status"] == "complete"
     return out, run, _snapshot(run)
 
 
@@ -158,7 +158,7 @@ def _check_untouched(earlier) -> None:
     out, run, snap = earlier
     assert _snapshot(run) == snap, "the earlier complete run changed"
     latest = (out / "latest").resolve()
-    assert R.is_complete(latest) and (latest / "results" / f"{NOTEBOOK}.json").exists()
+    assert is_complete(latest) and (latest / "results" / f"{NOTEBOOK}.json").exists()
 
 
 def _new_runs(earlier) -> list[Path]:
@@ -181,7 +181,7 @@ def test_ctrl_c_mid_notebook_marks_the_run_interrupted(earlier, base, data_dir):
     assert len(lines) == 1, stderr
     assert "interrupted" in lines[0] and str(partial) in lines[0] and str(run) in lines[0]
     assert set(_new_runs(earlier)) - before == {partial}
-    assert R.run_state(partial)["status"] == "interrupted"
+    assert run_state(partial)["status"] == "interrupted"
     assert (out / "latest").resolve() == run
     _check_untouched(earlier)
     assert not _alive(kernel), "the kernel outlived the interrupted run"
@@ -202,8 +202,8 @@ def test_sigkill_mid_notebook_leaves_the_run_marked_running(earlier, base, data_
     os.kill(p.pid, signal.SIGKILL)  # no handler runs: the mark made at the start must say it
     p.communicate(timeout=SAFETY_S)
     assert set(_new_runs(earlier)) - before == {partial}
-    assert R.run_state(partial)["status"] == "running"
-    assert not R.is_complete(partial)
+    assert run_state(partial)["status"] == "running"
+    assert not is_complete(partial)
     assert (out / "latest").resolve() == run
     _check_untouched(earlier)
     _wait(lambda: not _alive(kernel), "the orphaned kernel to exit")  # ipykernel's parent poller
@@ -229,7 +229,7 @@ def test_two_runs_into_one_output_at_once(earlier, base, data_dir):
     new = set(_new_runs(earlier)) - before
     assert new == {Path(m.read_text()) for m in markers}
     for r in new:
-        state = R.run_state(r)
+        state = run_state(r)
         assert state["status"] == "complete" and state["outcome"] == "passed"
         assert (r / "results" / f"{NOTEBOOK}.json").exists()
     assert (out / "latest").resolve() in new

@@ -179,3 +179,25 @@ def test_run_federated_learns_and_bad_inputs(pneumonia):
         FedConfig(rounds=0)
     with pytest.raises(ValueError, match="same keys"):
         fed.fedavg([{"a": torch.ones(1)}, {"b": torch.ones(1)}], [1, 1])
+
+
+def test_round_fn_is_the_round_that_runs(breast):
+    """run_federated runs the round it is given (notebook 05 passes its own fedavg_round): a
+    wrapper that counts calls gives the same model as the default, one call per round and
+    site (local training: one single-site round per site and round)."""
+    sites = make_sites(breast, "iid", n_sites=2, seed=0)
+    cfg = FedConfig(rounds=2, local_steps=2, width=4)
+    calls = []
+
+    def counted(model, state, splits, **kw):
+        calls.append((kw["r"], kw["sites"]))
+        return fed.fedavg_round(model, state, splits, **kw)
+
+    base = fed.run_federated(sites, "fedavg", config=cfg, seed=0)
+    ours = fed.run_federated(sites, "fedavg", config=cfg, seed=0, round_fn=counted)
+    assert calls == [(1, None), (2, None)]
+    a, b = (fed.flatten_state(o["model"].state_dict()) for o in (base, ours))
+    assert np.array_equal(a, b)
+    calls.clear()
+    fed.run_federated(sites, "local", config=cfg, seed=0, round_fn=counted)
+    assert calls == [(1, [0]), (2, [0]), (1, [1]), (2, [1])]

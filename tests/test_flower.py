@@ -27,7 +27,7 @@ pytest.importorskip("flwr")
 def test_flower_loopback_matches_in_process(data_dir, pneumonia):
     import psutil
 
-    from medlab.flower_run import federate
+    from medlab.harness.flower_run import federate
 
     name = pneumonia.name  # the shared subset, else the official PneumoniaMNIST
     before = {p.pid for p in psutil.Process(os.getpid()).children(recursive=True)}
@@ -51,7 +51,7 @@ def test_flower_loopback_matches_in_process(data_dir, pneumonia):
 
 
 def test_federate_bad_inputs(tmp_path):
-    from medlab.flower_run import federate
+    from medlab.harness.flower_run import federate
 
     with pytest.raises(ValueError, match="n_sites"):
         federate(n_sites=1)

@@ -11,9 +11,9 @@ import pytest
 
 import medlab
 from medlab import data as D
-from medlab import kit
-from medlab.cli import main
 from medlab.data import UnofficialDataWarning
+from medlab.harness import kit
+from medlab.harness.cli import main
 
 
 @pytest.fixture()

@@ -251,6 +251,36 @@ def test_calibration_error_of_a_calibrated_and_a_shifted_score():
         calibration(y, p, "group")
 
 
+def test_one_binning_two_forms_match_sklearn_and_torchmetrics():
+    """calibration_bins / expected_calibration_error (notebook 09's cell): quantile bins are
+    sklearn's calibration_curve(strategy="quantile"); uniform bins of the top-label confidence
+    give torchmetrics' MulticlassCalibrationError."""
+    import torch
+    from sklearn.calibration import calibration_curve
+    from torchmetrics.classification import MulticlassCalibrationError
+
+    from medlab.metrics import calibration_bins, expected_calibration_error
+
+    y, s, _ = _scores3(seed=4)
+    for binning in ("quantile", "uniform"):
+        t = calibration_bins(s, y, 8, binning)
+        true, pred = calibration_curve(y, s, n_bins=8, strategy=binning)
+        np.testing.assert_allclose(t["observed"], true)
+        np.testing.assert_allclose(t["score"], pred)
+        assert t["n"].sum() == len(y)
+    assert expected_calibration_error(s, y, 8, "quantile") == calibration(y, s).attrs["ece"]["all"]
+    rng = np.random.default_rng(1)
+    p = rng.dirichlet(np.ones(3) * 0.7, size=500)
+    p[0] = np.eye(3)[0]  # a confidence of exactly 1.0: the last bin's edge
+    yy = rng.integers(0, 3, 500)
+    ref = MulticlassCalibrationError(num_classes=3, n_bins=15, norm="l1")
+    expected = float(ref(torch.tensor(p, dtype=torch.float64), torch.tensor(yy)))
+    ece = expected_calibration_error(p.max(1), p.argmax(1) == yy)
+    assert ece == pytest.approx(expected, abs=1e-6)
+    with pytest.raises(ValueError, match="'uniform' or 'quantile'"):
+        calibration_bins(s, y, 8, "equal")
+
+
 # ---------------------------------------------------------------------------------- Youden
 
 

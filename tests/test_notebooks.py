@@ -16,7 +16,7 @@ import ast
 import nbformat
 import pytest
 
-from medlab.reproduce import find_notebooks
+from medlab.harness.notebooks import find_notebooks
 
 ALL = find_notebooks()
 MAX_CELL_LINES = 25

@@ -194,6 +194,79 @@ def test_train_dp_reaches_the_target_epsilon(small_train):
     assert 2.9 <= r.epsilon <= 3.0 and r.noise_multiplier > 0.3
 
 
+def _grads_after_one_step(split, ours: bool) -> list[torch.Tensor]:
+    """p.grad after one DP step on 16 real images: Opacus's DPOptimizer.pre_step, or the
+    lesson's dp_sgd_step on the same per-sample gradients and the same noise generator."""
+    import warnings
+
+    from opacus import GradSampleModule
+    from opacus.optimizers import DPOptimizer
+
+    torch.manual_seed(0)
+    gsm = GradSampleModule(SmallCNN(1, 2, width=4))
+    opt = DPOptimizer(
+        torch.optim.SGD(gsm.parameters(), lr=0.1), noise_multiplier=1.3, max_grad_norm=0.5,
+        expected_batch_size=16, generator=torch.Generator().manual_seed(7),
+    )  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        F.cross_entropy(gsm(to_input(split.images[:16])), split.labels[:16]).backward()
+    if ours:
+        P.dp_sgd_step(opt.params, 0.5, 1.3, 16, opt.generator)
+    else:
+        opt.pre_step()
+    return [p.grad.clone() for p in opt.params]
+
+
+def test_dp_sgd_step_is_opacus_dpoptimizer_step(small_train):
+    """The step written in notebook 06 computes exactly what Opacus's DPOptimizer computes:
+    per-sample clipping, the same Gaussian noise draws, the same average (bit for bit)."""
+    ours, opacus = (
+        _grads_after_one_step(small_train, True),
+        _grads_after_one_step(small_train, False),
+    )
+    assert len(ours) == len(opacus) > 0
+    for a, b in zip(ours, opacus, strict=True):
+        assert torch.equal(a, b)
+
+
+def test_train_dp_runs_the_given_step_and_matches_opacus_own(small_train, monkeypatch):
+    """train_dp calls ``step`` once per DP step (the accountant's count), and with Opacus's own
+    optimizer step instead it trains the same weights with the same epsilon."""
+
+    def train(step=None):
+        torch.manual_seed(0)
+        model = SmallCNN(1, 2, width=4, dropout=0.0)
+        r = P.train_dp(model, small_train, epochs=1, batch_size=30, noise_multiplier=1.0,
+                       seed=0, step=step)  # fmt: skip
+        return torch.cat([p.detach().flatten() for p in model.parameters()]), r
+
+    calls = []
+
+    def counting(*args):
+        calls.append(1)
+        P.dp_sgd_step(*args)
+
+    ours, r = train(counting)
+    assert len(calls) == r.steps == 4
+    monkeypatch.setattr(P.dpsgd, "_use_step", lambda opt, step: None)  # Opacus's own step
+    theirs, r2 = train()
+    assert torch.equal(ours, theirs) and r.epsilon == r2.epsilon
+
+
+def test_attack_scores_come_from_the_given_functions(overfit):
+    """loss_scores and lira_offline run the score function they are given (the notebook's);
+    the defaults are the module's copies."""
+    model, members, _ = overfit
+    s = P.loss_scores(
+        model, members, score=lambda logits, y: -2 * P.loss_threshold_scores(logits, y)
+    )
+    np.testing.assert_array_equal(s, -2 * P.loss_scores(model, members))
+    t, sh, inside = np.zeros(3), np.ones((2, 3)), np.array([[True] * 3, [False] * 3])
+    assert (P.lira_offline(t, sh, inside, score=lambda *a: np.full(3, 7.0)) == 7).all()
+    np.testing.assert_array_equal(P.lira_offline(t, sh, inside), P.lira_scores(t, sh, inside))
+
+
 def test_more_noise_less_epsilon_and_zero_clip_noise_ratio():
     e1 = P.epsilon_for(0.8, 0.1, 100, 1e-4)[0]
     e2 = P.epsilon_for(1.6, 0.1, 100, 1e-4)[0]
@@ -265,11 +338,12 @@ def test_check_dp_params(kw, match):
 
 def test_lesson_pipeline_on_a_tiny_config(breast, cache):
     """population -> shadows (run_grid + model cache) -> run_point rows -> explorer, tiny."""
-    from medlab.experiments import Lesson
+    from medlab.experiments import Lesson, Settings
 
     cfg = P.lesson_config(breast, Lesson(True, 0, (0, 1), 12_000, 1))
+    assert isinstance(cfg, Settings) and cfg.width == 8
     assert cfg["n_pop"] == 300 and cfg["n_shadows"] == 4 and cfg["epsilons"] == (1.0, 3.0, 8.0)
-    cfg.update(n_pop=60, n_shadows=2, epochs=2, dp_epochs=2, dp_batch_size=10)
+    cfg = cfg.replace(n_pop=60, n_shadows=2, epochs=2, dp_epochs=2, dp_batch_size=10)
     pop = P.population(breast, cfg, seed=0)
     assert len(pop) == 60 and set(np.unique(pop.groups)) <= {0, 1}
     shadows = P.train_shadows(pop, cfg, seed=0)

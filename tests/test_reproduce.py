@@ -14,10 +14,24 @@ import yaml
 from conftest import tiny_notebook
 
 import medlab
-from medlab import reproduce as R
 from medlab import results as results_mod
-from medlab.cli import main
 from medlab.data import UnofficialDataWarning
+from medlab.harness import reproduce as R
+from medlab.harness.base import ExpectedFileError, ReproduceError, Row, RunInterrupted
+from medlab.harness.cli import main
+from medlab.harness.compare import compare, format_table
+from medlab.harness.expected import EXPECTED, check_expected, load_expected
+from medlab.harness.notebooks import find_notebooks
+from medlab.harness.runs import point_latest
+from medlab.harness.tolerances import (
+    covers_range,
+    derive,
+    is_rate_key,
+    key_range,
+    prediction_factor,
+)
+from medlab.harness.update import update_expected
+from medlab.results import is_complete, last_complete_run, run_state
 
 VALID_KEYS = [
     "share5.baseline.tpr_gap",
@@ -169,14 +183,14 @@ def test_latest_falls_back_to_a_text_file(tmp_path, monkeypatch):
     runs = [tmp_path / "runs" / name for name in ("b-quick", "a-quick")]
     for run in runs:
         (run / "results").mkdir(parents=True)
-    assert R._point_latest(tmp_path, runs[0]) == tmp_path / "latest"
+    assert point_latest(tmp_path, runs[0]) == tmp_path / "latest"
     assert results_mod.latest_run(tmp_path) == runs[0].resolve()
 
     def no_links(*args, **kwargs):
         raise OSError("symlinks are not supported here")
 
     monkeypatch.setattr(Path, "symlink_to", no_links)
-    assert R._point_latest(tmp_path, runs[1]) == tmp_path / "latest.txt"
+    assert point_latest(tmp_path, runs[1]) == tmp_path / "latest.txt"
     assert not (tmp_path / "latest").is_symlink()  # the stale link is gone
     assert (tmp_path / "latest.txt").read_text() == "runs/a-quick\n"  # inside runs/, relative
     assert results_mod.latest_run(tmp_path) == runs[1]
@@ -185,8 +199,8 @@ def test_latest_falls_back_to_a_text_file(tmp_path, monkeypatch):
 def test_latest_that_is_a_real_folder_is_an_error_not_a_text_file(tmp_path):
     (tmp_path / "runs" / "a-quick").mkdir(parents=True)
     (tmp_path / "latest").mkdir()
-    with pytest.raises(R.ReproduceError, match="real folder.*move it away"):
-        R._point_latest(tmp_path, tmp_path / "runs" / "a-quick")
+    with pytest.raises(ReproduceError, match="real folder.*move it away"):
+        point_latest(tmp_path, tmp_path / "runs" / "a-quick")
     assert not (tmp_path / "latest.txt").exists()
 
 
@@ -210,14 +224,14 @@ def test_compare_reproduced_deviated_missing_new(rec, origin):
             "demo.gone": {"value": 1.0, "tol": 0.0},
         },
     )
-    rows = {r.key: r for r in R.compare(results, expected, "quick")}
+    rows = {r.key: r for r in compare(results, expected, "quick")}
     assert rows["demo.auc"].status == "reproduced" and rows["demo.acc"].status == "DEVIATED"
     assert rows["demo.fresh"].status == "new"
     assert rows["demo.gone"].status == "MISSING" and rows["demo.gone"].value is None
     other = {"official" if origin == "unofficial" else "unofficial": expected[origin]}
-    assert {r.status for r in R.compare(results, other, "quick")} == {"new"}  # kept apart
-    assert {r.status for r in R.compare(results, expected, "full")} == {"new"}
-    table = R.format_table(list(rows.values()), [])
+    assert {r.status for r in compare(results, other, "quick")} == {"new"}  # kept apart
+    assert {r.status for r in compare(results, expected, "full")} == {"new"}
+    table = format_table(list(rows.values()), [])
     assert "DEVIATED" in table and "MISSING" in table
 
 
@@ -238,15 +252,15 @@ def test_a_tolerance_covering_the_whole_range_is_uninformative_not_reproduced(re
             "demo.loss": {"value": 0.5, "tol": 100.0},  # unbounded: no range to cover
         },
     )
-    rows = {r.key: r for r in R.compare(results, expected, "quick")}
+    rows = {r.key: r for r in compare(results, expected, "quick")}
     assert rows["demo.tpr_gap"].status == "uninformative"
     assert rows["demo.test_auc"].status == "uninformative"
     assert rows["demo.test_acc"].status == "reproduced"
     assert rows["demo.loss"].status == "reproduced"
-    assert R.covers_range("demo.tpr_gap", 0.1, 1.1) and not R.covers_range("demo.tpr_gap", 0.1, 1.0)
-    assert not R.covers_range("demo.seconds", 0.0, 1e9)
+    assert covers_range("demo.tpr_gap", 0.1, 1.1) and not covers_range("demo.tpr_gap", 0.1, 1.0)
+    assert not covers_range("demo.seconds", 0.0, 1e9)
     expected[origin]["quick"]["99_demo"]["breastmnist"]["demo.test_acc"]["tol"] = 0.44
-    rows = {r.key: r for r in R.compare(results, expected, "quick")}  # 0.95 outside 0.5 ± 0.44
+    rows = {r.key: r for r in compare(results, expected, "quick")}  # 0.95 outside 0.5 ± 0.44
     assert rows["demo.test_acc"].status == "DEVIATED"
 
 
@@ -260,19 +274,17 @@ def test_machine_measurements_are_shown_never_compared(rec, origin, tmp_path):
     assert loaded.set_index("key").machine.to_dict() == {"demo.latency_ms": True, "demo.auc": False}
     # an old expected entry for it (from before it was marked) is ignored, not a deviation
     expected = _tree(origin, {"demo.latency_ms": {"value": 100.0, "tol": 1.0}})
-    rows = {r.key: r for r in R.compare(results, expected, "quick")}
+    rows = {r.key: r for r in compare(results, expected, "quick")}
     assert rows["demo.latency_ms"].status == "measured" and rows["demo.latency_ms"].machine
     assert rows["demo.latency_ms"].value == 3.5 and rows["demo.auc"].status == "new"
     # --update-expected writes the results, not the machine's speed
     path = tmp_path / "expected.yaml"
     machine = [
-        R.Row("99_demo", "breastmnist", "demo.latency_ms", v, origin, seed=s, machine=True)
+        Row("99_demo", "breastmnist", "demo.latency_ms", v, origin, seed=s, machine=True)
         for s, v in enumerate([3.0, 9.0, 4.0])
     ]
-    R.update_expected(_rows(origin, [0.8, 0.81, 0.805]) + machine, "quick", path=path)
-    assert set(R.load_expected(path)[origin]["quick"]["99_demo"]["breastmnist"]) == {
-        "demo.test_auc"
-    }
+    update_expected(_rows(origin, [0.8, 0.81, 0.805]) + machine, "quick", path=path)
+    assert set(load_expected(path)[origin]["quick"]["99_demo"]["breastmnist"]) == {"demo.test_auc"}
     with pytest.raises(ValueError, match="takes no tol"):
         rec.record("demo.seconds", 1.0, machine=True, tol=0.5)
     with pytest.raises(TypeError, match="machine"):
@@ -289,10 +301,10 @@ def test_a_dataset_only_used_is_not_checked_for_missing_keys(rec, origin):
     )
     tree = _tree(origin, {"demo.auc": {"value": 0.8, "tol": 0.01}})
     tree[origin]["quick"]["99_demo"]["other_source"] = {"demo.auc": {"value": 0.7, "tol": 0.01}}
-    rows = R.compare(results, tree, "quick")
+    rows = compare(results, tree, "quick")
     assert [(r.dataset, r.status) for r in rows] == [("breastmnist", "reproduced")]
     results["records"]["other_source"] = {"demo.x": {"value": 1.0, "official": False}}
-    statuses = {(r.dataset, r.key): r.status for r in R.compare(results, tree, "quick")}
+    statuses = {(r.dataset, r.key): r.status for r in compare(results, tree, "quick")}
     assert statuses[("other_source", "demo.auc")] == "MISSING"  # now it recorded there
 
 
@@ -320,8 +332,8 @@ def test_a_dataset_only_used_is_not_checked_for_missing_keys(rec, origin):
 def test_corrupt_expected_file_is_named_with_the_fix(tmp_path, text, gist):
     path = tmp_path / "expected.yaml"
     path.write_text(text)
-    with pytest.raises(R.ExpectedFileError) as err:
-        R.load_expected(path)
+    with pytest.raises(ExpectedFileError) as err:
+        load_expected(path)
     msg = str(err.value)
     assert gist in msg and str(path) in msg
     assert "--update-expected" in msg or "Fix" in msg
@@ -330,11 +342,11 @@ def test_corrupt_expected_file_is_named_with_the_fix(tmp_path, text, gist):
 def test_legacy_entries_load_with_a_warning(tmp_path):
     path = tmp_path / "expected.yaml"
     path.write_text("unofficial: {quick: {00_x: {d: {a.test_auc: {value: 0.5, tol: 0.05}}}}}")
-    assert R.load_expected(path)["unofficial"]["quick"]["00_x"]["d"]["a.test_auc"]["tol"] == 0.05
-    assert any("derived" in w for w in R.check_expected(R.load_expected(path), str(path)))
-    assert R.load_expected(tmp_path / "absent.yaml") == {}
+    assert load_expected(path)["unofficial"]["quick"]["00_x"]["d"]["a.test_auc"]["tol"] == 0.05
+    assert any("derived" in w for w in check_expected(load_expected(path), str(path)))
+    assert load_expected(tmp_path / "absent.yaml") == {}
     # the committed file is at least well-formed (wide tolerances are a warning while regenerating)
-    R.check_expected(yaml.safe_load(R.EXPECTED.read_text()), strict=False)
+    check_expected(yaml.safe_load(EXPECTED.read_text()), strict=False)
 
 
 def test_wide_tolerance_on_auc_or_accuracy_needs_a_reason():
@@ -347,70 +359,70 @@ def test_wide_tolerance_on_auc_or_accuracy_needs_a_reason():
         "faithfulness.ig.deletion_auc",
         "augment.test_acc.k50",
     ):
-        assert R.is_rate_key(key)
-        with pytest.raises(R.ExpectedFileError, match="reason"):
-            R.check_expected(tree(key, tol=0.2))
-        R.check_expected(tree(key, tol=0.2, reason="few test images"))
-        R.check_expected(tree(key, tol=0.1))
-        assert any("reason" in w for w in R.check_expected(tree(key, tol=0.2), strict=False))
+        assert is_rate_key(key)
+        with pytest.raises(ExpectedFileError, match="reason"):
+            check_expected(tree(key, tol=0.2))
+        check_expected(tree(key, tol=0.2, reason="few test images"))
+        check_expected(tree(key, tol=0.1))
+        assert any("reason" in w for w in check_expected(tree(key, tol=0.2), strict=False))
     for key in ("hcm.biased.evidence_ratio", "test.images", "share5.baseline.eod"):
-        assert not R.is_rate_key(key)
-        R.check_expected(tree(key, tol=0.2))
+        assert not is_rate_key(key)
+        check_expected(tree(key, tol=0.2))
 
 
 def test_key_range_reads_the_bounds_off_the_key():
-    assert R.key_range("share5.baseline.acc") == (0.0, 1.0)
-    assert R.key_range("faithfulness.ig.deletion_auc") == (0.0, 1.0)
+    assert key_range("share5.baseline.acc") == (0.0, 1.0)
+    assert key_range("faithfulness.ig.deletion_auc") == (0.0, 1.0)
     for key in ("share5.reweight.tpr_gap", "share10.baseline.eod", "share5.baseline.auc_gap"):
-        assert R.key_range(key) == (-1.0, 1.0)
+        assert key_range(key) == (-1.0, 1.0)
     for key in ("test.images", "hcm.biased.evidence_ratio", "cost.latency_ms"):
-        assert R.key_range(key) is None
+        assert key_range(key) is None
 
 
 def test_prediction_factor_is_the_t_prediction_interval():
     from scipy.stats import t
 
-    assert R.prediction_factor(3) == pytest.approx(t.ppf(0.995, 2) * (4 / 3) ** 0.5)
-    assert R.prediction_factor(5) == pytest.approx(5.0435, abs=1e-4)
-    assert R.prediction_factor(1000) == pytest.approx(2.577, abs=1e-2)  # tends to z_0.995
+    assert prediction_factor(3) == pytest.approx(t.ppf(0.995, 2) * (4 / 3) ** 0.5)
+    assert prediction_factor(5) == pytest.approx(5.0435, abs=1e-4)
+    assert prediction_factor(1000) == pytest.approx(2.577, abs=1e-2)  # tends to z_0.995
     # what it promises: over many simulated seed sets, about 1 % of new runs fall outside
     rng = np.random.default_rng(0)
     x = rng.normal(size=(20000, 6))
     past, new = x[:, :5], x[:, 5]
-    k = R.prediction_factor(5)
+    k = prediction_factor(5)
     outside = np.abs(new - past.mean(1)) > k * past.std(1, ddof=1)
     assert 0.005 < outside.mean() < 0.015
     with pytest.raises(ValueError, match=">= 2"):
-        R.prediction_factor(1)
+        prediction_factor(1)
 
 
 def test_derive_tolerance_from_seed_spread():
-    e = R.derive([0.80, 0.82, 0.81])
+    e = derive([0.80, 0.82, 0.81])
     assert e["value"] == pytest.approx(0.81) and e["sd"] == pytest.approx(0.01)
     assert e["tol"] == pytest.approx(0.115) and e["n_seeds"] == 3  # 11.46 * 0.01, rounded up
     assert "11.5*SD" in e["derived"] and "prediction interval" in e["derived"]
-    e = R.derive([0.80, 0.82, 0.81, 0.79, 0.83])
+    e = derive([0.80, 0.82, 0.81, 0.79, 0.83])
     assert e["tol"] == pytest.approx(0.0798, abs=1e-4) and "5.04*SD" in e["derived"]
-    e = R.derive([0.8000, 0.8005, 0.8010])  # tiny spread: the default floor
+    e = derive([0.8000, 0.8005, 0.8010])  # tiny spread: the default floor
     assert e["tol"] == 0.01 and "default floor" in e["derived"]
-    e = R.derive([0.800, 0.801, 0.802], hint=0.05)
+    e = derive([0.800, 0.801, 0.802], hint=0.05)
     assert e["tol"] == 0.05 and "hint" in e["derived"]
-    assert R.derive([468.0] * 3) == {
+    assert derive([468.0] * 3) == {
         "value": 468.0,
         "tol": 0.0,
         "sd": 0.0,
         "n_seeds": 3,
         "derived": "SD 0 over 3 seeds (exact); tol = 0",
     }
-    assert R.derive([0.5] * 3, hint=1e-6)["tol"] == 1e-6
-    assert R.derive([0.1, 0.2, 0.4])["tol"] == pytest.approx(1.76)  # 11.46 * 0.1528 rounded up
+    assert derive([0.5] * 3, hint=1e-6)["tol"] == 1e-6
+    assert derive([0.1, 0.2, 0.4])["tol"] == pytest.approx(1.76)  # 11.46 * 0.1528 rounded up
     with pytest.raises(ValueError, match="at least 3"):
-        R.derive([0.1, 0.2])
+        derive([0.1, 0.2])
 
 
 def _rows(origin, values, key="demo.test_auc", hint=None, note="", nb="99_demo"):
     return [
-        R.Row(nb, "breastmnist", key, v, origin, seed=s, hint=hint, note=note)
+        Row(nb, "breastmnist", key, v, origin, seed=s, hint=hint, note=note)
         for s, v in enumerate(values)
     ]
 
@@ -428,8 +440,8 @@ def test_update_expected_keeps_other_sections_and_needs_3_seeds(tmp_path):
             }
         )
     )
-    with pytest.raises(R.ReproduceError, match="3 seeds"):
-        R.update_expected(_rows("unofficial", [0.8, 0.81]), "quick", path=path)
+    with pytest.raises(ReproduceError, match="3 seeds"):
+        update_expected(_rows("unofficial", [0.8, 0.81]), "quick", path=path)
     rows = (
         _rows("unofficial", [0.8, 0.81, 0.805])
         + _rows("unofficial", [0.5, 0.7, 0.9], key="demo.test_acc")
@@ -438,7 +450,7 @@ def test_update_expected_keeps_other_sections_and_needs_3_seeds(tmp_path):
         + _rows("unofficial", [-0.3, 0.1, 0.5], key="demo.tpr_gap")
         + _rows("unofficial", [0.1, 0.105, 0.11], key="demo.eod")
     )
-    notes = R.update_expected(rows, "quick", path=path)
+    notes = update_expected(rows, "quick", path=path)
     unexplained = [n for n in notes if "UNEXPLAINED" in n]
     assert len(unexplained) == 1 and "demo.test_acc" in unexplained[0]
     # 0.7 ± 11.5 * 0.2 covers 0-1, and 0.1 ± 11.5 * 0.4 covers a gap's -1 to 1: said plainly
@@ -453,7 +465,7 @@ def test_update_expected_keeps_other_sections_and_needs_3_seeds(tmp_path):
     assert len(notes) == 4
     text = path.read_text()
     assert text.startswith("# Expected values") and "max(k * sd, floor)" in text
-    tree = R.load_expected(path)  # valid: the wide ones carry a reason
+    tree = load_expected(path)  # valid: the wide ones carry a reason
     assert tree["official"]["full"]["00_x"]["d"]["a.b"] == other
     assert tree["unofficial"]["quick"]["98_y"]["d"]["a.b"] == other
     section = tree["unofficial"]["quick"]["99_demo"]
@@ -466,8 +478,8 @@ def test_update_expected_keeps_other_sections_and_needs_3_seeds(tmp_path):
     assert section["breastmnist"]["test.images"]["tol"] == 0.0
     before = path.read_text()
     four = _rows("unofficial", [0.1, 0.2, 0.3, 0.4]) + _rows("unofficial", [1.0] * 3, key="x.y")
-    with pytest.raises(R.ReproduceError, match="every seed"):
-        R.update_expected(four, "quick", path=path)
+    with pytest.raises(ReproduceError, match="every seed"):
+        update_expected(four, "quick", path=path)
     assert path.read_text() == before  # refused: nothing written
 
 
@@ -475,10 +487,10 @@ def test_update_expected_keeps_other_sections_and_needs_3_seeds(tmp_path):
 
 
 def test_find_notebooks_selection():
-    stems = [p.stem for p in R.find_notebooks(["01"])]
+    stems = [p.stem for p in find_notebooks(["01"])]
     assert stems == ["01_baseline"]
-    with pytest.raises(R.ReproduceError, match="no notebook matches"):
-        R.find_notebooks(["99"])
+    with pytest.raises(ReproduceError, match="no notebook matches"):
+        find_notebooks(["99"])
 
 
 @pytest.mark.parametrize(
@@ -519,7 +531,7 @@ def test_cli_rejects_bad_input_before_running(tmp_path, monkeypatch, capsys, arg
 
 
 def test_update_expected_api_refuses_two_seeds(tmp_path):
-    with pytest.raises(R.ReproduceError, match="at least 3 seeds"):
+    with pytest.raises(ReproduceError, match="at least 3 seeds"):
         R.reproduce(
             ["00"],
             quick=True,
@@ -572,25 +584,25 @@ def test_ctrl_c_marks_the_run_interrupted_and_keeps_latest(tmp_path, monkeypatch
     out = tmp_path / "out"
     earlier = out / "runs" / "20200101T000000Z-quick"
     (earlier / "results").mkdir(parents=True)  # an unmarked older run that recorded results
-    R._point_latest(out, earlier)
+    point_latest(out, earlier)
 
     def ctrl_c(*args, **kwargs):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(R, "run_notebook", ctrl_c)
     kw = {"quick": True, "output": out, "folder": folder, "expected": tmp_path / "e.yaml"}
-    with pytest.raises(R.RunInterrupted) as err:
+    with pytest.raises(RunInterrupted) as err:
         R.reproduce(None, **kw)
     (partial,) = [r for r in (out / "runs").iterdir() if r != earlier]
-    assert R.run_state(partial)["status"] == "interrupted" and not R.is_complete(partial)
+    assert run_state(partial)["status"] == "interrupted" and not is_complete(partial)
     assert str(partial) in str(err.value) and f"latest still points at {earlier}" in str(err.value)
     assert (out / "latest").resolve() == earlier.resolve()
-    assert R.last_complete_run(out) == earlier  # unmarked (older) runs count as complete
+    assert last_complete_run(out) == earlier  # unmarked (older) runs count as complete
     (out / "runs" / "20990101T000000Z-quick").mkdir()  # unmarked and empty: not complete
     elsewhere = tmp_path / "elsewhere"
     (elsewhere / "results").mkdir(parents=True)
     (out / "runs" / "20991231T000000Z-quick").symlink_to(elsewhere)  # a link: never followed
-    assert R.last_complete_run(out) == earlier
+    assert last_complete_run(out) == earlier
     assert medlab.results.latest_run(out) == earlier.resolve()
     assert "00_x (quick, seed 0) ... interrupted" in capsys.readouterr().out
     # the command: one line on stderr, exit status 130 (128 + SIGINT)
@@ -627,7 +639,7 @@ def test_failed_notebook_is_named_with_its_cell(tmp_path, capsys):
     # a run whose notebooks failed still finished: marked complete, outcome failed, and latest
     # points at it (its table says what failed)
     run = (tmp_path / "out" / "latest").resolve()
-    state = R.run_state(run)
+    state = run_state(run)
     assert state["status"] == "complete" and state["outcome"] == "failed"
     assert state["exit_code"] == 1 and state["failed_runs"] == 2
 
@@ -741,7 +753,7 @@ def test_update_expected_over_three_seeds(recording, tmp_path, data_dir, origin,
     out = capsys.readouterr().out
     assert len(re.findall(r"^\[medlab\] 00_rec \(quick, seed \d+\) \.\.\. ok", out, re.M)) == 3
     assert "UNEXPLAINED" in out  # demo.test_acc spreads by 0.1 per seed: warned and marked
-    tree = R.load_expected(expected)
+    tree = load_expected(expected)
     entries = tree[origin]["quick"]["00_rec"]["breastmnist"]
     auc = entries["demo.test_auc"]
     assert auc["value"] == pytest.approx(0.81) and auc["sd"] == pytest.approx(0.01)
@@ -752,7 +764,7 @@ def test_update_expected_over_three_seeds(recording, tmp_path, data_dir, origin,
     run = (tmp_path / "out" / "latest").resolve()
     for s in (0, 10, 20):  # every seed reproduces what was written
         doc = json.loads((run / f"seed{s}" / "results" / "00_rec.json").read_text())
-        status = {r.key: r.status for r in R.compare(doc, tree, "quick")}
+        status = {r.key: r.status for r in compare(doc, tree, "quick")}
         assert status == {
             "demo.test_auc": "reproduced",
             "test.images": "reproduced",
@@ -785,7 +797,7 @@ def test_cli_download_reports_failure(tmp_path, capsys, monkeypatch):
 def test_a_trailing_seed_that_names_a_notebook_is_pointed_out(monkeypatch, capsys):
     """`--seeds 0 1 2 10`: bare numbers after --seeds are seeds (documented); the last one also
     names notebook 10, so the command says how to select it instead of staying silent."""
-    from medlab import cli
+    from medlab.harness import cli
 
     calls = []
     monkeypatch.setattr(R, "reproduce", lambda sel, **kw: calls.append((sel, kw["seeds"])) or 0)

@@ -220,3 +220,19 @@ def test_bad_inputs_name_the_fix(trained):
         R.attack(model, d.test, eps=0.01, method="cw")
     with pytest.raises(ValueError, match="kind"):
         R.detector_scores(model, x, kind="lid")
+
+
+def test_lesson_config_and_image_rows(trained):
+    d, _ = trained
+    cfg = R.lesson_config(d, medlab.lesson(True, 0, threads=1))
+    assert cfg.width == 8 and cfg["pgd_steps"] == 5 and cfg.n_test == 300
+    assert cfg.adv_train["lr"] == 2e-3 and cfg.adv["steps"] == 1
+    assert {**cfg}["train"] == cfg.train  # a mapping: it goes into cache keys as before
+    x = R.to_pixels(d.test.images[:3])
+    fig = R.image_rows({"clean": x, "uint8": d.test.images[:3]}, title="t", col_labels=["a"] * 3)
+    assert fig.data[0].z.shape == (56, 84, 3) and fig.layout.title.text == "t"
+    assert (fig.data[0].z[:28, :28, 0] == (x[0, 0].numpy() * 255).astype(np.uint8)).all()
+    with pytest.raises(ValueError, match="same number"):
+        R.image_rows({"a": x, "b": x[:2]}, title="t")
+    with pytest.raises(ValueError, match="greyscale"):
+        R.image_rows({"a": x.repeat(1, 3, 1, 1)}, title="t")

@@ -14,6 +14,8 @@ from conftest import data_slice
 from medlab import scarcity as S
 from medlab.data import MedMNISTData, Split
 from medlab.models import SmallCNN
+from medlab.scarcity import curves
+from medlab.train import fit
 
 TINY = S.Schedule(epochs=1, min_steps=3, batch_size=16, lr=3e-3, width=4)
 
@@ -127,6 +129,16 @@ def test_pretraining_is_cached_and_loaded_weights_only(source, target, tmp_path)
     assert ssl.kind == "selfsup" and ssl.info["settings"]["n_out"] == 4
     assert 0.0 <= ssl.info["val"]["acc"] <= 1.0
     assert ssl.path.name.startswith(f"pretrain-selfsup-{target.name}-seed1-")
+    seen = []  # the pretext task it is given (notebook 02 passes its own rotation_split)
+
+    def pretext(split):
+        seen.append(split.split)
+        return S.rotation_split(split)
+
+    again = S.pretrain_rotation(
+        target, schedule=TINY, seed=1, folder=tmp_path, max_images=40, pretext=pretext
+    )
+    assert seen == ["train", "val"] and again.cached and again.path == ssl.path
     with pytest.raises(ValueError, match="max_images"):
         S.pretrain_rotation(target, schedule=TINY, folder=tmp_path, max_images=0)
 
@@ -209,7 +221,7 @@ def test_learning_curve_is_tidy_seeded_cached_and_validates(source, target, cach
 def test_output_spread_tells_a_collapsed_model_from_a_trained_one(target):
     torch.manual_seed(0)
     model = SmallCNN(1, 2, width=8)
-    S.fit(model, target.train, None, epochs=15, batch_size=16, seed=0, desc="t")
+    fit(model, target.train, None, epochs=15, batch_size=16, seed=0, desc="t")
     from medlab.train import predict
 
     p = predict(model, target.train)
@@ -225,7 +237,7 @@ def test_output_spread_tells_a_collapsed_model_from_a_trained_one(target):
 @pytest.mark.parametrize("always", [False, True])
 def test_learning_curve_restarts_a_collapsed_run_once_at_a_lower_lr(target, monkeypatch, always):
     lrs = []
-    real_fit = S.fit
+    real_fit = fit
 
     def collapsing_fit(model, *args, lr, **kwargs):
         lrs.append(lr)
@@ -235,7 +247,7 @@ def test_learning_curve_restarts_a_collapsed_run_once_at_a_lower_lr(target, monk
                 model.head.weight.zero_()
         return hist
 
-    monkeypatch.setattr(S, "fit", collapsing_fit)
+    monkeypatch.setattr(curves, "fit", collapsing_fit)  # the loop learning_curve calls
     sch = dataclasses.replace(TINY, min_steps=20, width=8)
     df = S.learning_curve(
         target, budgets=(20,), seeds=(0,), variants=("scratch",), schedule=sch, cache=False

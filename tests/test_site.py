@@ -14,9 +14,10 @@ from urllib.parse import unquote, urlparse
 import pytest
 from conftest import tiny_notebook
 
-from medlab import reproduce as R
-from medlab import site
-from medlab.monitor import KernelMonitor, hwm_kb
+from medlab.harness import reproduce as R
+from medlab.harness import site
+from medlab.harness.base import NotebookRun, Row
+from medlab.harness.monitor import KernelMonitor, hwm_kb
 
 CHEAP = """\
 import medlab
@@ -157,7 +158,7 @@ def test_audit_report_is_linked_when_present(run_dir, tmp_path):
     (run / "audit").mkdir()
     (run / "audit" / "model_card.html").write_text("<html><body>card</body></html>")
     (run / "audit" / "audit_report.html").write_text("<html><body>report</body></html>")
-    nb_run = R.NotebookRun("00_site", True, 1.0, run / "executed" / "00_site.ipynb", peak_mb=500)
+    nb_run = NotebookRun("00_site", True, 1.0, run / "executed" / "00_site.ipynb", peak_mb=500)
     site.write_site(run, [], [nb_run], mode="quick")
     hrefs = [h for c, h in _parse(run / "index.html").links if c == "audit"]
     assert hrefs == ["audit/audit_report.html", "audit/model_card.html"]
@@ -166,9 +167,9 @@ def test_audit_report_is_linked_when_present(run_dir, tmp_path):
 def test_uninformative_rows_pass_and_are_explained(tmp_path):
     """A row whose tolerance covers its whole range does not fail the run; the page names it and
     says what it means."""
-    row = R.Row("00_x", "breastmnist", "demo.tpr_gap", 0.4, "unofficial", 0.1, 1.3, "uninformative")
-    bad = R.Row("00_x", "breastmnist", "demo.test_auc", 0.4, "unofficial", 0.9, 0.1, "DEVIATED")
-    nb_run = R.NotebookRun("00_x", True, 1.0, tmp_path / "00_x.ipynb", peak_mb=500)
+    row = Row("00_x", "breastmnist", "demo.tpr_gap", 0.4, "unofficial", 0.1, 1.3, "uninformative")
+    bad = Row("00_x", "breastmnist", "demo.test_auc", 0.4, "unofficial", 0.9, 0.1, "DEVIATED")
+    nb_run = NotebookRun("00_x", True, 1.0, tmp_path / "00_x.ipynb", peak_mb=500)
     page = _parse(site.write_site(tmp_path, [row], [nb_run], mode="quick"))
     assert page.numbers == ["uninformative"] and "status-legend" in page.ids
     text = " ".join(page.text)
@@ -270,7 +271,7 @@ def test_site_renders_in_headless_chromium(run_dir):
 
 
 def test_speed_reference_trains_on_real_images_and_rejects_bad_steps(breast):
-    from medlab.monitor import speed_reference
+    from medlab.harness.speed import speed_reference
 
     t = speed_reference(breast.train, steps=2, batch_size=8)
     assert isinstance(t, float) and 0 < t < 60

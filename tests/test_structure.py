@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -129,3 +130,13 @@ def test_import_medlab_loads_no_harness_code(names):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_pyproject_lists_every_subpackage():
+    conf = tomllib.loads((PKG.parent / "pyproject.toml").read_text())["tool"]["setuptools"]
+    folders = {_module_name(p) for p in PKG.rglob("__init__.py")}
+    listed = set(conf["packages"]) - {"medlab.datasets"}
+    assert listed == folders, (
+        f"pyproject's packages must list every package folder (a wheel leaves out the rest): "
+        f"missing {sorted(folders - listed)}, extra {sorted(listed - folders)}"
+    )

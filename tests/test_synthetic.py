@@ -10,6 +10,7 @@ import pytest
 import torch
 from conftest import data_slice
 
+import medlab
 from medlab import privacy, scenario
 from medlab import synthetic as sy
 from medlab.models import SmallCNN
@@ -148,6 +149,51 @@ def test_ddpm_forward_process_and_sampling_are_seeded():
     b = sy.generate(m, torch.tensor([0, 1, 1]), seed=3)
     assert a.dtype == torch.uint8 and a.shape == (3, 1, 28, 28) and torch.equal(a, b)
     assert not torch.equal(a, sy.generate(m, torch.tensor([0, 1, 1]), seed=4))
+
+
+@torch.no_grad()
+def _sample_by_hand(m, y, w, gen):
+    """The textbook loop: two separate passes for guidance, the posterior mean as one fraction."""
+    x = torch.randn(len(y), 1, 28, 28, generator=gen)
+    none = torch.full_like(y, m.n_classes)
+    for t in reversed(range(m.steps)):
+        ab, beta, alpha = m.alpha_bar[t], m.beta[t], m.alpha[t]
+        ab_prev = m.alpha_bar[t - 1] if t > 0 else torch.tensor(1.0)
+        tt = torch.full((len(y),), t)
+        eps = (1 + w) * m.net(x, tt, y) - w * m.net(x, tt, none)
+        x0 = ((x - (1 - ab).sqrt() * eps) / ab.sqrt()).clamp(-1, 1)
+        x = (ab_prev.sqrt() * beta * x0 + alpha.sqrt() * (1 - ab_prev) * x) / (1 - ab)
+        if t > 0:
+            x = x + (beta * (1 - ab_prev) / (1 - ab)).sqrt() * torch.randn(x.shape, generator=gen)
+    return x.clamp(-1, 1)
+
+
+def test_the_sampling_loop_written_in_notebook_07_follows_the_ddpm_posterior():
+    seed_everything(0)
+    m = sy.DDPM(1, 2, steps=6, width=8).eval()
+    y = torch.tensor([0, 1, 1, 0])
+    a = m.sample(y, guidance=2.0, generator=torch.Generator().manual_seed(1))
+    hand = _sample_by_hand(m, y, 2.0, torch.Generator().manual_seed(1))
+    assert float((a - hand).abs().max()) < 1e-4  # float rounding only
+    calls = []
+
+    def spy(model, labels, w, generator):
+        calls.append(w)
+        return sy.reverse_diffusion(model, labels, w, generator)
+
+    b = sy.generate(m, y, seed=2, guidance=2.0, sampler=spy)
+    assert calls == [2.0] and torch.equal(b, sy.generate(m, y, seed=2, guidance=2.0))
+    assert torch.equal(m.eps(a, 3, y, 0.0), sy.guided_eps(m, a, 3, y, 0.0))
+
+
+def test_lesson_config_is_the_lessons_settings(small):
+    lesson = medlab.lesson(True, 0, threads=1)
+    s = sy.lesson_config(small, lesson)
+    assert s.n_fake == 128 and s.guidance == 4.0 and s.ddpm["T"] == 25 and s.vae["latent"] == 16
+    assert s.clf_small == {"width": 8, "epochs": 15} and s.clf["width"] == 8
+    other = sy.lesson_config(small, lesson, n_synthetic=400, guidance=1)
+    assert other.guidance == 1.0 and other.clf_small["epochs"] == 5
+    assert dict(s.replace(n_fake=64))["n_fake"] == 64
 
 
 def test_vae_shapes_and_loss():

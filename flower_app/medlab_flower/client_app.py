@@ -1,5 +1,5 @@
-"""The ClientApp: one site's round, by the same function the notebook uses
-(``medlab.federated.client_update``). The site comes from the SuperNode's ``--node-config``
+"""The ClientApp: one site's round, by the function notebook 05 writes
+(``medlab.federated.site_round``). The site comes from the SuperNode's ``--node-config``
 (``partition-id``, ``num-partitions``); data paths travel in the run config."""
 
 from __future__ import annotations
@@ -24,15 +24,8 @@ def train(msg: Message, context: Context) -> Message:
     r = int(msg.content["config"]["server-round"])
     split = sites(context.run_config, n_sites).group("train", site)
     model = fed.init_model(split.n_classes, split.images.shape[1], width=cfg.width, seed=seed)
-    model.load_state_dict(msg.content["arrays"].to_torch_state_dict())
-    state, n, loss = fed.client_update(
-        model,
-        split,
-        steps=cfg.local_steps,
-        seed=fed.site_seed(seed, r, site),
-        batch_size=cfg.batch_size,
-        lr=fed.round_lr(cfg, r),
-    )
+    glob = msg.content["arrays"].to_torch_state_dict()
+    state, n, loss = fed.site_round(model, glob, split, r=r, cfg=cfg, seed=seed, site=site)
     content = RecordDict(
         {"arrays": ArrayRecord(state), "metrics": MetricRecord({"num-examples": n, "loss": loss})}
     )

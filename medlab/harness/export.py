@@ -11,6 +11,10 @@ code. The module holds a copy between two marker lines, written by this tool and
         ...
     # %% end of export
 
+Regions sit between ``# fmt: off`` and ``# fmt: on`` lines (one pair may hold several regions):
+the copy is the notebook's text, which ``ruff format`` must not rewrite. The tool adds the pair
+around a region it appends, and ``--check`` reports a region outside such a pair.
+
 The notebook runs its own cell (the student can read, change or blank it); the library, the
 Flower app and the tests import the module's copy, which is the same text. A module's other code
 (its docstring, imports, helpers) is written in the module as usual.
@@ -92,6 +96,12 @@ def _plan(root: Path) -> dict[Path, list[Cell]]:
     return by_module
 
 
+def _unformatted(text: str, pos: int) -> bool:
+    """Whether ``pos`` lies after a ``# fmt: off`` line that no ``# fmt: on`` line closed."""
+    off, on = text.rfind("\n# fmt: off\n", 0, pos), text.rfind("\n# fmt: on\n", 0, pos)
+    return off > on
+
+
 def check(root: Path = ROOT) -> list[str]:
     """What is stale: a cell whose module lacks it, a region without a cell, a different text.
     Empty when every module's copy equals its notebook cell."""
@@ -108,6 +118,11 @@ def check(root: Path = ROOT) -> list[str]:
         for c, (nb, a, b) in zip(cs, rs, strict=False):
             if nb != c.notebook or text[a:b] != c.code:
                 problems.append(f"{rel}: the copy of {c.notebook} cell {c.index} is stale")
+            if not _unformatted(text, a):
+                problems.append(
+                    f"{rel}: the copy of {c.notebook} cell {c.index} is not inside "
+                    "`# fmt: off` / `# fmt: on` (ruff format would rewrite it)"
+                )
     return problems
 
 
@@ -137,9 +152,11 @@ def write(root: Path = ROOT) -> list[Path]:
         for c in cs[len(rs) :]:
             new.append(
                 ("\n\n" if not new[-1].endswith("\n\n") else "")
+                + "# fmt: off\n"
                 + BEGIN.format(nb=c.notebook)
                 + c.code
                 + END
+                + "# fmt: on\n"
             )
         out = "".join(new)
         if out != text:

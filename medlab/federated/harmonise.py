@@ -1,0 +1,75 @@
+"""Harmonisation: map each site's intensities onto a reference site's, so no image leaves a site."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import torch
+
+from medlab.data import Split
+from medlab.federated.sites import _check_uint8_images
+from medlab.scenario import Scenario
+
+__all__ = ["HARMONISE_METHODS", "harmonise", "harmonise_sites"]
+
+HARMONISE_METHODS = ("histogram", "zscore")
+
+
+def harmonise(
+    images: torch.Tensor, reference: torch.Tensor, *, method: str = "histogram"
+) -> torch.Tensor:
+    """Map each image's intensities onto the reference set's, channel by channel.
+
+    ``images`` (N, C, H, W) and ``reference`` (M, C, H', W') are uint8 tensors; returns uint8
+    (N, C, H, W). ``method="histogram"`` matches each image's histogram to the reference set's
+    pooled histogram (``skimage.exposure.match_histograms``); ``method="zscore"`` gives each
+    image the reference set's pooled mean and standard deviation (intensity units 0-255).
+    A site runs this on its own images with a reference histogram shared by the federation, so
+    no image leaves the site.
+    """
+    x = _check_uint8_images("images", images)
+    ref = _check_uint8_images("reference", reference)
+    if x.shape[1] != ref.shape[1]:
+        raise ValueError(
+            f"images have {x.shape[1]} channels but reference has {ref.shape[1]}: "
+            "use a reference set from the same modality"
+        )
+    if method not in HARMONISE_METHODS:
+        raise ValueError(f"method must be one of {HARMONISE_METHODS}, got {method!r}")
+    xs = x.numpy()
+    rs = ref.numpy()
+    out = np.empty(xs.shape, dtype=np.float64)
+    if method == "histogram":
+        from skimage.exposure import match_histograms
+
+        for c in range(xs.shape[1]):
+            # all reference images of channel c as one 2-D image: their pooled histogram
+            pooled = rs[:, c].reshape(-1, rs.shape[-1])
+            for i in range(xs.shape[0]):
+                out[i, c] = match_histograms(xs[i, c], pooled)
+    else:
+        for c in range(xs.shape[1]):
+            r = rs[:, c].astype(np.float64)
+            mu, sigma = r.mean(), r.std()
+            v = xs[:, c].astype(np.float64)
+            m = v.mean(axis=(1, 2), keepdims=True)
+            s = v.std(axis=(1, 2), keepdims=True)
+            out[:, c] = (v - m) / np.where(s > 0, s, 1.0) * sigma + mu
+    return torch.from_numpy(np.clip(np.rint(out), 0, 255).astype(np.uint8))
+
+
+def harmonise_sites(sites: Scenario, *, reference: int = 0, method: str = "histogram") -> Scenario:
+    """Every site's images (all splits) harmonised to site ``reference``'s training images
+    (:func:`harmonise`): the federation shares one reference histogram, no images."""
+    ref = sites.group("train", reference).images
+    splits, gids = {}, sites.groups
+    for s, split in sites.splits.items():
+        images = split.images.clone()
+        for k in sites.group_names:
+            m = torch.from_numpy(gids[s] == k)
+            if k != reference and bool(m.any()):
+                images[m] = harmonise(split.images[m], ref, method=method)
+        splits[s] = Split(split.name, s, images, split.labels, split.task, split.label_names)
+    info = {**sites.info, "harmonised": method, "reference_site": reference}
+    return replace(sites, splits=splits, info=info)

@@ -1,0 +1,198 @@
+"""The ``medlab`` command line's arguments (argparse): one sub-parser per command."""
+
+from __future__ import annotations
+
+import argparse
+import keyword
+from collections.abc import Callable
+from typing import Any
+
+import yaml
+
+__all__ = ["build"]
+
+
+def _param(text: str) -> tuple[str, object]:
+    """``NAME=VALUE`` with VALUE read as YAML (``-p seed=3``, ``-p dataset=breastmnist``)."""
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(
+            f"expected NAME=VALUE, got {text!r}; e.g. -p dataset=breastmnist"
+        )
+    name, value = (s.strip() for s in text.split("=", 1))
+    if not name.isidentifier() or keyword.iskeyword(name):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: {name!r} is not a parameter name; use -p NAME=VALUE, e.g. -p seed=1"
+        )
+    try:
+        return name, yaml.safe_load(value) if value else None
+    except yaml.YAMLError as exc:
+        problem = getattr(exc, "problem", None) or type(exc).__name__
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: the value is not valid YAML ({problem}); quote text values, e.g. "
+            f"-p '{name}=\"{value}\"'"
+        ) from None
+
+
+def build(
+    description: str | None, *, seed: Callable[[str], int], seconds: Callable[[str], float]
+) -> argparse.ArgumentParser:
+    """The ``medlab`` parser; ``seed`` and ``seconds`` read (and check) a seed and a time limit
+    (the command line passes its own: they import the library only when used)."""
+    parser = argparse.ArgumentParser(prog="medlab", description=description)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    _reproduce_parser(sub, seed, seconds)
+    _audit_parser(sub)
+    _download_parser(sub)
+    sub.add_parser("datasets", help="list the data cards")
+    _federate_parser(sub, seed, seconds)
+    return parser
+
+
+def _reproduce_parser(
+    sub: Any, seed: Callable[[str], int], seconds: Callable[[str], float]
+) -> None:
+    r = sub.add_parser(
+        "reproduce",
+        help="execute notebooks headless and compare their numbers with the expected values",
+        description="Execute notebooks headless into <output>/runs/<UTC time>-<mode>/ "
+        "(<output>/latest points at the newest complete run) and compare every recorded number with "
+        "notebooks/expected_results.yaml. Exit code 0: all reproduced; 1: a notebook failed, "
+        "a number deviated, was missing or has no expected value; 2: bad input.",
+    )
+    r.add_argument("notebooks", nargs="*", help="notebook stems or prefixes (default: all)")
+    r.add_argument("--quick", action="store_true", help="quick mode (CI): small, fast runs")
+    r.add_argument(
+        "--output",
+        default="outputs",
+        help="output folder; each run gets its own runs/<time>-<mode>/ in it (default: ./outputs)",
+    )
+    r.add_argument(
+        "--data-dir",
+        default=None,
+        help="folder with the MedMNIST .npz files, relative to the current folder "
+        "(default: $MEDLAB_DATA_DIR or ~/.medmnist)",
+    )
+    _add_seeds(r, seed)
+    r.add_argument(
+        "-p",
+        "--parameter",
+        action="append",
+        type=_param,
+        default=[],
+        metavar="NAME=VALUE",
+        help="notebook parameter (VALUE read as YAML), e.g. -p dataset=breastmnist",
+    )
+    r.add_argument(
+        "--update-expected",
+        action="store_true",
+        help="write mean and tolerance over --seeds (at least 3) into the expected "
+        "file instead of comparing",
+    )
+    r.add_argument(
+        "--allow-new",
+        action="store_true",
+        help="accept numbers without an expected value (a new notebook or section)",
+    )
+    r.add_argument(
+        "--expected",
+        default=None,
+        metavar="FILE",
+        help="expected-results file (default: notebooks/expected_results.yaml)",
+    )
+    r.add_argument(
+        "--timeout",
+        type=seconds,
+        default=None,
+        metavar="SECONDS",
+        help="time limit per cell (finite, >= 1 s; default: none)",
+    )
+    r.add_argument("--no-html", action="store_true", help="skip the HTML export")
+
+
+def _add_seeds(r: argparse.ArgumentParser, seed: Callable[[str], int]) -> None:
+    seeds = r.add_mutually_exclusive_group()
+    seeds.add_argument(
+        "--seed",
+        type=seed,
+        default=None,
+        help="seed passed to every notebook (default: the notebook's own)",
+    )
+    seeds.add_argument(
+        "--seeds",
+        nargs="+",
+        default=None,
+        metavar="SEED",
+        help="run each notebook once per seed, e.g. --seeds 0 10 20 30 40 [NOTEBOOK ...]: "
+        "seeds are plain numbers (0, 10; no leading zero); the first value that is not one "
+        "(01, 03_bias, 10_audit) starts the notebook list",
+    )
+
+
+def _audit_parser(sub: Any) -> None:
+    a = sub.add_parser(
+        "audit",
+        help="write the model card and audit report of a reproduce run",
+        description="Read the results a `medlab reproduce` run recorded and write "
+        "RUN_DIR/audit/model_card.{md,html}, audit_report.{md,html} and citations.json; every "
+        "number is re-checked against the results files. Exit code 0: written and verified; "
+        "1: a cited number did not verify, or a number carries no citation; 2: bad input (no "
+        "such run, an incomplete run, no results, a results file changed after it was "
+        "recorded).",
+    )
+    a.add_argument(
+        "run_dir",
+        nargs="?",
+        default=None,
+        metavar="RUN_DIR",
+        help="run folder (outputs/runs/<time>-<mode>) or an output folder (its latest run); "
+        "default: the latest run in --output",
+    )
+    a.add_argument("--output", default="outputs", help="output folder whose latest run is audited")
+    a.add_argument(
+        "--to",
+        default=None,
+        metavar="DIR",
+        help="write the audit documents into DIR instead of RUN_DIR/audit (e.g. for a read-only "
+        "run folder)",
+    )
+
+
+def _download_parser(sub: Any) -> None:
+    d = sub.add_parser(
+        "download",
+        help="download official MedMNIST files (md5-verified), or build an offline bundle",
+        description="Download official MedMNIST files into the data folder, verified by MD5. "
+        "With --to DIR: build an offline bundle for a workshop (the files, MANIFEST.md5 and a "
+        "README on pointing MEDLAB_DATA_DIR at it), copying files already in --data-dir.",
+    )
+    d.add_argument("names", nargs="*", help="official dataset names, e.g. pneumoniamnist")
+    d.add_argument(
+        "--all", action="store_true", help="every dataset the curriculum's notebooks use"
+    )
+    d.add_argument(
+        "--to",
+        default=None,
+        metavar="DIR",
+        help="build an offline bundle in DIR (files + MANIFEST.md5 + README.md)",
+    )
+    d.add_argument("--size", type=int, default=28)
+    d.add_argument(
+        "--data-dir",
+        default=None,
+        help="data folder (default: $MEDLAB_DATA_DIR or ~/.medmnist); with --to, the folder "
+        "whose files are copied into the bundle instead of downloaded",
+    )
+
+
+def _federate_parser(sub: Any, seed: Callable[[str], int], seconds: Callable[[str], float]) -> None:
+    f = sub.add_parser(
+        "federate",
+        help="FedAvg of notebook 05 on Flower's deployment engine, on loopback (the flower extra)",
+    )
+    f.add_argument("--dataset", default="pneumoniamnist")
+    f.add_argument("--data-dir", default=None)
+    f.add_argument("--sites", type=int, default=2, help="SuperNodes, one site each")
+    f.add_argument("--rounds", type=int, default=2)
+    f.add_argument("--local-steps", type=int, default=8)
+    f.add_argument("--seed", type=seed, default=0)
+    f.add_argument("--timeout", type=seconds, default=300.0, metavar="SECONDS")

@@ -1,0 +1,97 @@
+"""Privacy: membership-inference attacks and the DP-SGD defence (notebook 06).
+
+One idea per module:
+
+* :mod:`~medlab.privacy.membership` - the attacks: :func:`attack_metrics` (ROC, AUC, TPR at a
+  low FPR), the loss threshold (Yeom et al. 2018) and offline LiRA (Carlini et al. 2022), whose
+  scores are written in notebook 06, and ART's black-box attack as the cross-check;
+* :mod:`~medlab.privacy.accounting` - delta, the DP parameter checks, epsilon from Opacus's
+  accountant (PRV, RDP fallback);
+* :mod:`~medlab.privacy.dpsgd` - :func:`train_dp`, DP-SGD with Opacus through medlab's open
+  loop, whose step (:func:`dp_sgd_step`) is written in notebook 06;
+* :mod:`~medlab.privacy.shadows` - the target and the attacker's shadow models;
+* :mod:`~medlab.privacy.lesson` - the lesson's settings, population and one grid row;
+* :mod:`~medlab.privacy.figures` and :mod:`~medlab.privacy.explorer` - figures and sliders.
+
+Higher score = more likely a member, everywhere in this package.
+"""
+
+from __future__ import annotations
+
+from medlab.privacy.accounting import _QUIET as _QUIET  # the benchmark silences the same
+from medlab.privacy.accounting import (
+    ACCOUNTANTS,
+    check_dp_params,
+    check_private,
+    default_delta,
+    epsilon_for,
+)
+from medlab.privacy.accounting import _quiet as _quiet
+from medlab.privacy.dpsgd import (
+    GRAD_SAMPLE_MODES,
+    DPResult,
+    dp_sgd_step,
+    train_dp,
+)
+from medlab.privacy.dpsgd import _GhostLoss as _GhostLoss  # the benchmark's ghost clipping
+from medlab.privacy.explorer import explorer
+from medlab.privacy.figures import roc_figure, tradeoff_figure
+from medlab.privacy.lesson import (
+    EPSILONS,
+    HCM_SHARE,
+    Population,
+    attacks,
+    lesson_config,
+    member_mask,
+    population,
+    run_point,
+    setting_name,
+)
+from medlab.privacy.membership import (
+    FPR_LEVELS,
+    art_blackbox,
+    attack_metrics,
+    lira_offline,
+    lira_scores,
+    loss_scores,
+    loss_threshold_scores,
+    per_example_loss,
+    true_class_logit,
+)
+from medlab.privacy.shadows import shadow_splits, train_shadows, train_target
+
+__all__ = [
+    "FPR_LEVELS",
+    "attack_metrics",
+    "loss_scores",
+    "loss_threshold_scores",
+    "per_example_loss",
+    "true_class_logit",
+    "lira_offline",
+    "lira_scores",
+    "shadow_splits",
+    "default_delta",
+    "check_dp_params",
+    "check_private",
+    "epsilon_for",
+    "ACCOUNTANTS",
+    "GRAD_SAMPLE_MODES",
+    "DPResult",
+    "train_dp",
+    "dp_sgd_step",
+    "art_blackbox",
+    "EPSILONS",
+    "HCM_SHARE",
+    "setting_name",
+    "lesson_config",
+    "Population",
+    "population",
+    "member_mask",
+    "train_target",
+    "train_shadows",
+    "attacks",
+    "run_point",
+    "roc_figure",
+    "tradeoff_figure",
+    "explorer",
+]

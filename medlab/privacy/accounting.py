@@ -1,0 +1,164 @@
+"""DP accounting: the lesson's delta, checks of the DP parameters, and epsilon from a fresh
+Opacus accountant (PRV, Opacus's default; RDP as the cross-check and the fallback)."""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from typing import Any
+
+from torch import nn
+
+from medlab.utils import check_int, check_scalar
+
+__all__ = [
+    "ACCOUNTANTS",
+    "default_delta",
+    "check_dp_params",
+    "check_private",
+    "epsilon_for",
+]
+
+#: Privacy accountants this module uses: Opacus's default PRV, RDP as cross-check and fallback.
+ACCOUNTANTS = ("prv", "rdp")
+#: Opacus/torch warnings that say nothing to a student of this lesson: secure RNG is off (we
+#: seed the noise for reproducibility; production DP needs ``secure_mode=True``), and a full
+#: backward hook fires on the first layer whose input needs no gradient (images).
+_QUIET = (
+    "Secure RNG turned off",
+    "Full backward hook is firing",
+    "Optimal order is the largest alpha",  # RDP (also inside PRV's domain search): loose, valid
+)
+
+
+@contextlib.contextmanager
+def _quiet() -> Any:
+    with warnings.catch_warnings():
+        for text in _QUIET:
+            warnings.filterwarnings("ignore", message=text)
+        yield
+
+
+def default_delta(n_train: int) -> float:
+    """The delta of this lesson: ``0.1 / n_train``, well below ``1 / n_train`` (a mechanism
+    that publishes one random record outright has delta = 1/N)."""
+    return 0.1 / check_int("n_train", n_train, 1)
+
+
+def check_dp_params(
+    *,
+    n_train: int,
+    epsilon: float | None = None,
+    delta: float | None = None,
+    max_grad_norm: float | None = None,
+    noise_multiplier: float | None = None,
+) -> None:
+    """Raise a ValueError naming the fix for a DP parameter that makes no sense."""
+    n_train = check_int("n_train", n_train, 1)
+    if epsilon is not None:
+        check_scalar(
+            "target epsilon", epsilon, kind=float, lo=0, lo_inclusive=False,
+            fix="e.g. 1, 3 or 8; for a non-private model train without Opacus",
+        )  # fmt: skip
+    if delta is not None:
+        check_scalar(
+            "delta", delta, kind=float, lo=0, hi=1.0 / n_train, lo_inclusive=False,
+            hi_inclusive=False,
+            fix=f"(0, 1/N) for N={n_train} training images: a delta of 1/N allows leaking a "
+            f"whole record; use medlab.privacy.default_delta(N) = {default_delta(n_train):.3g}",
+        )  # fmt: skip
+    if max_grad_norm is not None:
+        check_scalar(
+            "the clipping norm max_grad_norm", max_grad_norm, kind=float, lo=0,
+            lo_inclusive=False,
+            fix="e.g. 1.0: every per-sample gradient is scaled to at most this norm",
+        )  # fmt: skip
+    if noise_multiplier is not None:
+        check_scalar(
+            "noise_multiplier", noise_multiplier, kind=float, lo=0,
+            fix="noise SD / clipping norm, e.g. 1.0",
+        )  # fmt: skip
+
+
+def check_private(model: nn.Module) -> None:
+    """Raise a ValueError with Opacus's ``ModuleValidator`` message and the fix when Opacus
+    cannot compute per-sample gradients for ``model`` (BatchNorm mixes the images of a batch)."""
+    from opacus.validators import ModuleValidator
+
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch nn.Module, got {type(model).__name__}")
+    errors = ModuleValidator.validate(model, strict=False)
+    if errors:
+        msg = " ".join(
+            dict.fromkeys(str(e).strip().rstrip(".") + "." for e in errors)
+        )  # one per kind
+        raise ValueError(
+            f"Opacus cannot make {type(model).__name__} private ({len(errors)} layers fail "
+            f"ModuleValidator.validate): {msg} Fix: "
+            "model = opacus.validators.ModuleValidator.fix(model) (BatchNorm -> GroupNorm), or "
+            "build it with norm='group' (medlab's SmallCNN default)"
+        )
+
+
+def _accountant(name: str) -> Any:
+    from opacus.accountants import create_accountant
+
+    if name not in ACCOUNTANTS:
+        raise ValueError(f"accountant must be one of {ACCOUNTANTS}, got {name!r}")
+    return create_accountant(mechanism=name)
+
+
+def _discrete_mean(exc: BaseException) -> bool:
+    return isinstance(exc, RuntimeError) and "Discrete mean differs" in str(exc)
+
+
+def epsilon_for(
+    noise_multiplier: float,
+    sample_rate: float,
+    steps: int,
+    delta: float,
+    *,
+    accountant: str = "prv",
+) -> tuple[float, str, str]:
+    """Epsilon of ``steps`` DP-SGD steps (Poisson rate ``sample_rate``, noise multiplier) at
+    ``delta``, from a fresh Opacus accountant. Returns ``(epsilon, accountant used, message)``:
+    PRV can raise "Discrete mean differs" for some settings; then RDP answers and the message
+    says so."""
+    sigma = check_scalar(
+        "noise_multiplier", noise_multiplier, kind=float, lo=0, fix="noise SD / clipping norm"
+    )
+    q = check_scalar(
+        "sample_rate", sample_rate, kind=float, lo=0, hi=1, lo_inclusive=False,
+        fix="the Poisson sampling rate is batch_size / N",
+    )  # fmt: skip
+    steps = check_scalar("steps", steps, lo=1, fix="the number of DP-SGD steps taken")
+    delta = check_scalar(
+        "delta", delta, kind=float, lo=0, hi=1, lo_inclusive=False, hi_inclusive=False,
+        fix="use medlab.privacy.default_delta(N), well below 1/N",
+    )  # fmt: skip
+    if sigma == 0:
+        return float("inf"), accountant, "noise multiplier 0: no privacy guarantee (epsilon = inf)"
+    acc = _accountant(accountant)
+    acc.history = [(sigma, q, steps)]
+    try:
+        return _get_epsilon(acc, delta), accountant, ""
+    except RuntimeError as exc:
+        if not _discrete_mean(exc) or accountant == "rdp":
+            raise
+        why = "failed ('Discrete mean differs significantly')"
+    except MemoryError:  # PRV discretises a domain that grows with the number of steps
+        why = "needs more memory than there is"
+    rdp = _accountant("rdp")
+    rdp.history = list(acc.history)
+    msg = (
+        f"the PRV accountant {why} for sigma={sigma:.3g}, q={q:.3g}, {steps} steps: epsilon "
+        "comes from RDP, an upper bound that is a little looser"
+    )
+    return _get_epsilon(rdp, delta), "rdp", msg
+
+
+def _get_epsilon(acc: Any, delta: float) -> float:
+    """``acc.get_epsilon(delta)`` without RDP's "optimal order is the largest alpha" warning
+    (the bound is valid, only perhaps loose; RDP is the cross-check here)."""
+    with _quiet():
+        return float(acc.get_epsilon(delta=delta))

@@ -1,0 +1,179 @@
+"""The privacy lesson's experiment: its settings (:func:`lesson_config`), the population of
+patients (:func:`population`), the target's members, and one row of the privacy-utility grid
+(:func:`run_point`: utility, the minority's TPR gap, both attacks, the accountant's numbers)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from torch import nn
+
+from medlab.data import Split
+from medlab.experiments import Lesson, Settings
+from medlab.fairness import SHORT, decision_threshold, hcm_metrics
+from medlab.privacy.membership import attack_metrics, lira_offline, loss_scores, true_class_logit
+from medlab.privacy.shadows import train_target
+from medlab.scenario import disease_scores, hcm
+from medlab.train import evaluate
+from medlab.utils import check_int, check_scalar
+
+__all__ = [
+    "EPSILONS",
+    "HCM_SHARE",
+    "setting_name",
+    "lesson_config",
+    "Population",
+    "population",
+    "member_mask",
+    "attacks",
+    "run_point",
+]
+
+#: The lesson's settings, weakest privacy last: target epsilons, then the non-private model.
+EPSILONS: tuple[float, ...] = (1.0, 3.0, 8.0)
+#: The minority's share of the HCM population in this lesson.
+HCM_SHARE = 0.1
+
+
+def setting_name(epsilon: float | None) -> str:
+    """``None`` -> ``"nondp"``, 3.0 -> ``"eps3"``, 0.5 -> ``"eps0_5"`` (record-key segments):
+    the shortest decimal that reads back as the same float, so two epsilons never share one."""
+    if epsilon is None:
+        return "nondp"
+    eps = check_scalar(
+        "epsilon", epsilon, kind=float, lo=0, lo_inclusive=False,
+        fix="a DP setting has a finite target epsilon > 0 (e.g. 3.0); None is the non-private model",
+    )  # fmt: skip
+    return "eps" + np.format_float_positional(eps, trim="-").replace(".", "_")
+
+
+def lesson_config(data: Any, lesson: Lesson) -> Settings:
+    """How every model of the privacy lesson is trained (one place, shared by the notebook, the
+    tests and the benchmark), as the lesson's :class:`~medlab.experiments.Settings`. Quick: a
+    300-image population, width-8 CNNs, 4 shadow models; full: 600 images, 16 shadows. Targets
+    train on a random half of the population."""
+    if not isinstance(lesson, Lesson):
+        raise TypeError(f"lesson must come from medlab.lesson(quick, seed), got {lesson!r}")
+    n_pop = min(300 if lesson.quick else 600, len(data.train))
+    return lesson.settings(
+        n_pop=n_pop,
+        width=8,
+        epochs=40,  # non-private: no augmentation, no dropout: overfits
+        batch_size=32,
+        lr=5e-3,
+        n_shadows=4 if lesson.quick else 16,
+        dp_epochs=15 if lesson.quick else 20,
+        dp_batch_size=50,
+        dp_lr=0.1,  # SGD with momentum 0.9 (train_dp's default)
+        max_grad_norm=1.0,
+        epsilons=EPSILONS,
+        share=HCM_SHARE,
+    )
+
+
+@dataclass
+class Population:
+    """The lesson's patients: ``split`` holds ``n_pop`` training images of the HCM scenario
+    (``groups``: 0 majority, 1 minority); targets train on a random half (the members), the
+    other half are the non-members; shadow models train on other random halves."""
+
+    scenario: Any
+    split: Split
+    groups: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+
+def population(data: Any, cfg: Any, *, seed: int = 0) -> Population:
+    """The HCM scenario of ``data`` (:func:`medlab.scenario.hcm`, minority share
+    ``cfg["share"]``) and ``cfg["n_pop"]`` of its training images, drawn with ``seed``."""
+    sc = hcm(data, cfg["share"], seed=seed)
+    idx = np.random.default_rng(seed).permutation(len(sc.train))[: cfg["n_pop"]]
+    return Population(sc, sc.train.subset(idx), np.asarray(sc.groups["train"])[idx])
+
+
+def member_mask(n: int, *, seed: int) -> np.ndarray:
+    """bool (n,): a random half of the population, True = member of the target's training set."""
+    n = check_int("n", n, 2)
+    mask = np.zeros(n, dtype=bool)
+    mask[np.random.default_rng(10_000 + seed).permutation(n)[: n // 2]] = True
+    return mask
+
+
+def attacks(
+    model: nn.Module,
+    pop: Population,
+    members: np.ndarray,
+    shadows: tuple[np.ndarray, ...],
+    *,
+    loss_score: Callable[..., np.ndarray] | None = None,
+    lira_score: Callable[..., np.ndarray] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """The loss-threshold attack and offline LiRA on ``model``: members against the other half
+    of the population; ``loss_score`` / ``lira_score`` default to the module's
+    :func:`loss_threshold_scores` / :func:`lira_scores`. Returns ``{"loss": attack_metrics(...),
+    "lira": attack_metrics(...)}``."""
+    loss = loss_scores(model, pop.split, score=loss_score)
+    lira = lira_offline(true_class_logit(model, pop.split), *shadows, score=lira_score)
+    return {
+        "loss": attack_metrics(loss[members], loss[~members]),
+        "lira": attack_metrics(lira[members], lira[~members]),
+    }
+
+
+def _utility(model: nn.Module, pop: Population) -> dict[str, Any]:
+    """Utility on the scenario's test patients and the minority's TPR gap (majority - minority)
+    at the validation-chosen threshold."""
+    sc = pop.scenario
+    m = evaluate(model, sc.test)
+    thr = decision_threshold(model, sc)
+    gm = hcm_metrics(sc.test_y, disease_scores(model, sc), sc.groups["test"], threshold=thr)
+    return {
+        "test_auc": m["auc"],
+        "test_acc": m["acc"],
+        "minority_tpr_gap": gm.row(SHORT)["tpr_gap"],
+    }
+
+
+def run_point(
+    setting: str,
+    seed: int,
+    *,
+    pop: Population,
+    cfg: Any,
+    shadows: tuple[np.ndarray, np.ndarray],
+    cache: Any = None,
+    step: Callable[..., None] | None = None,
+    loss_score: Callable[..., np.ndarray] | None = None,
+    lira_score: Callable[..., np.ndarray] | None = None,
+) -> dict[str, Any]:
+    """One target model (``setting`` "nondp" or "eps<E>" for E in ``cfg["epsilons"]``) for one
+    seed: utility on the scenario's test patients, the minority's TPR gap, both attacks and, for
+    DP, the accountant's numbers. One row for :func:`medlab.run_grid`. ``step`` (DP-SGD's step,
+    :func:`~medlab.privacy.dpsgd.dp_sgd_step`), ``loss_score`` and ``lira_score`` default to the
+    module's copies of notebook 06's functions."""
+    eps = {setting_name(e): e for e in cfg["epsilons"]}
+    if setting != "nondp" and setting not in eps:
+        raise ValueError(f"setting must be 'nondp' or one of {sorted(eps)}, got {setting!r}")
+    members = member_mask(len(pop), seed=seed)
+    model, info = train_target(
+        pop, cfg, members, seed=seed, epsilon=eps.get(setting), cache=cache, step=step
+    )
+    row = _utility(model, pop)
+    att = attacks(model, pop, members, shadows, loss_score=loss_score, lira_score=lira_score)
+    row.update(
+        attack_loss_auc=att["loss"]["auc"],
+        attack_loss_tpr_at_fpr1=att["loss"]["tpr_at_fpr"][0.01],
+        attack_lira_auc=att["lira"]["auc"],
+        attack_lira_tpr_at_fpr1=att["lira"]["tpr_at_fpr"][0.01],
+        attack_lira_tpr_at_fpr0_1=att["lira"]["tpr_at_fpr"][0.001],
+    )
+    for k in ("epsilon", "delta", "noise_multiplier", "sample_rate", "steps", "epsilon_rdp"):
+        row[k] = float(info[k]) if k in info else float("nan")
+    row["accountant"] = info.get("accountant", "")
+    row["message"] = info.get("message", "")
+    return row
