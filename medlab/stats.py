@@ -120,14 +120,19 @@ def paired_effect(per_seed: Any, *, binomial: float = 0.0) -> PairedEffect:
     return PairedEffect(s, float(s.mean()), max(seed_se, binomial), seed_se, float(binomial))
 
 
+# fmt: off
+# %% exported from notebooks/10_audit.ipynb: edit the notebook, then run
+# %% `python -m medlab.harness.export`
 def wilson_interval(p: float, n: int, *, z: float = Z95) -> tuple[float, float]:
-    """95 % Wilson score interval of a proportion ``p`` (0-1) observed on ``n`` cases."""
+    """95 % Wilson score interval of a proportion `p` (0-1) observed on `n` cases."""
     if not 0 <= p <= 1 or n < 1:
         raise ValueError(f"need 0 <= p <= 1 and n >= 1, got p={p}, n={n}")
     z2 = z * z
     centre = (p + z2 / (2 * n)) / (1 + z2 / n)
     half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
     return max(0.0, centre - half), min(1.0, centre + half)
+# %% end of export
+# fmt: on
 
 
 def hanley_mcneil_se(auc: float, n_pos: int, n_neg: int) -> float:

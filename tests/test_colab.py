@@ -1,6 +1,7 @@
 """Colab, one click: every notebook's title cell links to itself on Colab at the release tag, and
-its first code cell (tagged ``install``) installs medlab, as the distribution ``medlab-edu`` from
-the repository at that tag, only when medlab is missing.
+its first code cell (tagged ``install``) installs medlab, as the distribution ``medlab-edu`` with
+its ``all`` extra (the core and everything the lessons and the harness use) from the repository at
+that tag, only when medlab is missing.
 
 The install cell is run as it stands, with ``python -c``: in this environment (medlab is there:
 pip is never called) and in a fresh virtual environment without medlab, where it installs this
@@ -28,7 +29,7 @@ VERSION, DIST = PROJECT["version"], PROJECT["name"]
 TAG = f"v{VERSION}"
 REPO = "github.com/medlab-edu/medlab"
 BADGE = "https://colab.research.google.com/assets/colab-badge.svg"
-PINNED = f"{DIST} @ git+https://{REPO}@{TAG}"
+PINNED = f"{DIST}[all] @ git+https://{REPO}@{TAG}"  # a student gets every extra
 MISSING = "/nonexistent/medlab-checkout"  # an install source pip would fail on
 
 
@@ -108,7 +109,7 @@ def _own_install() -> tuple[str | None, str | None]:
 
 
 def test_install_cell_installs_the_checkout_into_a_fresh_environment(tmp_path):
-    """A fresh venv without medlab (as on Colab): the cell installs ``medlab-edu @ <this
+    """A fresh venv without medlab (as on Colab): the cell installs ``medlab-edu[all] @ <this
     checkout>`` with pip (same code path as the default ``git+...@TAG``; pip checks that the
     name is the distribution's), medlab imports in the same process afterwards, with the
     version of pyproject.toml, and the second run does not call pip. About 20 s on 2 cores: pip
@@ -121,7 +122,7 @@ def test_install_cell_installs_the_checkout_into_a_fresh_environment(tmp_path):
         "the fresh environment must see torch (through the .pth) but not medlab"
     )
 
-    source = f"{DIST} @ {checkout_copy(tmp_path / 'checkout').as_uri()}"
+    source = f"{DIST}[all] @ {checkout_copy(tmp_path / 'checkout').as_uri()}"
     cell = _install_cell(ALL[0]).source
     check = (
         "\nimport importlib.metadata as m, medlab\n"

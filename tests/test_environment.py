@@ -1,5 +1,6 @@
 """pyproject.toml, environment.yml (Binder/conda), binder/ and constraints.txt declare the same
-dependencies; README's commands and .ci/run stay in step."""
+dependencies (environment.yml: the core and every extra a student uses, ``.[all]``); README's
+commands and .ci/run stay in step."""
 
 from __future__ import annotations
 
@@ -13,9 +14,37 @@ from packaging.requirements import Requirement
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def _requirements(extras: list[str]) -> list[Requirement]:
+    """pyproject's core dependencies and those of the given extras, self-references
+    (``medlab-edu[lessons,harness]``) followed."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    reqs, todo, seen = [Requirement(d) for d in project["dependencies"]], list(extras), set()
+    while todo:
+        extra = todo.pop()
+        if extra in seen:
+            continue
+        seen.add(extra)
+        for d in project["optional-dependencies"][extra]:
+            req = Requirement(d)
+            if req.name == project["name"]:
+                todo += sorted(req.extras)
+            else:
+                reqs.append(req)
+    return reqs
+
+
 def _pyproject() -> dict[str, Requirement]:
-    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-    return {Requirement(d).name.lower(): Requirement(d) for d in deps}
+    """What environment.yml must install: the core and ``all`` (every extra a student uses; not
+    dev's test tools nor flower)."""
+    return {r.name.lower(): r for r in _requirements(["all"])}
+
+
+def test_all_is_every_extra_but_the_tools():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = set(project["optional-dependencies"]) - {"all", "dev", "flower"}
+    assert _pyproject() == {r.name.lower(): r for r in _requirements(sorted(extras))}
+    dev = {r.name.lower() for r in _requirements(["dev"])}
+    assert dev >= set(_pyproject()) | {"flwr"}, "dev (README's install) must install everything"
 
 
 def _environment(path: Path) -> tuple[list, dict[str, Requirement]]:

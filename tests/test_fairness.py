@@ -205,7 +205,7 @@ def test_sweep_rows_and_summary(sweep, breast):
     for k in ("auc_maj", "auc_min", "tpr_gap", "eod", "acc"):
         assert low[k] == pytest.approx(want[k], nan_ok=True)
     assert low["threshold"] == t == fa.decision_threshold(sweep.models[(0.1, 0, "baseline")], sc)
-    summ = fa.summarize(rows)
+    summ = fa.sweep_table(rows)
     assert {"tpr_gap", "tpr_gap_sd", "n_seeds"} <= set(summ.columns)
     assert summ["share"].is_monotonic_increasing and (summ["n_seeds"] == 1).all()
     assert summ["tpr_gap_sd"].isna().all()  # one seed: no sample SD

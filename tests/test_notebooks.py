@@ -12,6 +12,7 @@ lines, and no assertion that passes vacuously (``all()`` of an empty frame is Tr
 from __future__ import annotations
 
 import ast
+import re
 
 import nbformat
 import pytest
@@ -58,9 +59,6 @@ def test_notebook_is_committed_clean_with_parameters(path):
         assert f"{name} =" in code[1].source, f"parameters cell lacks {name}"
     assert all(not c.get("outputs") and c.get("execution_count") is None for c in code), (
         "commit notebooks without outputs"
-    )
-    assert "medlab.lesson(quick, seed" in "\n".join(c.source for c in code), (
-        "every notebook takes its seeds, budget, threads and tolerances from medlab.lesson(...)"
     )
 
 
@@ -128,3 +126,41 @@ def test_vacuity_check_catches_the_old_pattern():
     assert all(found) and len(found) == 3
     ok = ast.parse("assert (f.ratio + f.se).max() < 1").body[0]
     assert _vacuous(ok) is None
+
+
+@pytest.mark.parametrize("path", ALL, ids=[p.stem for p in ALL])
+def test_no_python_written_in_markdown(path):
+    """Code the student could run is a code cell, not a ```python block in the text (pseudocode in
+    a plain ``` block, and commands for a shell, are fine)."""
+    nb = nbformat.read(path, as_version=4)
+    blocks = [
+        i
+        for i, c in enumerate(nb.cells)
+        if c.cell_type == "markdown"
+        and re.search(r"^```\s*(python|py|ipython3?)\s*$", c.source, re.M)
+    ]
+    assert not blocks, f"python code in markdown cells {blocks}: make it a code cell that runs"
+
+
+@pytest.mark.parametrize("path", ALL, ids=[p.stem for p in ALL])
+def test_the_preamble_is_medlab_start(path):
+    """One preamble (medlab.start), one import-alias scheme (lesson modules by their own names)."""
+    nb = nbformat.read(path, as_version=4)
+    code = "\n".join(c.source for c in _code(nb))
+    assert f'medlab.start("{path.stem}", quick=quick, seed=seed, dataset=dataset' in code
+    aliased = re.findall(r"^from medlab(?:\.\w+)* import \w+ as \w+", code, re.M)
+    assert not aliased, f"import medlab's modules by their own names: {aliased}"
+
+
+TAUGHT_ELSEWHERE = {"00_tour": "a tour of the data: it teaches no algorithm"}
+
+
+@pytest.mark.parametrize("path", ALL, ids=[p.stem for p in ALL])
+def test_the_taught_algorithm_is_running_code_exported_from_the_notebook(path):
+    """Each lesson's algorithm is a code cell marked `#| export medlab.<module>` (the one copy
+    the library uses: tests/test_export.py checks the copies)."""
+    if path.stem in TAUGHT_ELSEWHERE:
+        pytest.skip(TAUGHT_ELSEWHERE[path.stem])
+    nb = nbformat.read(path, as_version=4)
+    marked = [c for c in _code(nb) if c.source.startswith("#| export medlab.")]
+    assert marked, f"{path.stem} exports no taught algorithm (a `#| export medlab.<module>` cell)"

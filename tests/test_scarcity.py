@@ -324,7 +324,7 @@ def _frame() -> pd.DataFrame:
 
 def test_summarize_and_gain_match_pandas():
     df = _frame()
-    summ = S.summarize(df)
+    summ = S.curve_table(df)
     row = summ[(summ["variant"] == "augment") & (summ["budget"] == "10")].iloc[0]
     ref = df[(df["variant"] == "augment") & (df["budget"] == "10")]["test_auc"]
     assert list(summ.columns) == ["variant", "budget", "per_class", "mean", "sd", "n_seeds"]
@@ -333,7 +333,7 @@ def test_summarize_and_gain_match_pandas():
     assert row["sd"] == pytest.approx(0.04)  # 0.70, 0.78, 0.74: sample SD, not 0.0327
     assert summ["per_class"].is_monotonic_increasing
     assert summ["variant"].tolist() == ["augment", "scratch"] * 2  # by budget, then variant
-    one = S.summarize(df[df["seed"] == 0])
+    one = S.curve_table(df[df["seed"] == 0])
     assert one["sd"].isna().all() and (one["n_seeds"] == 1).all()
     g = S.gain_at(df, "augment", 10)
     assert g["gain"] == pytest.approx(0.74 - 0.62)
@@ -346,7 +346,7 @@ def test_summarize_and_gain_match_pandas():
     with pytest.raises(ValueError, match="no rows"):
         S.gain_at(df, "transfer", 10)
     with pytest.raises(ValueError, match="metric"):
-        S.summarize(df, metric="f1")
+        S.curve_table(df, metric="f1")
 
 
 def test_curve_figure_has_log_axis_labels_and_bands():

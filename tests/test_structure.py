@@ -4,6 +4,7 @@ idea per module, and budgets that keep it that way."""
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 import tomllib
@@ -139,4 +140,25 @@ def test_pyproject_lists_every_subpackage():
     assert listed == folders, (
         f"pyproject's packages must list every package folder (a wheel leaves out the rest): "
         f"missing {sorted(folders - listed)}, extra {sorted(listed - folders)}"
+    )
+
+
+def test_contributing_maps_every_module():
+    """CONTRIBUTING's map of the code names every module once and nothing that does not exist."""
+    text = (PKG.parent / "CONTRIBUTING.md").read_text()
+    body = text[text.index("## Map of the code") :]
+    body = body[: body.index("\n## ", 5)] if "\n## " in body[5:] else body
+    mapped, folder = set(), None
+    for line in body.splitlines():
+        top = re.match(r"^- `medlab/([\w/.]+)`", line)
+        sub = re.match(r"^  - `([\w.]+\.py)`", line)
+        if top:
+            name = top.group(1)
+            folder = name.rstrip("/") if name.endswith("/") else None
+            mapped.add(f"{name}__init__.py" if name.endswith("/") else name)
+        elif sub and folder:
+            mapped.add(f"{folder}/{sub.group(1)}")
+    actual = {str(p.relative_to(PKG)) for p in MODULES}
+    assert mapped == actual, (
+        f"CONTRIBUTING's map lacks {sorted(actual - mapped)} and names {sorted(mapped - actual)}"
     )

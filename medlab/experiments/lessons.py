@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from medlab.utils import check_int, set_threads
+from medlab.utils import check_int, check_scalar, set_threads
 
 __all__ = ["IMAGES_SEEN", "N_SEEDS", "TOLERANCES", "Lesson", "Settings", "lesson"]
 
@@ -64,8 +64,7 @@ class Lesson:
         minimum = check_int("minimum", minimum, 1)
         if maximum is not None and check_int("maximum", maximum, minimum) < minimum:
             raise ValueError(f"maximum={maximum} is below minimum={minimum}")
-        if not (isinstance(scale, int | float) and not isinstance(scale, bool) and scale > 0):
-            raise ValueError(f"scale must be a positive number, got {scale!r}")
+        scale = check_scalar("scale", scale, kind=float, lo=0, lo_inclusive=False)
         e = max(minimum, round(scale * self.images_seen / n_train))
         return min(e, maximum) if maximum is not None else e
 

@@ -42,7 +42,7 @@ from medlab.fairness.sweep import (
     Sweep,
     decision_threshold,
     run_sweep,
-    summarize,
+    sweep_table,
     train_scenario,
 )
 from medlab.fairness.widget import explorer
@@ -68,7 +68,7 @@ __all__ = [
     "composition",
     "Sweep",
     "run_sweep",
-    "summarize",
+    "sweep_table",
     "shift_examples",
     "score_distributions",
     "calibration_curves",

@@ -11,12 +11,17 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 __all__ = ["group_weights", "group_balanced_index", "ScoreClassifier", "group_thresholds"]
 
 
+# fmt: off
+# %% exported from notebooks/03_bias.ipynb: edit the notebook, then run
+# %% `python -m medlab.harness.export`
 def group_weights(groups: np.ndarray) -> np.ndarray:
-    """Per-image loss weights (N,) that give every group the same total weight:
-    ``w_i = N / (K * n_{g_i})`` (mean weight 1)."""
+    """Per-image loss weights (N,) giving every group the same total weight:
+    w_i = N / (K * n_{g_i}) (mean weight 1)."""
     groups = np.asarray(groups)
     values, inverse, counts = np.unique(groups, return_inverse=True, return_counts=True)
     return (len(groups) / (len(values) * counts[inverse])).astype(np.float32)
+# %% end of export
+# fmt: on
 
 
 def group_balanced_index(groups: np.ndarray, *, seed: int = 0) -> np.ndarray:

@@ -22,7 +22,7 @@ from medlab.models import SmallCNN
 from medlab.scenario import Scenario, disease_scores, hcm
 from medlab.train import History, fit
 
-__all__ = ["train_scenario", "decision_threshold", "Sweep", "run_sweep", "METRICS", "summarize"]
+__all__ = ["train_scenario", "decision_threshold", "Sweep", "run_sweep", "METRICS", "sweep_table"]
 
 
 def _mitigate(
@@ -208,7 +208,7 @@ def run_sweep(
 METRICS = ("auc_maj", "auc_min", "auc_gap", "tpr_maj", "tpr_min", "tpr_gap", "eod", "acc")
 
 
-def summarize(rows: Any, metrics: Sequence[str] = METRICS) -> Any:
+def sweep_table(rows: Any, metrics: Sequence[str] = METRICS) -> Any:
     """:func:`medlab.summarize` of a sweep per (share, method), sorted by share: ``<metric>``
     (mean), ``<metric>_sd`` (sample SD over seeds, ddof=1) and ``n_seeds``."""
     return (

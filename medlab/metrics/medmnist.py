@@ -5,12 +5,11 @@ a bootstrap interval of a test metric and the standard error of an AUC."""
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from medmnist.evaluator import getACC, getAUC
 
 from medlab.metrics.checks import MULTILABEL, TASKS, _check_classes, _check_scores
+from medlab.stats import hanley_mcneil_se
 from medlab.utils import check_int, check_scalar
 
 
@@ -126,6 +125,4 @@ def auc_se(auc: float, n_pos: int, n_neg: int) -> float:
     n_pos = check_scalar("n_pos", n_pos, lo=1, fix=fix)
     n_neg = check_scalar("n_neg", n_neg, lo=1, fix=fix)
     auc = check_scalar("auc", auc, kind=float, lo=0, hi=1, fix="pass a ROC AUC such as 0.85")
-    q1, q2 = auc / (2 - auc), 2 * auc**2 / (1 + auc)
-    var = auc * (1 - auc) + (n_pos - 1) * (q1 - auc**2) + (n_neg - 1) * (q2 - auc**2)
-    return float(math.sqrt(max(var, 0.0) / (n_pos * n_neg)))
+    return hanley_mcneil_se(auc, n_pos, n_neg)

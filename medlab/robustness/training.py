@@ -13,7 +13,7 @@ from torch import nn
 from medlab.data import Split
 from medlab.robustness.attacks import check_eps, pgd
 from medlab.robustness.corruptions import _spec, corrupt, corruption_names
-from medlab.train import BatchAugment, batches, make_optimizer, train_steps
+from medlab.train import BatchAugment, batches, make_optimizer, to_input, to_uint8, train_steps
 from medlab.utils import check_int, check_scalar, progress
 
 __all__ = ["adversarial_batches", "corrupted_batches", "train_with"]
@@ -76,13 +76,13 @@ def corrupted_batches(
     rng = np.random.default_rng(check_int("seed", seed, 0))
     for batch in source:
         x = batch[0]
-        u8 = ((x + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)
+        u8 = to_uint8(x)
         pick = np.flatnonzero(rng.random(len(x)) < p)
         out = u8.clone()
         for j, i in enumerate(pick):
             name, sev = names[rng.integers(len(names))], sevs[rng.integers(len(sevs))]
             out[i] = corrupt(u8[i : i + 1], name, sev, modality=modality, seed=seed + j)[0]
-        yield (out.float() / 127.5 - 1.0, *batch[1:])
+        yield (to_input(out), *batch[1:])
 
 
 def train_with(

@@ -24,7 +24,7 @@ optional online variant).
 
 from __future__ import annotations
 
-from medlab.scarcity.curves import gain_at, learning_curve, summarize
+from medlab.scarcity.curves import curve_table, gain_at, learning_curve
 from medlab.scarcity.figures import curve_figure
 from medlab.scarcity.imagenet import OnlineWeightsUnavailable, imagenet_resnet18
 from medlab.scarcity.pretrain import (
@@ -65,7 +65,7 @@ __all__ = [
     "load_features",
     "choose_source",
     "learning_curve",
-    "summarize",
+    "curve_table",
     "gain_at",
     "curve_figure",
     "imagenet_resnet18",

@@ -30,7 +30,7 @@ from medlab.scarcity.schedule import (
 from medlab.train import BatchAugment, evaluate, fit
 from medlab.utils import check_seeds
 
-__all__ = ["learning_curve", "summarize", "gain_at"]
+__all__ = ["learning_curve", "curve_table", "gain_at"]
 
 
 def learning_curve(
@@ -191,7 +191,7 @@ def _budget(b: str) -> int | str:
     return b if b == "all" else int(b)
 
 
-def summarize(df: pd.DataFrame, metric: str = "test_auc") -> pd.DataFrame:
+def curve_table(df: pd.DataFrame, metric: str = "test_auc") -> pd.DataFrame:
     """:func:`medlab.summarize` of one metric per (variant, budget), ordered by budget: columns
     variant, budget, per_class, mean, sd (sample SD over seeds, ddof=1), n_seeds."""
     if metric not in df:

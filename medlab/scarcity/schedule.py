@@ -90,32 +90,26 @@ def check_budgets(budgets: Iterable[int | str]) -> list[int | str]:
     return sorted(out, key=lambda b: math.inf if b == "all" else b)
 
 
+# fmt: off
+# %% exported from notebooks/02_data_scarcity.ipynb: edit the notebook, then run
+# %% `python -m medlab.harness.export`
 def subsample_per_class(split: Split, per_class: int | str, *, seed: int = 0) -> Split:
-    """At most ``per_class`` random images of each class (all of a class that has fewer).
-
-    For a fixed ``seed`` the subsets are nested: the 10-per-class subset is contained in the
-    50-per-class one, so a learning curve adds labels rather than redrawing them.
-    ``per_class="all"`` returns the whole split. Single-label tasks only.
-    Returns a new :class:`Split` with ``sum_c min(per_class, n_c)`` images (class order kept
-    by original index).
-    """
+    """At most `per_class` random images of each class (all of a class that has fewer); for one
+    seed the subsets are nested (the 10-per-class images are among the 50-per-class ones)."""
     check_budgets([per_class])
     if split.multilabel:
-        raise ValueError(
-            "subsample_per_class needs a single-label task; a multi-label split has "
-            "no 'images per class' (subsample images instead)"
-        )
+        raise ValueError("subsample_per_class needs a single-label task; a multi-label split has "
+                         "no 'images per class' (subsample images instead)")
     if per_class == "all":
         return split.subset(torch.arange(len(split)))
     gen = torch.Generator().manual_seed(int(seed))
-    labels = split.labels
     keep = []
     for c in range(split.n_classes):
-        idx = (labels == c).nonzero().flatten()
-        perm = idx[torch.randperm(len(idx), generator=gen)]
-        keep.append(perm[:per_class])
-    index = torch.cat(keep).sort().values
-    return split.subset(index)
+        idx = (split.labels == c).nonzero().flatten()                      # images of class c
+        keep.append(idx[torch.randperm(len(idx), generator=gen)][:per_class])  # first k of a shuffle
+    return split.subset(torch.cat(keep).sort().values)
+# %% end of export
+# fmt: on
 
 
 #: A model whose predicted probabilities vary by less than this (SD over its own training

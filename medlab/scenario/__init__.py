@@ -36,6 +36,7 @@ from medlab.scenario.shift import (
     apply_shift,
     disease_class,
     disease_pattern,
+    subtler_disease,
 )
 from medlab.scenario.shift import ShiftFn as ShiftFn
 
@@ -45,6 +46,7 @@ __all__ = [
     "PresentationShift",
     "disease_pattern",
     "apply_shift",
+    "subtler_disease",
     "disease_class",
     "disease_scores",
     "Scenario",

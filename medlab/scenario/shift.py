@@ -134,7 +134,7 @@ def apply_shift(
                 f"pattern must have shape {tuple(x.shape[1:])} (C, H, W), got "
                 f"{tuple(pattern.shape)}"
             )
-        x[pos] = x[pos] - (1.0 - shift.contrast) * pattern
+        x = subtler_disease(x, pos, pattern, shift.contrast)
     if shift.zoom != 1.0:
         gen = torch.Generator().manual_seed(seed)
         u = torch.rand(len(x), generator=gen) * 2.0 - 1.0
@@ -152,3 +152,15 @@ def disease_class(data: MedMNISTData | Split) -> int:
         if len(hits) == 1:
             return hits[0]
     return 1
+
+
+# fmt: off
+# %% exported from notebooks/03_bias.ipynb: edit the notebook, then run
+# %% `python -m medlab.harness.export`
+def subtler_disease(x, diseased, pattern, contrast):
+    """Step 1 of the minority's presentation: each diseased image keeps only `contrast` of the
+    average disease pattern, x <- x - (1 - contrast) * pattern (float (N, C, H, W), in place)."""
+    x[diseased] = x[diseased] - (1.0 - contrast) * pattern
+    return x
+# %% end of export
+# fmt: on

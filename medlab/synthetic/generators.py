@@ -15,7 +15,7 @@ from medlab.experiments import cached_model
 from medlab.synthetic.conditions import _labels
 from medlab.synthetic.ddpm import DDPM
 from medlab.synthetic.vae import ConditionalVAE
-from medlab.train import batches, make_optimizer, train_steps
+from medlab.train import batches, make_optimizer, to_uint8, train_steps
 from medlab.utils import check_int, progress
 
 __all__ = ["GENERATORS", "make_generator", "fit_generator", "train_generator", "generate"]
@@ -149,4 +149,4 @@ def generate(
     finally:
         model.train(was)
     x = torch.cat(out) if out else torch.zeros(0, getattr(model, "in_channels", 1), 28, 28)
-    return ((x + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)
+    return to_uint8(x)

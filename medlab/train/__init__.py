@@ -32,12 +32,13 @@ from medlab.train.inference import MULTILABEL as MULTILABEL
 from medlab.train.inference import _batched as _batched
 from medlab.train.inference import embeddings, eval_mode, evaluate, predict
 from medlab.train.inputs import MAX_INPUT as MAX_INPUT
-from medlab.train.inputs import BatchAugment, as_model_input, check_model, to_input
-from medlab.train.loop import StepStats, make_optimizer, train_steps
+from medlab.train.inputs import BatchAugment, as_model_input, check_model, to_input, to_uint8
+from medlab.train.loop import StepStats, batch_loss, make_optimizer, train_step, train_steps
 
 __all__ = [
     "as_model_input",
     "to_input",
+    "to_uint8",
     "check_model",
     "BatchAugment",
     "History",
@@ -45,6 +46,8 @@ __all__ = [
     "make_optimizer",
     "batches",
     "train_steps",
+    "train_step",
+    "batch_loss",
     "fit",
     "train_model",
     "eval_mode",

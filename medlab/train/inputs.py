@@ -15,7 +15,7 @@ from torch import nn
 
 from medlab.utils import check_scalar
 
-__all__ = ["MAX_INPUT", "to_input", "as_model_input", "BatchAugment", "check_model"]
+__all__ = ["MAX_INPUT", "to_input", "to_uint8", "as_model_input", "BatchAugment", "check_model"]
 
 
 def to_input(images: torch.Tensor) -> torch.Tensor:
@@ -24,6 +24,12 @@ def to_input(images: torch.Tensor) -> torch.Tensor:
         got = images.dtype if isinstance(images, torch.Tensor) else type(images).__name__
         raise TypeError(f"to_input expects a uint8 tensor (N, C, H, W), got {got}")
     return images.float().div_(127.5).sub_(1.0)
+
+
+def to_uint8(x: torch.Tensor) -> torch.Tensor:
+    """The inverse of :func:`to_input`: floats on the models' [-1, 1] scale (N, C, H, W) ->
+    uint8 images in 0..255 (rounded, clipped): a generator's samples, an augmented batch."""
+    return ((x + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)
 
 
 def as_model_input(x: torch.Tensor) -> torch.Tensor:

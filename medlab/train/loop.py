@@ -16,7 +16,7 @@ from torch import nn
 from medlab.train.inputs import as_model_input, check_model
 from medlab.utils import check_int, check_scalar
 
-__all__ = ["StepStats", "make_optimizer", "train_steps"]
+__all__ = ["StepStats", "make_optimizer", "train_steps", "train_step", "batch_loss"]
 
 
 @dataclass
@@ -113,20 +113,17 @@ def train_steps(
             batch = next(it)
         except StopIteration:
             break
-        n, loss = _batch_loss(model, batch, loss_fn, first=stats.steps == 0)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        if scheduler is not None:
-            scheduler.step()
-        total += float(loss.detach()) * n
+        n, loss = train_step(
+            model, batch, optimizer, loss_fn, scheduler=scheduler, first=stats.steps == 0
+        )
+        total += loss * n
         stats.steps += 1
         stats.images += n
     stats.loss = total / stats.images if stats.images else math.nan
     return stats
 
 
-def _batch_loss(model: nn.Module, batch: Any, loss_fn: Any, *, first: bool) -> tuple[int, Any]:
+def batch_loss(model: nn.Module, batch: Any, loss_fn: Any, *, first: bool) -> tuple[int, Any]:
     """(images in the batch, the loss to minimise): the mean per-image loss, weighted by
     ``w`` for ``(x, y, w)`` batches. ``first``: check the model against the first batch."""
     if not isinstance(batch, tuple | list) or len(batch) not in (2, 3):
@@ -146,3 +143,19 @@ def _batch_loss(model: nn.Module, batch: Any, loss_fn: Any, *, first: bool) -> t
     else:
         loss = losses.mean()
     return len(x), loss
+
+
+# fmt: off
+# %% exported from notebooks/01_baseline.ipynb: edit the notebook, then run
+# %% `python -m medlab.harness.export`
+def train_step(model, batch, optimizer, loss_fn, *, scheduler=None, first=False):
+    """One optimisation step on one batch (x, y[, w]): returns (images, mean loss)."""
+    n, loss = batch_loss(model, batch, loss_fn, first=first)  # forward, then the mean loss
+    optimizer.zero_grad(set_to_none=True)  # forget the previous step's gradients
+    loss.backward()                        # d loss / d every weight, by backpropagation
+    optimizer.step()                       # move every weight a little against its gradient
+    if scheduler is not None:
+        scheduler.step()                   # the learning rate's schedule: once per step
+    return n, float(loss.detach())
+# %% end of export
+# fmt: on
