@@ -233,3 +233,24 @@ def test_the_core_imports_without_the_extras():
         timeout=300,
     )
     assert res.returncode == 0 and res.stdout.strip().endswith("OK"), res.stderr[-3000:]
+
+
+def test_a_core_only_install_names_the_extra_medlab_reproduce_needs(tmp_path):
+    """`medlab reproduce` without the harness extra: exit 2 and the pip command, no traceback."""
+    import subprocess
+
+    code = (
+        "import sys, importlib.abc\n"
+        "class Block(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'papermill':\n"
+        "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "from medlab.harness.cli import main\n"
+        f"sys.exit(main(['reproduce', '--quick', '--output', {str(tmp_path)!r}, '00_tour']))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 2, out.stderr
+    assert "'papermill'" in out.stderr and "pip install 'medlab-edu[all]'" in out.stderr
+    assert "Traceback" not in out.stderr
+    assert not any(tmp_path.iterdir()), "nothing may be written before the check"

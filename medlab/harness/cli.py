@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import re
 import sys
 
@@ -77,6 +78,15 @@ def main(argv: list[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else 2
     try:
         return _run(args)
+    except ModuleNotFoundError as exc:  # a core-only install: name the extra that brings it
+        extra = {"audit": "lessons", "federate": "flower"}.get(args.cmd, "harness")
+        both = "all" if extra != "flower" else "all,flower"
+        print(
+            f"medlab {args.cmd}: error: it needs {exc.name!r}, which comes with medlab's "
+            f"'{extra}' extra: pip install 'medlab-edu[{both}]' (or 'medlab-edu[{extra}]')",
+            file=sys.stderr,
+        )
+        return 2
     except KeyboardInterrupt as exc:  # Ctrl-C: one line, no traceback; 128 + SIGINT
         line = str(exc) if str(exc).startswith("[medlab]") else f"[medlab] interrupted ({args.cmd})"
         print(line, file=sys.stderr, flush=True)
@@ -91,7 +101,24 @@ def _run(args: argparse.Namespace) -> int:
         "federate": _federate,
         "datasets": _datasets,
     }
-    return commands[args.cmd](args) if args.cmd in commands else 2
+    if args.cmd not in commands:
+        return 2
+    _require(args.cmd)
+    return commands[args.cmd](args)
+
+
+#: what each command needs beyond the core install, checked before it writes anything
+NEEDS = {
+    "reproduce": ("papermill", "nbformat", "nbconvert", "jupyter_client", "ipykernel"),
+    "audit": ("mistune", "jinja2", "huggingface_hub"),
+}
+
+
+def _require(cmd: str) -> None:
+    """Raise ModuleNotFoundError for the first package ``cmd`` needs that is not installed."""
+    for name in NEEDS.get(cmd, ()):
+        if importlib.util.find_spec(name) is None:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
 
 
 def _reproduce(args: argparse.Namespace) -> int:
