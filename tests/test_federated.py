@@ -142,6 +142,23 @@ def test_pairwise_masking_recovers_the_average_and_dropout(breast):
         fed.secure_fedavg(states, sizes, dropped=[0, 1, 2, 3])
 
 
+def test_the_server_unmasks_no_sum_of_fewer_than_a_majority(breast):
+    """Bonawitz et al.'s threshold: with n - 1 clients "dropped", the toy without it handed one
+    client's update to the server exactly. Now 2 of 4 survivors (no majority) is refused, by
+    secure_fedavg and by the server's unmask_sum alike, and 3 of 4 still aggregate."""
+    states, sizes = _client_states(breast, n=4)
+    assert [fed.min_survivors_default(n) for n in (2, 3, 4, 5, 10)] == [2, 2, 3, 3, 6]
+    with pytest.raises(ValueError, match="only 1 of 4 clients survived"):
+        fed.secure_fedavg(states, sizes, seed=7, dropped=[1, 2, 3])
+    with pytest.raises(ValueError, match="only 2 of 4 clients survived"):
+        fed.secure_fedavg(states, sizes, seed=7, dropped=[2, 3])
+    sent = {k: fed.mask_update(fed.flatten_state(states[k]), k, 4, seed=7) for k in (0, 1)}
+    with pytest.raises(ValueError, match="below the threshold of 3"):
+        fed.unmask_sum(sent, 4, seed=7)
+    three = fed.flatten_state(fed.secure_fedavg(states, sizes, seed=7, dropped=[3]))
+    assert np.abs(three - fed.flatten_state(fed.fedavg(states[:3], sizes[:3]))).max() < 1e-5
+
+
 def test_ckks_sum_matches_plain_sum_and_aggregator_cannot_decrypt(breast):
     pytest.importorskip("tenseal")
     import tenseal as ts

@@ -199,6 +199,26 @@ def test_corrupted_batches_and_train_with(trained):
     assert out["epochs"] == 1 and np.isfinite(out["train_loss"][0])
 
 
+def test_corrupted_batches_draw_fresh_corruptions_every_batch(trained):
+    """The bug this guards: seeding each corruption with `seed + j` (j = its position among the
+    batch's corrupted images) gave every batch the same noise fields and blur angles. The same
+    images in two batches must now be corrupted differently, and a rerun identically."""
+    d, _ = trained
+    x = d.train.images[:16].float().div(127.5).sub(1.0)
+    y = d.train.labels[:16]
+    source = [(x, y)] * 3  # one batch, three times
+
+    def run() -> list[torch.Tensor]:
+        return [b[0] for b in R.corrupted_batches(source, ["gaussian_noise"], modality="xray",
+                                                   p=1.0, severities=[5], seed=3)]  # fmt: skip
+
+    first, again = run(), run()
+    assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))  # seeded
+    for a, b in ((first[0], first[1]), (first[1], first[2])):
+        same = [bool(torch.equal(a[i], b[i])) for i in range(len(x))]
+        assert not any(same), f"batch positions {np.flatnonzero(same).tolist()} repeat the noise"
+
+
 def test_bad_inputs_name_the_fix(trained):
     d, model = trained
     x = R.to_pixels(d.test.images[:4])

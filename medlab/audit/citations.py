@@ -68,10 +68,10 @@ OPS = {
     "value": "the recorded value",
     "mean": "mean over the run's seeds",
     "sd": "sample SD over the run's seeds (ddof=1)",
-    "wilson_low": "95 % Wilson interval, lower end (value, test-split size)",
-    "wilson_high": "95 % Wilson interval, upper end (value, test-split size)",
-    "hanley_low": "95 % Hanley-McNeil interval, lower end (AUC, test images, majority share)",
-    "hanley_high": "95 % Hanley-McNeil interval, upper end (AUC, test images, majority share)",
+    "wilson_low": "95 % Wilson interval, lower end (value, test cases n)",
+    "wilson_high": "95 % Wilson interval, upper end (value, test cases n)",
+    "hanley_low": "95 % Hanley-McNeil interval, lower end (AUC, test cases n, majority share)",
+    "hanley_high": "95 % Hanley-McNeil interval, upper end (AUC, test cases n, majority share)",
 }
 
 

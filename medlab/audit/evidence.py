@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from medlab import cards
-from medlab.audit.citations import RECORDED, UNKNOWN
+from medlab.audit.citations import RECORDED, UNKNOWN, _pointer
 from medlab.audit.collect import _failed_cell, _number
 from medlab.audit.framework import Area
 from medlab.audit.markup import _c, _data_label, _mark, _metric, _t
@@ -29,7 +29,7 @@ def _row(b: _Builder, nb: str, ds: str, key: str, href: str) -> dict[str, Any]:
     if any(r.get("machine") for _, _, r in recs):
         intervals.append("this run's machine: a latency or time depends on the CPU it ran on")
     metric = _metric(key)
-    n = b.cite_split_size(ds) if metric in ("test_acc", "test_auc") else None
+    n = _cite_n(b, nb, ds, key) if metric in ("test_acc", "test_auc") else None
     if n is not None and 0 <= c.value <= 1:
         srcs = b.record_sources(nb, ds, key) + [(n.sources[0]["file"], n.sources[0]["pointer"])]
         common = dict(notebook=nb, dataset=ds, key=key, seeds=c.seeds, official=c.official)
@@ -41,16 +41,14 @@ def _row(b: _Builder, nb: str, ds: str, key: str, href: str) -> dict[str, Any]:
         else:
             tour = [k for k in b.records if _number(k[0]) == "00" and k[1] == ds]
             nb0 = tour[0][0] if tour else None
-            if (
-                nb0
-                and (nb0, ds, "test.images") in b.records
-                and ((nb0, ds, "test.majority_share") in b.records)
-            ):
+            if nb0 and (nb0, ds, "test.majority_share") in b.records:
                 srcs = b.record_sources(nb, ds, key)
-                srcs += b.record_sources(nb0, ds, "test.images")[:1]
+                srcs += [(n.sources[0]["file"], n.sources[0]["pointer"])]
                 srcs += b.record_sources(nb0, ds, "test.majority_share")[:1]
                 lo, hi = (b.cite(op, srcs, **common) for op in ("hanley_low", "hanley_high"))
-                intervals.append(f"95 % CI {_mark(lo, href)}–{_mark(hi, href)} (Hanley-McNeil)")
+                intervals.append(
+                    f"95 % CI {_mark(lo, href)}–{_mark(hi, href)} (Hanley-McNeil, n = {_mark(n, href)})"
+                )
             else:
                 intervals.append("no sampling interval (class counts need 00_tour's results)")
     return {
@@ -63,6 +61,24 @@ def _row(b: _Builder, nb: str, ds: str, key: str, href: str) -> dict[str, Any]:
         "data": _data_label(c),
         "note": recs[0][2].get("note") or "",
     }
+
+
+def _cite_n(b: _Builder, nb: str, ds: str, key: str) -> Any:
+    """The number of test cases behind a record: its own ``n`` where it was measured on part of
+    the test split (one site, one group; the smallest over its seeds), else the split's size."""
+    recs = [(f, seed, r) for f, seed, r in b.records[nb, ds, key] if isinstance(r.get("n"), int)]
+    if not recs:
+        return b.cite_split_size(ds)
+    f, seed, r = min(recs, key=lambda x: x[2]["n"])
+    return b.cite(
+        "value",
+        [(f, _pointer("records", ds, key, "n"))],
+        notebook=nb,
+        dataset=ds,
+        key=f"{key}: test cases (n)",
+        seeds=[seed],
+        official=bool(r.get("official")),
+    )
 
 
 def _datasets(b: _Builder) -> list[dict[str, Any]]:

@@ -126,7 +126,8 @@ def experiment(
     """One cell of the lesson's grid (for :func:`medlab.experiments.run_grid`): the sites of
     ``partition`` for ``seed``, trained with ``method``. Returns test accuracy ``acc``, the
     mean accuracy over the evaluated rounds ``auc_rounds`` (convergence), the smallest site's
-    accuracy on its own test patients ``smallest_site_acc``, ``site_acc`` (list), ``curve``
+    accuracy on its own test patients ``smallest_site_acc`` (measured on ``smallest_site_n``
+    patients), ``site_acc`` (list), ``curve``
     (list: the global test accuracy after every ``eval_every``-th round and the last) and
     ``rounds`` (list: those rounds, 1-based). ``round_fn``: as in :func:`run_federated`."""
     sites = make_sites(data, partition, n_sites=n_sites, alpha=alpha, seed=seed)
@@ -141,6 +142,9 @@ def experiment(
         "acc": out["acc"],
         "auc_rounds": float(np.mean(accs)),
         "smallest_site_acc": out["site_acc"][int(np.argmin(sizes))],
+        "smallest_site_n": int(
+            np.bincount(sites.groups["test"], minlength=sites.n_groups)[int(np.argmin(sizes))]
+        ),
         "site_acc": out["site_acc"],
         "curve": accs,
         "rounds": [r for r, _ in out["curve"]],

@@ -1,5 +1,13 @@
-"""Secure aggregation by pairwise additive masking (Bonawitz et al. 2017): the server learns
-the sum of the clients' updates and nothing else."""
+"""Secure aggregation by pairwise additive masking, a teaching version of Bonawitz et al. 2017:
+each client's masked update alone looks uniformly random to the server, and the masks cancel in
+the sum of a majority of the clients.
+
+What this toy omits against the protocol (notebook 05 says it too): no self-masks (a client
+declared dropped by a dishonest server can be unmasked from the pair seeds the survivors
+reveal), no key agreement (pair seeds come from a public ``seed``), no Shamir secret sharing of
+the seeds, and no defence against a malicious server or colluding clients. The threshold below
+is the one safeguard it keeps: the server never unmasks a sum of fewer than a majority of the
+clients, so it cannot isolate one client's update by declaring all others dropped."""
 
 from __future__ import annotations
 
@@ -17,6 +25,8 @@ __all__ = [
     "unflatten_state",
     "check_update",
     "check_masked",
+    "check_survivors",
+    "min_survivors_default",
     "secure_fedavg",
     "mask_update",
     "unmask_sum",
@@ -64,15 +74,32 @@ def check_update(vector: Any, client: Any, n_clients: Any) -> tuple[np.ndarray, 
 
 def check_masked(masked: Any, n_clients: Any) -> tuple[dict[int, np.ndarray], int, int]:
     """:func:`unmask_sum`'s inputs checked: (masked updates by client id, number of clients,
-    vector length)."""
+    vector length). Fewer survivors than a majority is refused (:func:`check_survivors`)."""
     if not masked:
         raise ValueError("no client sent an update: nothing to aggregate")
     n_clients = check_scalar("n_clients", n_clients, lo=2, fix="secure aggregation needs 2+")
     masked = {_client_id(i, n_clients): np.asarray(y) for i, y in masked.items()}
+    check_survivors(len(masked), n_clients, min_survivors_default(n_clients))
     d = len(next(iter(masked.values())))
     if any(y.dtype != np.uint64 or y.shape != (d,) for y in masked.values()):
         raise ValueError("every masked update must be a uint64 vector of one length (mask_update)")
     return masked, n_clients, d
+
+
+def min_survivors_default(n_clients: int) -> int:
+    """The default survivor threshold: a majority of the clients, and at least 2."""
+    return max(2, n_clients // 2 + 1)
+
+
+def check_survivors(survivors: int, n_clients: int, threshold: int) -> None:
+    """Refuse to unmask a sum of fewer than ``threshold`` clients (of ``n_clients``)."""
+    if survivors < threshold:
+        raise ValueError(
+            f"only {survivors} of {n_clients} clients survived, below the threshold of "
+            f"{threshold} (a majority): secure aggregation refuses to unmask so small a sum (with "
+            "one survivor the 'sum' is that client's own update); aggregate this round again "
+            "when more clients are online"
+        )
 
 
 def secure_fedavg(
@@ -87,6 +114,8 @@ def secure_fedavg(
 ) -> dict:
     """FedAvg through pairwise masking: each client sends ``mask(n_k * w_k)``; the server
     unmasks the sum and divides by the (public) total of the surviving clients' ``n_k``.
+    The server unmasks no sum of fewer than a majority of the clients (``n // 2 + 1``, at least
+    2: :func:`min_survivors_default`); fewer survivors is an error, never a recovered update.
     ``mask`` / ``unmask``: the masking functions (default :func:`mask_update` and
     :func:`unmask_sum`; notebook 05 passes its own)."""
     mask = mask or mask_update
@@ -100,6 +129,7 @@ def secure_fedavg(
         raise ValueError(f"dropped names client(s) {twice} more than once: name each dropout once")
     if len(set(dropped)) >= n:
         raise ValueError(f"dropped must name some (not all) of the clients 0..{n - 1}")
+    check_survivors(n - len(dropped), n, min_survivors_default(n))
     w = np.asarray(weights, dtype=np.float64)
     if not np.all(np.isfinite(w)) or np.any(w < 0) or np.delete(w, dropped).sum() <= 0:
         raise ValueError(

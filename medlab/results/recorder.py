@@ -28,6 +28,7 @@ from medlab.data import MedMNISTData
 from medlab.results.keys import _inside, check_key, check_name, output_dir
 from medlab.results.manifest import MANIFEST, _write_atomic, read_digests
 from medlab.results.provenance import provenance
+from medlab.utils import check_scalar
 
 __all__ = ["Recorder"]
 
@@ -131,6 +132,7 @@ class Recorder:
         tol: float | None = None,
         note: str = "",
         machine: bool = False,
+        n: int | None = None,
     ) -> float:
         """Record one finite number under ``key`` for ``dataset``; returns it as a float.
 
@@ -142,9 +144,13 @@ class Recorder:
         ``machine=True`` marks a measurement of this machine rather than a result of the lesson
         (a latency, a time: the same code is 2-5x faster on another CPU): ``medlab reproduce``
         shows it as ``measured`` and neither compares it nor writes an expected value for it;
-        ``tol`` must then be None.
+        ``tol`` must then be None. ``n``: the number of test cases the value was measured on, when
+        it is not the whole test split (one site's patients, one group): the audit's interval
+        uses it (default: the test split's size).
         """
         check_key(key)
+        if n is not None:
+            n = check_scalar("n", n, lo=1, fix="the number of test cases the value was measured on")
         value = _as_number(key, value)
         tol = _check_fields(key, tol, machine, unit, note)
         name = self._dataset_name(key, dataset)
@@ -155,6 +161,7 @@ class Recorder:
             "note": note,
             "official": bool(self.datasets[name].provenance.get("official")),
             **({"machine": True} if machine else {}),
+            **({"n": n} if n is not None else {}),
         }
         self.save()
         return value

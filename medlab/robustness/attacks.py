@@ -147,7 +147,7 @@ def pgd(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float,
     """Projected gradient descent under the L-infinity norm (Madry et al. 2018): from x (or, with
     random_start, a uniform random point of the eps-box), `steps` times: a `step` along the sign
     of the loss gradient, clip to [0, 1], project back into |x_adv - x| <= eps. Arguments as for
-    fgsm; step defaults to 2.5 eps / steps (Madry et al.)."""
+    fgsm; step defaults to 2.5 eps / steps (the Madry lab's `robustness` library)."""
     eps = check_eps("eps", eps)
     step = 2.5 * eps / max(1, steps) if step is None else check_eps("step", step)
     steps = check_int("steps", steps, 1)

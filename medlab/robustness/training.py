@@ -66,7 +66,9 @@ def corrupted_batches(
     seed: int = 0,
 ) -> Iterator[tuple[torch.Tensor, ...]]:
     """The batches of ``source`` with a share ``p`` of the images corrupted by a random
-    corruption of ``names`` at a random severity (augmentation with MedMNIST-C corruptions)."""
+    corruption of ``names`` at a random severity (augmentation with MedMNIST-C corruptions).
+    Every corrupted image draws its corruption, severity and noise/blur seed from one generator
+    seeded by ``seed``, so batches get fresh corruptions and a rerun gets the same ones."""
     names, sevs = list(names), [check_int("severity", s, 1, 5) for s in severities]
     for n in names:
         _spec(modality, n)
@@ -79,9 +81,10 @@ def corrupted_batches(
         u8 = to_uint8(x)
         pick = np.flatnonzero(rng.random(len(x)) < p)
         out = u8.clone()
-        for j, i in enumerate(pick):
+        for i in pick:  # each corrupted image draws its own noise/blur seed: fresh every batch
             name, sev = names[rng.integers(len(names))], sevs[rng.integers(len(sevs))]
-            out[i] = corrupt(u8[i : i + 1], name, sev, modality=modality, seed=seed + j)[0]
+            draw = int(rng.integers(2**31))
+            out[i] = corrupt(u8[i : i + 1], name, sev, modality=modality, seed=draw)[0]
         yield (to_input(out), *batch[1:])
 
 
