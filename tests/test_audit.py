@@ -22,6 +22,7 @@ from scipy.stats import binomtest
 from medlab import audit, results, stats
 from medlab.harness.cli import main
 from medlab.harness.reproduce import reproduce
+from medlab.stats import wilson_interval
 
 NUM = r"-?\d+(?:\.\d+)?(?:e[+-]\d+)?"
 MD_MARK = re.compile(rf"({NUM})<sup>\[(C\d+)\]\(([^)\s]*)\)</sup>")
@@ -422,6 +423,27 @@ def test_the_official_data_sentence_follows_the_numbers(tmp_path, breast):
     n = sum(c.official is False for c in a.citations.values())
     assert n and f"**Unofficial data:** {n} of the {len(a.citations)} cited numbers" in text
     assert "All numbers come from official" not in paths["model_card.md"].read_text()
+
+
+def test_an_accuracy_on_part_of_the_test_split_gets_the_interval_of_its_own_n(tmp_path, breast):
+    """The bug this guards: the Wilson interval used the whole test split's n for every accuracy,
+    so 05's smallest-site accuracy (39 patients) was cited with the interval of 156."""
+    rec = results.Recorder("05_federated", datasets=[breast], seed=0, quick=True, output=tmp_path)
+    rec.record("local.test_acc.smallest_site", 0.859, n=39)
+    rec.record("central.test_acc", 0.859)  # the whole test split
+    a, paths = audit.audit(tmp_path)
+    by_key = {}
+    for c in a.citations.values():
+        by_key.setdefault((c.key, c.op), c.value)
+    n_split = len(breast.test)
+    assert by_key["local.test_acc.smallest_site: test cases (n)", "value"] == 39
+    wil = {k: v for (k, op), v in by_key.items() if op.startswith("wilson")}
+    lows = sorted(v for (k, op), v in by_key.items() if op == "wilson_low")
+    assert lows == pytest.approx(sorted([wilson_interval(0.859, 39)[0],
+                                         wilson_interval(0.859, n_split)[0]]))  # fmt: skip
+    assert wil and audit.verify(paths["audit_report.md"].parent) == []
+    text = paths["audit_report.md"].read_text()
+    assert "n = " in text and "39" in text
 
 
 EVIL = "<img src=x onerror=alert(1)>"
