@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, roc_auc_score
 
@@ -16,6 +17,7 @@ from medlab.metrics import (
     medmnist_metrics,
     youden_threshold,
 )
+from medlab.stats import wilson_interval
 
 NAMES3 = {0: "site A", 1: "site B", 2: "site C"}
 
@@ -210,6 +212,37 @@ def test_group_metrics_bootstrap_and_errors():
         group_metrics(y, s, g[:10])
     with pytest.raises(ValueError, match="y_pred"):
         group_metrics(y, s, g, y_pred=np.zeros(3))
+
+
+def test_group_metrics_analytic_intervals_agree_with_a_long_bootstrap():
+    """Wilson (rates) and Hanley-McNeil (AUC) intervals cover the point estimate and are about
+    as wide as a 2000-resample percentile bootstrap of each group's patients (stratified by
+    class, written here with numpy and scikit-learn), without any resampling."""
+    y, s, g = _scores3()
+    an = group_metrics(y, s, g, names=NAMES3, ci="analytic")
+    rng = np.random.default_rng(0)
+    for k, name in NAMES3.items():
+        yt, st = y[g == k], s[g == k]
+        pos, neg = np.flatnonzero(yt == 1), np.flatnonzero(yt == 0)
+        tpr = rng.binomial(len(pos), an.by_group.loc[name, "tpr"], 2000) / len(pos)
+        aucs = []
+        for _ in range(500):
+            i = np.concatenate([rng.choice(pos, len(pos)), rng.choice(neg, len(neg))])
+            aucs.append(roc_auc_score(yt[i], st[i]))
+        for m, boot, slack in (("tpr", tpr, 0.25), ("auc", np.array(aucs), 0.7)):
+            lo, hi = an.ci["lo"].loc[name, m], an.ci["hi"].loc[name, m]
+            assert lo <= an.by_group.loc[name, m] <= hi, (name, m)
+            b_lo, b_hi = np.quantile(boot, [0.025, 0.975])
+            assert abs((hi - lo) / (b_hi - b_lo) - 1) < slack, (name, m, lo, hi, b_lo, b_hi)
+    n_pos = pd.Series(y).groupby(g).sum().to_numpy()
+    assert np.allclose(
+        an.ci["lo"]["tpr"].to_numpy(),
+        [wilson_interval(p, int(n))[0] for p, n in zip(an.by_group["tpr"], n_pos, strict=True)],
+    )
+    with pytest.raises(ValueError, match="'bootstrap', 'analytic'"):
+        group_metrics(y, s, g, ci="percentile")
+    with pytest.raises(ValueError, match="needs n_boot"):
+        group_metrics(y, s, g, ci="bootstrap")
 
 
 # ---------------------------------------------------------------------------------- calibration

@@ -12,6 +12,7 @@ lines, and no assertion that passes vacuously (``all()`` of an empty frame is Tr
 from __future__ import annotations
 
 import ast
+import json
 import re
 
 import nbformat
@@ -59,6 +60,11 @@ def test_notebook_is_committed_clean_with_parameters(path):
         assert f"{name} =" in code[1].source, f"parameters cell lacks {name}"
     assert all(not c.get("outputs") and c.get("execution_count") is None for c in code), (
         "commit notebooks without outputs"
+    )
+    raw = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    missing = [i for i, c in enumerate(raw) if not c.get("id")]
+    assert not missing, (
+        f"cells {missing} have no id (nbformat 4.5 requires one; nbformat.normalize)"
     )
 
 

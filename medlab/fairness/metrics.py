@@ -19,6 +19,7 @@ def hcm_metrics(
     threshold: float = 0.5,
     y_pred: np.ndarray | None = None,
     n_boot: int | None = None,
+    ci: str | None = None,
     seed: int = 0,
 ) -> GroupMetrics:
     """:func:`medlab.metrics.group_metrics` for the two HCM groups (majority = reference, so
@@ -32,6 +33,7 @@ def hcm_metrics(
         names=GROUP_NAMES,
         reference=0,
         n_boot=n_boot,
+        ci=ci,
         seed=seed,
     )
 
