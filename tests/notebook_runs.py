@@ -8,7 +8,9 @@ run side by side, and notebook 04 still finds the models notebook 03 cached."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -81,7 +83,13 @@ def notebook_run_test(dataset: str) -> Callable[..., None]:
         assert prov["quick"] is True and prov["seed"] is not None and prov["packages"]["torch"]
         for d in prov["datasets"].values():
             assert len(d["md5"]) == 32 and isinstance(d["official"], bool)
-        assert (tmp_path / "latest" / "executed" / path.name).exists()
+        executed = tmp_path / "latest" / "executed" / path.name
+        assert executed.exists()
+        # the repository's notebook is the instructor edition: every exercise's self-check passes
+        cells = json.loads(executed.read_text(encoding="utf-8"))["cells"]
+        text = "".join("".join(o.get("text", "")) for c in cells for o in c.get("outputs", []))
+        failed = re.findall(r"(?:✗ Exercise \w+: off|Exercise \w+: not yet)[^\n]*", text)
+        assert not failed, f"{path.name}: a solution does not pass its self-check: {failed}"
         assert NOTEBOOKS == path.parent
 
     return test_notebook_runs_quick_and_reproduces

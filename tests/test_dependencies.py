@@ -32,7 +32,15 @@ EXTRAS = PROJECT["optional-dependencies"]
 CODE = {
     "core": [
         *("data", "train", "metrics", "scenario", "experiments", "results"),
-        *("models.py", "plots.py", "stats.py", "diversity.py", "utils.py", "cards.py"),
+        *(
+            "models.py",
+            "plots.py",
+            "stats.py",
+            "diversity.py",
+            "utils.py",
+            "cards.py",
+            "exercise.py",
+        ),
         *("preamble.py", "__init__.py"),
     ],
     "lessons": [

@@ -549,3 +549,18 @@ def test_predict_shapes(small):
         {0: "a", 1: "b", 2: "c"},
     )
     assert predict(SmallCNN(1, 3, width=4), three).shape == (6, 3)
+
+
+def test_progress_leaves_one_static_line_even_when_quiet_or_stopped_early(capsys, monkeypatch):
+    from medlab.utils import progress
+
+    monkeypatch.setenv("MEDLAB_QUIET", "1")
+    assert list(progress(range(4), desc="epochs")) == [0, 1, 2, 3]
+    for i in progress(range(10), desc="early"):
+        if i == 2:
+            break
+    assert list(progress(iter("ab"), desc="gen")) == ["a", "b"]
+    list(progress(range(2)))  # no desc: no line
+    cap = capsys.readouterr()
+    err = (cap.out + cap.err).splitlines()  # stdout in a kernel (ipykernel loaded), else stderr
+    assert [e.split(" in ")[0] for e in err] == ["epochs: 4 of 4", "early: 3 of 10", "gen: 2"]

@@ -1,5 +1,5 @@
 """Command line: ``medlab reproduce``, ``medlab audit``, ``medlab download``, ``medlab datasets``,
-``medlab federate``."""
+``medlab federate``, ``medlab editions``."""
 
 from __future__ import annotations
 
@@ -100,6 +100,7 @@ def _run(args: argparse.Namespace) -> int:
         "download": _download,
         "federate": _federate,
         "datasets": _datasets,
+        "editions": _editions,
     }
     if args.cmd not in commands:
         return 2
@@ -111,6 +112,7 @@ def _run(args: argparse.Namespace) -> int:
 NEEDS = {
     "reproduce": ("papermill", "nbformat", "nbconvert", "jupyter_client", "ipykernel"),
     "audit": ("mistune", "jinja2", "huggingface_hub"),
+    "editions": ("nbformat", "nbconvert", "nbgrader"),
 }
 
 
@@ -286,6 +288,23 @@ def _bundle(args: argparse.Namespace) -> int:
         return 2 if isinstance(exc, _usage_errors()) else 1
     print(f"bundle ready: {folder} (see its README.md); use it with")
     print(f"  export MEDLAB_DATA_DIR={folder}")
+    return 0
+
+
+def _editions(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from medlab.harness.editions import build_editions
+    from medlab.harness.notebooks import find_notebooks
+
+    try:
+        chosen = find_notebooks(args.notebooks or None)
+        written = build_editions(chosen, Path(args.out))
+    except ValueError as exc:
+        print(f"medlab editions: error: {exc}", file=sys.stderr)
+        return 2
+    for edition, paths in written.items():
+        print(f"{edition}: {len(paths)} notebook(s) in {paths[0].parent if paths else args.out}")
     return 0
 
 

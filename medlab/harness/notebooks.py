@@ -194,6 +194,7 @@ def run_notebook(
         "MEDLAB_OUTPUT_DIR": str(output.resolve()),
         "MEDLAB_NOTEBOOK": path.stem,
         "MEDLAB_QUIET": "1",
+        "MEDLAB_STRICT_CHECKS": "1",  # a lesson check that fails raises: the run fails
         **(env or {}),
     }
     with _environ(settings):

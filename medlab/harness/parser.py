@@ -45,7 +45,20 @@ def build(
     _download_parser(sub)
     sub.add_parser("datasets", help="list the data cards")
     _federate_parser(sub, seed, seconds)
+    _editions_parser(sub)
     return parser
+
+
+def _editions_parser(sub: Any) -> None:
+    e = sub.add_parser(
+        "editions",
+        help="build the student and instructor editions of the notebooks",
+        description="Write <out>/student/ (solution regions emptied, cells tagged 'instructor' "
+        "removed) and <out>/instructor/ (solutions and notes kept) from the repository's "
+        "notebooks, the single source. Exit code 0: written; 2: bad input.",
+    )
+    e.add_argument("--out", default="editions", help="output folder (default: ./editions)")
+    e.add_argument("notebooks", nargs="*", help="notebooks (names or numbers; default: all)")
 
 
 def _reproduce_parser(

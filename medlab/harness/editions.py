@@ -1,0 +1,88 @@
+"""Two editions from one source: ``medlab editions`` builds ``student/`` (every solution region
+emptied, instructor notes removed) and ``instructor/`` (solutions and notes kept) from the
+repository's notebooks, which stay the single source.
+
+A solution region is nbgrader's: the lines between ``### BEGIN SOLUTION`` and
+``### END SOLUTION`` in a code or markdown cell. nbgrader's own ``ClearSolutions`` preprocessor
+replaces it with a stub; in code the stub is ``...`` (a no-op, so the variable set above the
+region keeps its "unanswered" value and a function body returns None: the self-checks of
+:mod:`medlab.exercise` then say "not yet" and the notebook goes on). Cells tagged ``instructor``
+(notes, expected answers) are removed from the student edition by nbconvert's
+``TagRemovePreprocessor``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import nbformat
+
+__all__ = ["build_editions", "solution_regions", "CODE_STUB", "TEXT_STUB", "INSTRUCTOR_TAG"]
+
+CODE_STUB = "...  # your answer here"
+TEXT_STUB = "*Your answer here.*"
+INSTRUCTOR_TAG = "instructor"
+_REGION = re.compile(
+    r"^[ \t]*### BEGIN SOLUTION[ \t]*\n(.*?)^[ \t]*### END SOLUTION[ \t]*$", re.M | re.S
+)
+_BANNER = {
+    "student": "> **Student edition.** Exercises are left for you: write your answer where a cell "
+    "says *your answer here*, then run the self-check below it. An unanswered exercise does "
+    "not stop the notebook.",
+    "instructor": "> **Instructor edition.** Solutions are filled in between `### BEGIN SOLUTION`"
+    " and `### END SOLUTION`, and cells tagged `instructor` hold notes; students get the "
+    "student edition (`medlab editions`), which has neither.",
+}
+
+
+def solution_regions(nb: nbformat.NotebookNode) -> list[str]:
+    """The text of every solution region of a notebook, in order."""
+    return [m.group(1) for c in nb.cells for m in _REGION.finditer(c.source)]
+
+
+def _student(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    from nbconvert.preprocessors import TagRemovePreprocessor
+    from nbgrader.preprocessors import ClearSolutions
+
+    clear = ClearSolutions(
+        code_stub={"python": CODE_STUB}, text_stub=TEXT_STUB, enforce_metadata=False
+    )
+    nb, _ = clear.preprocess(nb, {})
+    drop = TagRemovePreprocessor(remove_cell_tags={INSTRUCTOR_TAG}, enabled=True)
+    nb, _ = drop.preprocess(nb, {})
+    return nb
+
+
+def _with_banner(nb: nbformat.NotebookNode, edition: str) -> nbformat.NotebookNode:
+    banner = nbformat.v4.new_markdown_cell(_BANNER[edition])
+    banner.id = f"edition-{edition}"
+    nb.cells.insert(1 if nb.cells and nb.cells[0].cell_type == "markdown" else 0, banner)
+    return nb
+
+
+def build_editions(notebooks: list[Path], out: Path) -> dict[str, list[Path]]:
+    """Write ``out/student/<name>.ipynb`` and ``out/instructor/<name>.ipynb`` for each notebook;
+    returns the written paths per edition. A notebook whose solution regions do not close is
+    refused (ValueError naming it) before anything is written."""
+    sources = {}
+    for path in notebooks:
+        nb = nbformat.read(path, as_version=4)
+        for c in nb.cells:
+            if c.source.count("### BEGIN SOLUTION") != c.source.count("### END SOLUTION"):
+                raise ValueError(
+                    f"{path.name}: a cell has unbalanced ### BEGIN/END SOLUTION lines: close "
+                    "every solution region in the cell that opens it"
+                )
+        sources[path] = nb
+    written: dict[str, list[Path]] = {"student": [], "instructor": []}
+    for edition in written:
+        folder = out / edition
+        folder.mkdir(parents=True, exist_ok=True)
+        for path, nb in sources.items():
+            copy = nbformat.from_dict(nb)
+            copy = _student(copy) if edition == "student" else copy
+            target = folder / path.name
+            nbformat.write(_with_banner(copy, edition), target)
+            written[edition].append(target)
+    return written

@@ -1,0 +1,84 @@
+"""The two editions built from the repository's notebooks (`medlab editions`): no solution text
+in the student edition, a self-check after every exercise, and the student edition, every
+exercise unanswered, runs to the end with "not yet" feedback (the instructor edition is the
+source, which tests/notebook_runs.py runs, and there every self-check must pass)."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import nbformat
+import pytest
+
+from medlab.harness.editions import build_editions, solution_regions
+from medlab.harness.notebooks import find_notebooks, run_notebook
+
+ALL = find_notebooks()
+EXERCISE = re.compile(r"\*\*Exercise (\d+)\b")
+CHECK = re.compile(r"medlab\.exercise\.check_(prediction|choice|function)\(\s*\"(\d+)")
+
+
+def _exercises(nb: nbformat.NotebookNode) -> list[str]:
+    return [
+        m.group(1)
+        for c in nb.cells
+        if c.cell_type == "markdown"
+        for m in EXERCISE.finditer(c.source)
+    ]
+
+
+WITH_EXERCISES = [p for p in ALL if _exercises(nbformat.read(p, as_version=4))]
+
+
+@pytest.fixture(scope="module")
+def editions(tmp_path_factory):
+    return build_editions(ALL, tmp_path_factory.mktemp("editions"))
+
+
+def test_no_solution_leaks_into_the_student_edition(editions):
+    for src, student in zip(ALL, editions["student"], strict=True):
+        text = student.read_text(encoding="utf-8")
+        regions = solution_regions(nbformat.read(src, as_version=4))
+        for region in regions:
+            for line in filter(None, (ln.strip() for ln in region.splitlines())):
+                if len(line) >= 12 and not line.startswith("#"):
+                    assert line not in text, (
+                        f"{src.name}: solution line in the student file: {line}"
+                    )
+        assert "### BEGIN SOLUTION" not in text and '"instructor"' not in text, src.name
+
+
+def test_every_exercise_has_its_self_check_and_a_solution():
+    for path in WITH_EXERCISES:
+        nb = nbformat.read(path, as_version=4)
+        numbers = _exercises(nb)
+        assert numbers == [str(i + 1) for i in range(len(numbers))], (path.name, numbers)
+        checked = {
+            m.group(2) for c in nb.cells if c.cell_type == "code" for m in CHECK.finditer(c.source)
+        }
+        assert set(numbers) <= checked, (path.name, checked)
+        assert len(solution_regions(nb)) >= len(numbers), f"{path.name}: a solution is missing"
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("path", WITH_EXERCISES, ids=[p.stem for p in WITH_EXERCISES])
+def test_student_edition_runs_to_the_end_unanswered(
+    path, editions, data_dir, tmp_path, monkeypatch, shared_cache
+):
+    monkeypatch.setenv("MEDLAB_CACHE_DIR", str(shared_cache))
+    monkeypatch.setenv("MEDLAB_THREADS", "1")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    student = next(p for p in editions["student"] if p.name == path.name)
+    params = {
+        "quick": True,
+        "dataset": "breastmnist",
+        "data_dir": str(data_dir) if data_dir else None,
+    }
+    run = run_notebook(student, tmp_path, params)
+    assert run.ok, run.error
+    out = json.loads(run.executed.read_text(encoding="utf-8"))
+    text = "".join("".join(o.get("text", "")) for c in out["cells"] for o in c.get("outputs", []))
+    for n in _exercises(nbformat.read(path, as_version=4)):
+        assert re.search(rf"Exercise {n}[a-h]?: not yet", text), f"exercise {n} gave no 'not yet'"
+    assert "Exercise" in text and not re.search(r"✓ Exercise", text), "an empty answer passed"
