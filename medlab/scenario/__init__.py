@@ -11,7 +11,7 @@ applied), the labels and one group id per image, plus the group names.
 * :func:`from_groups` - a scenario from group ids you computed yourself (e.g. a Dirichlet label
   skew over hospital sites).
 * :func:`hcm` - the preset of the bias lesson: the hypertrophic-cardiomyopathy sex-imbalance
-  scenario. The minority (simulated "female") presents its disease differently
+  scenario. The minority (group B; women in the HCM story) presents its disease differently
   (:class:`PresentationShift`: smaller anatomy, subtler disease signal); the test set is
   balanced by group. The per-dataset default shift strength lives here.
 

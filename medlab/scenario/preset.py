@@ -16,7 +16,9 @@ __all__ = ["GROUP_NAMES", "DEFAULT_STRENGTH", "default_strength", "hcm"]
 
 
 #: Group names of the HCM preset (the simulated sensitive attribute "sex").
-GROUP_NAMES: dict[int, str] = {0: "male (simulated majority)", 1: "female (simulated minority)"}
+#: neutral names: the attribute is simulated, and on some datasets (breast ultrasound of women)
+#: "male" / "female" would make no sense; in the HCM story group B stands for women
+GROUP_NAMES: dict[int, str] = {0: "group A (simulated majority)", 1: "group B (simulated minority)"}
 
 
 #: Default minority shift strength of the HCM preset, per dataset (others: 1.0). BreastMNIST's
@@ -47,7 +49,8 @@ def hcm(
 ) -> Scenario:
     """The bias lesson's population: the HCM sex-imbalance scenario, simulated on a binary task.
 
-    Group 0 is the simulated majority ("male"), group 1 the minority ("female") at ``share`` of
+    Group 0 is the simulated majority (group A; men in the HCM story), group 1 the minority
+    (group B; women) at ``share`` of
     train and val (each class alike; the training set keeps all its images), 50/50 in test.
     Minority images in every split get :meth:`PresentationShift.from_strength` (``strength``;
     default :func:`default_strength`), with the *training* split's average disease pattern.
