@@ -1,5 +1,6 @@
-"""Lesson 07 (synthetic data): generators, the scorecard metrics on known inputs, and the
-Fréchet distance cross-checked against torchmetrics' FrechetInceptionDistance."""
+"""Lesson 07 (synthetic data): generators, the scorecard metrics on known inputs (at one equal
+n), the held-out real images, and the Fréchet distance cross-checked against torchmetrics'
+FrechetInceptionDistance."""
 
 from __future__ import annotations
 
@@ -47,6 +48,38 @@ def test_frechet_on_known_gaussians():
     # closed form for diagonal covariances: |mu_a - mu_b|^2 + sum (sd_a - sd_b)^2 = 9 + 1
     assert sy.frechet_distance(a, b) == pytest.approx(10.0, rel=0.03)
     assert sy.frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_fidelity_scores_compare_at_one_n_and_refuse_a_smaller_set():
+    rng = np.random.default_rng(0)
+    real, fake = rng.normal(size=(300, 4)), rng.normal(size=(120, 4))
+    out = sy.fidelity_scores(real, fake, n_half=5)
+    assert out["n"] == 120  # the larger set is cut to the smaller one's size
+    assert sy.fidelity_scores(real, fake, n=60, n_half=5)["n"] == 60
+    assert set(out) >= {"frechet", "frechet_spread", "frechet_inf", "coverage", "precision"}
+    with pytest.raises(ValueError, match="same n"):
+        sy.fidelity_scores(real, fake, n=121)
+    # at n == both sizes nothing is left out: FD is the plain FD of the two sets
+    same = sy.fidelity_scores(real[:120], fake, n=120, n_half=5)
+    assert same["frechet"] == pytest.approx(sy.frechet_distance(real[:120], fake))
+
+
+def test_frechet_depends_on_n_and_the_extrapolation_removes_the_bias():
+    rng = np.random.default_rng(1)
+    mix = rng.normal(size=(16, 16)) / 4.0
+
+    def draw(m, shift=0.0):
+        return rng.normal(size=(m, 16)) @ mix + shift
+
+    same = [sy.fidelity_scores(draw(200), draw(200), n_half=20, seed=k) for k in range(10)]
+    fd, half, inf = (
+        np.mean([s[k] for s in same]) for k in ("frechet", "frechet_half", "frechet_inf")
+    )
+    assert half > 1.6 * fd > 0.3  # same distribution: FD ~ c / n, about twice at n/2
+    assert abs(inf) < 0.25 * fd  # extrapolated to 1/n = 0: near the true 0
+    shifted = [sy.fidelity_scores(draw(200), draw(200, 0.25), n_half=20, seed=k)["frechet_inf"]
+               for k in range(10)]  # fmt: skip
+    assert np.mean(shifted) == pytest.approx(16 * 0.25**2, abs=0.15)  # true FD: |mu|^2 = 1
 
 
 def test_prdc_identical_sets_and_silence(capsys):
@@ -109,8 +142,28 @@ def test_dcr_finds_copies_and_distances(small):
     assert d[1] == pytest.approx(float(flat.norm(dim=1).min()), rel=1e-5)
 
 
+def test_held_out_images_are_disjoint_from_generator_training_and_from_the_same_split(small):
+    ho = sy.hold_out_real(small.train, 20, seed=3)
+    assert ho.n == len(ho.held) == 20 and len(ho.train) == len(small.train) - 20
+    assert ho.held.split == ho.train.split == "train" and ho.held.name == small.train.name
+    assert not set(ho.held_idx) & set(ho.train_idx)
+    assert sorted([*ho.held_idx, *ho.train_idx]) == list(range(len(small.train)))
+    assert torch.equal(ho.held.images, small.train.images[torch.from_numpy(ho.held_idx)])
+    assert torch.equal(ho.train.images, small.train.images[torch.from_numpy(ho.train_idx)])
+    for seed in (0, 1):  # the real-vs-real floor: n reference images, none of them held out
+        ref = ho.reference_idx(seed=seed)
+        assert len(ref) == ho.n == len(set(ref)) and not set(ho.train_idx[ref]) & set(ho.held_idx)
+        assert torch.equal(ho.reference(seed=seed).images, ho.train.images[torch.from_numpy(ref)])
+    assert not np.array_equal(ho.reference_idx(seed=0), ho.reference_idx(seed=1))
+    assert np.array_equal(sy.hold_out_real(small.train, 20, seed=3).held_idx, ho.held_idx)
+    assert sy.hold_out_real(small.train, 500, seed=3).n == round(0.25 * len(small.train))
+    with pytest.raises(ValueError, match="held-out"):
+        sy.hold_out_real(small.train.subset(range(3)), 2)
+
+
 def test_loss_attack_on_an_overfitted_generator_finds_members(small, cache):
-    members, others = small.train.subset(range(16)), small.test.subset(range(16))
+    ho = sy.hold_out_real(small.train.subset(range(32)), 16, seed=0, max_share=0.5)
+    members, others = ho.train, ho.held  # non-members of the same split, never trained on
     kw = dict(data=small, seed=0, steps=800, batch_size=16, width=16, latent=32, lr=3e-3)
     vae, info = sy.train_generator("vae", members, **kw)
     assert info["cached"] is False
@@ -190,6 +243,7 @@ def test_lesson_config_is_the_lessons_settings(small):
     lesson = medlab.lesson(True, 0, threads=1)
     s = sy.lesson_config(small, lesson)
     assert s.n_fake == 128 and s.guidance == 4.0 and s.ddpm["T"] == 25 and s.vae["latent"] == 16
+    assert s.n_held == min(128, round(0.25 * len(small.train))) and s.mia_draws == 16
     assert s.clf_small == {"width": 8, "epochs": 15} and s.clf["width"] == 8
     other = sy.lesson_config(small, lesson, n_synthetic=400, guidance=1)
     assert other.guidance == 1.0 and other.clf_small["epochs"] == 5

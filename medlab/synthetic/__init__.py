@@ -14,8 +14,12 @@ checkpointed through the model cache (:func:`medlab.experiments.cached_model`):
 
 The scorecard, each metric defined once here (the notebook writes out the formulas):
 
+* real images - :func:`hold_out_real` keeps part of the training split out of generator
+  training (:class:`HeldOut`): the same source for the membership attack, DCR and the
+  real-vs-real floor;
 * fidelity - :func:`frechet_distance` and :func:`prdc_scores` (precision, recall, density,
-  coverage; ``prdc`` 0.2) in the feature space of a classifier trained on the real data
+  coverage; ``prdc`` 0.2), both at one equal sample size with FD's bootstrap spread in
+  :func:`fidelity_scores`, in the feature space of a classifier trained on the real data
   (:class:`FeatureExtractor`; Inception weights cannot be downloaded here, and a domain
   feature space fits better);
 * diversity - :func:`class_diversity` (Shannon index and Gini coefficient of the predicted class
@@ -29,7 +33,7 @@ For the bias lesson, :func:`hold_out_group` and :func:`add_to_group` add synthet
 images to one group of a :class:`~medlab.scenario.Scenario`. :func:`lesson_config`: notebook
 07's settings.
 
-Modules: ``conditions`` (requested classes, samples as a Split), ``vae``, ``ddpm``,
+Modules: ``conditions`` (requested classes, samples as a Split), ``holdout``, ``vae``, ``ddpm``,
 ``generators`` (training and sampling), ``features`` (the ruler), ``scorecard`` (fidelity and
 diversity), ``privacy``, ``utility`` (TSTR, detector), ``groups`` (the bias lesson),
 ``figures``, ``lesson``.
@@ -50,10 +54,12 @@ from medlab.synthetic.generators import (
     train_generator,
 )
 from medlab.synthetic.groups import add_to_group, hold_out_group
+from medlab.synthetic.holdout import HeldOut, hold_out_real
 from medlab.synthetic.lesson import lesson_config
 from medlab.synthetic.privacy import attack_scores, dcr
 from medlab.synthetic.scorecard import (
     class_diversity,
+    fidelity_scores,
     frechet_distance,
     prdc_scores,
     within_class_variety,
@@ -78,6 +84,9 @@ __all__ = [
     "FeatureExtractor",
     "frechet_distance",
     "prdc_scores",
+    "fidelity_scores",
+    "HeldOut",
+    "hold_out_real",
     "class_diversity",
     "within_class_variety",
     "dcr",

@@ -14,7 +14,9 @@ def lesson_config(
     data: MedMNISTData, lesson: Any, *, n_synthetic: int | None = None, guidance: Any = None
 ) -> Settings:
     """Notebook 07's settings for ``lesson.quick``: ``n_fake`` images generated per generator
-    and seed (``n_synthetic``, default 128 quick / 400 full), the DDPM's classifier-free
+    and seed (``n_synthetic``, default 128 quick / 400 full), ``n_held`` real training images
+    held out of generator training (``n_fake``, at most a quarter of the training split: the
+    scorecard's n), ``mia_draws`` (the membership attack's loss draws per image), the DDPM's classifier-free
     ``guidance`` weight (default 4 quick / 2 full), the training of each generator (``vae``,
     ``ddpm``: optimisation steps, batch, learning rate, size; ``T`` diffusion steps), the ruler and
     TRTR classifiers (``clf``) and the small TSTR / detector classifiers (``clf_small``, epochs
@@ -36,6 +38,8 @@ def lesson_config(
     )
     return lesson.settings(
         n_fake=n_fake,
+        n_held=min(n_fake, round(0.25 * len(data.train))),
+        mia_draws=16 if quick else 64,
         guidance=(4.0 if quick else 2.0) if guidance is None else float(guidance),
         vae=vae,
         ddpm=ddpm,
