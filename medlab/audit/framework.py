@@ -139,8 +139,8 @@ AREAS: tuple[Area, ...] = (
         "Robustness: adversarial and corruption",
         "How does accuracy hold up under attack and under image corruption?",
         (
-            ("08", "standard.robust_acc.eps8"),
-            ("08", "standard.robust_acc.*"),
+            ("08", "standard.strong_robust_acc.eps8"),
+            ("08", "standard.weak_pgd_acc.*"),
             ("08", "advtrained.*"),
             ("08", "corruption.*"),
             ("08", "detector.*"),
@@ -225,7 +225,7 @@ CHECKLIST: tuple[Area, ...] = (
         "held-out performance, robustness to attack and corruption, calibration",
         (
             ("01", "smallcnn.test_auc"),
-            ("08", "standard.robust_acc.*"),
+            ("08", "standard.strong_robust_acc.*"),
             ("08", "corruption.mean_acc.*"),
             ("09", "calibration.ece_*"),
         ),

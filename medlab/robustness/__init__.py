@@ -9,14 +9,18 @@ is a number of grey levels (``8 / 255`` = 8 grey levels of 255).
   projected gradient descent under the L-infinity norm (Madry et al. 2018), written in notebook
   08 and copied into :mod:`medlab.robustness.attacks`; a test checks both against
   adversarial-robustness-toolbox's ``FastGradientMethod`` and ``ProjectedGradientDescent``
-  (:func:`art_max_abs_diff`).
+  (:func:`art_max_abs_diff`). PGD takes a random start and restarts (an image counts as robust
+  only if it survives every restart): notebook 08's strong evaluation, which a test checks
+  against ART's PGD with ``num_random_init``; PGD started at x with few steps is the weak
+  teaching step.
 * :func:`attack` / :func:`robust_accuracy` - batched over a whole split.
 * :func:`adversarial_batches` - wraps any batch source of :func:`medlab.train.batches` so that
   :func:`medlab.train.train_steps` trains on attacked batches (adversarial training);
   :func:`corrupted_batches` does the same with random corruptions (augmentation).
 * :func:`detector_scores` - how suspicious each input looks: features far from every clean class
   (Mahalanobis distance, Lee et al. 2018), a prediction that changes when the image is smoothed
-  (feature squeezing, Xu et al. 2018), or low confidence.
+  (feature squeezing, Xu et al. 2018), or low confidence; :func:`mahalanobis_score` is the
+  first as a differentiable function of the pixels, for an attacker who knows the detector.
 * :func:`corrupt` - noise, blur, contrast, brightness and JPEG compression at five severities,
   with the parameters of MedMNIST-C (Di Salvo et al. 2024) for the modality at hand.
 
@@ -36,7 +40,12 @@ from medlab.robustness.corruptions import (
     corruption_names,
     modality,
 )
-from medlab.robustness.detector import detector_scores, feature_gaussians, operating_point
+from medlab.robustness.detector import (
+    detector_scores,
+    feature_gaussians,
+    mahalanobis_score,
+    operating_point,
+)
 from medlab.robustness.figures import heatmap, image_rows
 from medlab.robustness.lesson import build, lesson_config, sample_split, with_images
 from medlab.robustness.pixels import MEAN, STD, PixelModel, predict_pixels, to_pixels
@@ -57,6 +66,7 @@ __all__ = [
     "train_with",
     "detector_scores",
     "feature_gaussians",
+    "mahalanobis_score",
     "operating_point",
     "modality",
     "CORRUPTIONS",

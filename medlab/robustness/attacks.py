@@ -3,6 +3,7 @@ copied below), batched over a split, and the accuracy under attack."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -25,6 +26,7 @@ __all__ = [
     "check_labels",
     "input_gradient",
     "fgsm",
+    "pgd_run",
     "pgd",
     "attack",
     "robust_accuracy",
@@ -116,16 +118,24 @@ def robust_accuracy(
 # fmt: off
 # %% exported from notebooks/08_robustness.ipynb: edit the notebook, then run
 # %% `python -m medlab.harness.export`
-def input_gradient(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """The gradient of the mean cross-entropy over the batch with respect to the pixels x."""
+def input_gradient(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
+                   loss: Callable | None = None) -> torch.Tensor:
+    """The gradient of the mean cross-entropy over the batch with respect to the pixels x (or of
+    loss(net, x, y) -> a scalar, another attacker's objective, e.g. one that also fools a detector)."""
     x = x.detach().requires_grad_(True)
-    logits = net(x)
-    check_labels(logits, y)  # one clear error for a label the model does not have
-    loss = torch.nn.functional.cross_entropy(logits, y)
-    (grad,) = torch.autograd.grad(loss, x)
+    if loss is None:
+        logits = net(x)
+        check_labels(logits, y)  # one clear error for a label the model does not have
+        value = torch.nn.functional.cross_entropy(logits, y)
+    else:
+        value = loss(net, x, y)
+    (grad,) = torch.autograd.grad(value, x)
     return grad
+# %% end of export
 
 
+# %% exported from notebooks/08_robustness.ipynb: edit the notebook, then run
+# %% `python -m medlab.harness.export`
 def fgsm(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float) -> torch.Tensor:
     """Fast gradient sign method (Goodfellow et al. 2015): x + eps * sign(grad_x loss(x, y)),
     clipped to [0, 1]. model: a classifier (wrapped in a PixelModel unless it is one); x: float
@@ -137,29 +147,64 @@ def fgsm(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float
         grad = input_gradient(net, x, y)
     return (x + eps * grad.sign()).clamp(0.0, 1.0).detach()
 # %% end of export
+# fmt: on
 
 
+# fmt: off
+# %% exported from notebooks/08_robustness.ipynb: edit the notebook, then run
+# %% `python -m medlab.harness.export`
+def pgd_run(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, step: float,
+            steps: int, random_start: bool = False, generator: torch.Generator | None = None,
+            stop_when_fooled: bool = False, loss: Callable | None = None) -> tuple[Any, Any]:
+    """One PGD run from x (random_start: from a uniform random point of the eps-box): `steps`
+    times a `step` along the sign of the loss gradient, clip to [0, 1], project back into
+    |adv - x| <= eps. Returns the attacked images and the indices of those still classified
+    right; with stop_when_fooled an image stops at its first step that fools the model (the same
+    or a lower robust accuracy for far fewer gradients). net: a PixelModel in eval mode."""
+    noise = torch.rand(x.shape, generator=generator) * 2 - 1 if random_start else 0.0
+    adv = (x + eps * noise).clamp(0.0, 1.0)
+    out, todo = x.clone(), torch.arange(len(x))  # todo: the images not fooled so far
+    for i in range(steps):
+        x0, y0 = x[todo], y[todo]
+        adv = (adv + step * input_gradient(net, adv, y0, loss).sign()).clamp(0.0, 1.0)  # ascend
+        adv = x0 + (adv - x0).clamp(-eps, eps)  # project onto the eps-box around x
+        if stop_when_fooled or i == steps - 1:
+            out[todo] = adv.detach()  # every image keeps its attack so far ...
+            with torch.no_grad():
+                right = net(adv).argmax(1) == y0
+            todo, adv = todo[right], adv[right].detach()  # ... those still right go on
+        if len(todo) == 0:
+            break
+    return out, todo
+# %% end of export
+# fmt: on
+
+
+# fmt: off
 # %% exported from notebooks/08_robustness.ipynb: edit the notebook, then run
 # %% `python -m medlab.harness.export`
 def pgd(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float,
         step: float | None = None, steps: int = 10, random_start: bool = False,
-        generator: torch.Generator | None = None) -> torch.Tensor:
-    """Projected gradient descent under the L-infinity norm (Madry et al. 2018): from x (or, with
-    random_start, a uniform random point of the eps-box), `steps` times: a `step` along the sign
-    of the loss gradient, clip to [0, 1], project back into |x_adv - x| <= eps. Arguments as for
-    fgsm; step defaults to 2.5 eps / steps (the Madry lab's `robustness` library)."""
+        restarts: int = 1, **run: Any) -> torch.Tensor:
+    """Projected gradient descent under the L-infinity norm (Madry et al. 2018): pgd_run; x, y
+    and eps as for fgsm; step: 2.5 eps / steps unless given (the Madry lab's `robustness`
+    library, Engstrom et al. 2019). restarts (with random_start): the images still right are
+    attacked again from a new random start, so an image counts as robust only if it survives
+    every restart (ART's num_random_init). run: pgd_run's other options (generator, ...)."""
     eps = check_eps("eps", eps)
     step = 2.5 * eps / max(1, steps) if step is None else check_eps("step", step)
-    steps = check_int("steps", steps, 1)
+    steps, restarts = check_int("steps", steps, 1), check_int("restarts", restarts, 1)
+    if restarts > 1 and not random_start:
+        raise ValueError("restarts > 1 repeat the same attack: pass random_start=True")
     net, x, y = attack_inputs(model, x, y)
-    adv = x.clone()
-    if random_start:
-        noise = torch.rand(x.shape, generator=generator) * 2 - 1
-        adv = (x + eps * noise).clamp(0.0, 1.0)
+    best, todo = x.clone(), torch.arange(len(x))  # todo: the images no restart has fooled
     with eval_mode(net):
-        for _ in range(steps):
-            adv = (adv + step * input_gradient(net, adv, y).sign()).clamp(0.0, 1.0)  # ascend
-            adv = x + (adv - x).clamp(-eps, eps)  # project onto the eps-box around x
-    return adv.detach()
+        for _ in range(restarts):
+            if len(todo):
+                adv, right = pgd_run(net, x[todo], y[todo], eps=eps, step=step, steps=steps,
+                                     random_start=random_start, **run)
+                best[todo] = adv
+                todo = todo[right]  # the survivors try again from a new random start
+    return best.detach()
 # %% end of export
 # fmt: on

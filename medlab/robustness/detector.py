@@ -8,11 +8,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from medlab.data import Split
-from medlab.robustness.pixels import MEAN, STD, _check_xy, _predict_pixels
+from medlab.robustness.pixels import MEAN, STD, PixelModel, _check_xy, _predict_pixels
 from medlab.train import embeddings
 from medlab.utils import check_scalar
 
-__all__ = ["detector_scores", "feature_gaussians", "operating_point"]
+__all__ = ["detector_scores", "feature_gaussians", "mahalanobis_score", "operating_point"]
 
 
 def detector_scores(
@@ -48,10 +48,8 @@ def detector_scores(
                 "kind='mahalanobis' needs reference=<the training Split>, or its "
                 f"feature_gaussians(model, split), got {type(reference).__name__}"
             )
-        means, precision = reference
-        f = torch.from_numpy(embeddings(model, (x - MEAN) / STD, batch_size=batch_size)).double()
-        d = f[:, None, :] - means[None]  # (N, K, D)
-        return torch.einsum("nkd,de,nke->nk", d, precision, d).min(1).values.numpy()
+        f = torch.from_numpy(embeddings(model, (x - MEAN) / STD, batch_size=batch_size))
+        return _nearest_class_distance(f, reference).numpy()
     p = _predict_pixels(model, x, batch_size)
     if kind == "confidence":
         return (1.0 - p.max(1).values).numpy()
@@ -59,6 +57,25 @@ def detector_scores(
     med = padded.unfold(2, 3, 1).unfold(3, 3, 1).reshape(*x.shape, 9).median(-1).values
     squeezed = torch.round(med * 31) / 31
     return (p - _predict_pixels(model, squeezed, batch_size)).abs().sum(1).numpy()
+
+
+def _nearest_class_distance(
+    f: torch.Tensor, reference: tuple[torch.Tensor, torch.Tensor]
+) -> torch.Tensor:
+    """Squared Mahalanobis distance (N,) float64 of features f (N, D) to the nearest class mean."""
+    means, precision = reference
+    d = f.double()[:, None, :] - means[None]  # (N, K, D)
+    return torch.einsum("nkd,de,nke->nk", d, precision, d).min(1).values
+
+
+def mahalanobis_score(
+    model: nn.Module, x: torch.Tensor, reference: tuple[torch.Tensor, torch.Tensor]
+) -> torch.Tensor:
+    """The ``"mahalanobis"`` score of :func:`detector_scores` as a differentiable tensor (N,),
+    float64, of pixels x (N, C, H, W) on [0, 1] (a batch; ``model`` in eval mode): what an
+    attacker who knows the detector differentiates. reference: :func:`feature_gaussians`."""
+    net = model.model if isinstance(model, PixelModel) else model
+    return _nearest_class_distance(net.embed((x - MEAN) / STD), reference)
 
 
 def feature_gaussians(

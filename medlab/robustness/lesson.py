@@ -20,7 +20,9 @@ __all__ = ["lesson_config", "build", "sample_split", "with_images"]
 
 def lesson_config(data: MedMNISTData, lesson: Any) -> Settings:
     """Notebook 08's settings for ``lesson.quick``: a SmallCNN of width 8 (quick) or 16 (full),
-    batch 64, lr 5e-3, epochs for the lesson's image budget; PGD steps for evaluation (5 / 10);
+    batch 64, lr 5e-3, epochs for the lesson's image budget; the teaching PGD's steps (5 / 10:
+    a weak attack, no random start); the strong evaluation (``strong``: 50 steps from a random
+    start with 2 / 5 restarts, at 2.5 eps / steps);
     adversarial fine-tuning of the standard model (``adv_train``: half its epochs, at least 2, at
     lr 2e-3: at 5e-3 BreastMNIST's fine-tuned model fell to answering one class on one seed in
     four) with FGSM + random start (quick) or 3-step PGD (full), eps ramped up over its first
@@ -39,6 +41,7 @@ def lesson_config(data: MedMNISTData, lesson: Any) -> Settings:
             "ramp": adv_epochs * math.ceil(len(data.train) / 64) // 3,
         },
         pgd_steps=5 if quick else 10,
+        strong={"steps": 50, "restarts": 2 if quick else 5},
         n_test=300 if quick else None,
     )
 
