@@ -11,6 +11,8 @@ One idea per module:
   loop, whose step (:func:`dp_sgd_step`) is written in notebook 06;
 * :mod:`~medlab.privacy.shadows` - the target and the attacker's shadow models;
 * :mod:`~medlab.privacy.lesson` - the lesson's settings, population and one grid row;
+* :mod:`~medlab.privacy.probe` - DP that learns: a DP linear probe on a frozen encoder
+  pretrained on a public dataset;
 * :mod:`~medlab.privacy.figures` and :mod:`~medlab.privacy.explorer` - figures and sliders.
 
 Higher score = more likely a member, everywhere in this package.
@@ -21,10 +23,12 @@ from __future__ import annotations
 from medlab.privacy.accounting import _QUIET as _QUIET  # the benchmark silences the same
 from medlab.privacy.accounting import (
     ACCOUNTANTS,
+    DELTA,
     check_dp_params,
     check_private,
     default_delta,
     epsilon_for,
+    noise_for,
 )
 from medlab.privacy.accounting import _quiet as _quiet
 from medlab.privacy.dpsgd import (
@@ -35,7 +39,7 @@ from medlab.privacy.dpsgd import (
 )
 from medlab.privacy.dpsgd import _GhostLoss as _GhostLoss  # the benchmark's ghost clipping
 from medlab.privacy.explorer import explorer
-from medlab.privacy.figures import roc_figure, tradeoff_figure
+from medlab.privacy.figures import roc_figure, tradeoff_figure, utility_figure
 from medlab.privacy.lesson import (
     EPSILONS,
     HCM_SHARE,
@@ -49,20 +53,35 @@ from medlab.privacy.lesson import (
 )
 from medlab.privacy.membership import (
     FPR_LEVELS,
+    MIN_FALSE_POSITIVES,
     art_blackbox,
     attack_metrics,
+    chance_tpr,
+    describe_tpr,
     lira_offline,
     lira_scores,
     loss_scores,
     loss_threshold_scores,
     per_example_loss,
+    resolvable_fprs,
     true_class_logit,
+)
+from medlab.privacy.probe import (
+    PUBLIC_FOR,
+    PublicEncoder,
+    probe_point,
+    public_encoder,
+    train_probe,
 )
 from medlab.privacy.shadows import shadow_splits, train_shadows, train_target
 
 __all__ = [
     "FPR_LEVELS",
+    "MIN_FALSE_POSITIVES",
     "attack_metrics",
+    "resolvable_fprs",
+    "chance_tpr",
+    "describe_tpr",
     "loss_scores",
     "loss_threshold_scores",
     "per_example_loss",
@@ -70,10 +89,12 @@ __all__ = [
     "lira_offline",
     "lira_scores",
     "shadow_splits",
+    "DELTA",
     "default_delta",
     "check_dp_params",
     "check_private",
     "epsilon_for",
+    "noise_for",
     "ACCOUNTANTS",
     "GRAD_SAMPLE_MODES",
     "DPResult",
@@ -93,5 +114,11 @@ __all__ = [
     "run_point",
     "roc_figure",
     "tradeoff_figure",
+    "utility_figure",
     "explorer",
+    "PUBLIC_FOR",
+    "public_encoder",
+    "PublicEncoder",
+    "train_probe",
+    "probe_point",
 ]

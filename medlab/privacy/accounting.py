@@ -1,9 +1,10 @@
-"""DP accounting: the lesson's delta, checks of the DP parameters, and epsilon from a fresh
+"""DP accounting: the lesson's delta (1e-5), checks of the DP parameters, and epsilon from a fresh
 Opacus accountant (PRV, Opacus's default; RDP as the cross-check and the fallback)."""
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import warnings
 from typing import Any
 
@@ -13,10 +14,12 @@ from medlab.utils import check_int, check_scalar
 
 __all__ = [
     "ACCOUNTANTS",
+    "DELTA",
     "default_delta",
     "check_dp_params",
     "check_private",
     "epsilon_for",
+    "noise_for",
 ]
 
 #: Privacy accountants this module uses: Opacus's default PRV, RDP as cross-check and fallback.
@@ -39,10 +42,16 @@ def _quiet() -> Any:
         yield
 
 
+#: The lesson's delta: 1e-5, the usual bound for deployments (e.g. Abadi et al. 2016, De et al.
+#: 2022). The populations here have at most a few thousand images, so 1e-5 << 1/N.
+DELTA = 1e-5
+
+
 def default_delta(n_train: int) -> float:
-    """The delta of this lesson: ``0.1 / n_train``, well below ``1 / n_train`` (a mechanism
-    that publishes one random record outright has delta = 1/N)."""
-    return 0.1 / check_int("n_train", n_train, 1)
+    """The delta for ``n_train`` training images: :data:`DELTA` (1e-5), or ``0.1 / n_train`` when
+    that is smaller (more than 10 000 images), so delta stays well below ``1 / n_train`` (a
+    mechanism that publishes one random record outright has delta = 1/N)."""
+    return min(DELTA, 0.1 / check_int("n_train", n_train, 1))
 
 
 def check_dp_params(
@@ -129,7 +138,7 @@ def epsilon_for(
     )
     q = check_scalar(
         "sample_rate", sample_rate, kind=float, lo=0, hi=1, lo_inclusive=False,
-        fix="the Poisson sampling rate is batch_size / N",
+        fix="the Poisson sampling rate, 1 / ceil(N / batch_size) (about batch_size / N)",
     )  # fmt: skip
     steps = check_scalar("steps", steps, lo=1, fix="the number of DP-SGD steps taken")
     delta = check_scalar(
@@ -162,3 +171,28 @@ def _get_epsilon(acc: Any, delta: float) -> float:
     (the bound is valid, only perhaps loose; RDP is the cross-check here)."""
     with _quiet():
         return float(acc.get_epsilon(delta=delta))
+
+
+@functools.lru_cache(maxsize=64)  # a search takes seconds; seeds and shadows share one
+def noise_for(
+    target_epsilon: float, *, n_train: int, batch_size: int, epochs: int, delta: float | None = None
+) -> tuple[float, str]:
+    """The noise multiplier ``make_private_with_epsilon`` finds for ``epochs`` of DP-SGD on
+    ``n_train`` images in batches of ``batch_size`` (Poisson rate ``1 / ceil(N / B)``) at
+    ``(target_epsilon, delta)`` (default :func:`default_delta`), with the PRV accountant (RDP
+    when PRV fails). Returns ``(sigma, accountant)``: the attacker's DP shadows train with it."""
+    from opacus.accountants.utils import get_noise_multiplier
+
+    n = check_int("n_train", n_train, 2)
+    q = 1.0 / -(-n // check_int("batch_size", batch_size, 1, n))
+    delta = default_delta(n) if delta is None else delta
+    check_dp_params(n_train=n, epsilon=target_epsilon, delta=delta)
+    kw = dict(target_epsilon=float(target_epsilon), target_delta=delta, sample_rate=q,
+              epochs=check_int("epochs", epochs, 1))  # fmt: skip
+    with _quiet():
+        try:
+            return float(get_noise_multiplier(**kw, accountant="prv")), "prv"
+        except RuntimeError as exc:
+            if not _discrete_mean(exc):
+                raise
+            return float(get_noise_multiplier(**kw, accountant="rdp")), "rdp"

@@ -132,9 +132,7 @@ def _check_args(
     grad_sample_mode: str, accountant: str,
 ) -> tuple[float, int, int]:  # fmt: skip
     """:func:`train_dp`'s checks; returns ``(delta, epochs, batch_size)``."""
-    if not isinstance(split, Split):
-        raise TypeError(f"train_dp needs a medlab Split, got {type(split).__name__}")
-    n = len(split)
+    n = len(_tensors(split)[1])
     if n < 2:
         raise ValueError(f"DP training needs at least 2 training images, got {n}")
     if (target_epsilon is None) == (noise_multiplier is None):
@@ -160,15 +158,31 @@ def _check_args(
     return delta, epochs, batch_size
 
 
+def _tensors(split: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(x, y)`` to train on: a Split's images on the model's scale, or a pair ``(features
+    float (N, D) within the models' input scale |x| <= 4, labels int (N,))`` (e.g. a frozen
+    encoder's unit-norm features for a linear probe)."""
+    if isinstance(split, Split):
+        return to_input(split.images), split.labels
+    if isinstance(split, tuple) and len(split) == 2:
+        x, y = torch.as_tensor(split[0]).float(), torch.as_tensor(split[1]).long()
+        if x.ndim >= 2 and y.ndim == 1 and len(x) == len(y):
+            return x, y
+    raise TypeError(
+        "train_dp needs a medlab Split or a pair (features float (N, D), labels int (N,)), got "
+        f"{type(split).__name__}"
+    )
+
+
 def _setup(
-    model: nn.Module, split: Split, *, epochs: int, batch_size: int, lr: float,
+    model: nn.Module, split: Any, *, epochs: int, batch_size: int, lr: float,
     weight_decay: float, algorithm: str, max_grad_norm: float, seed: int, grad_sample_mode: str,
 ) -> tuple[DataLoader, Any, dict[str, Any]]:  # fmt: skip
     """The seeded DataLoader over ``split``, the optimizer's scheduler, and the keywords of
     Opacus's ``make_private`` (model, optimizer, loader, clipping norm, seeded noise)."""
     gen = seed_everything(seed)
     loader = DataLoader(
-        TensorDataset(to_input(split.images), split.labels),
+        TensorDataset(*_tensors(split)),
         batch_size=batch_size,
         shuffle=True,
         generator=gen,
@@ -233,7 +247,7 @@ def _run_epochs(
 
 def train_dp(
     model: nn.Module,
-    split: Split,
+    split: Split | tuple[torch.Tensor, torch.Tensor],
     *,
     epochs: int,
     batch_size: int = 64,
@@ -250,8 +264,10 @@ def train_dp(
     step: Callable[..., None] | None = None,
 ) -> DPResult:
     """Train ``model`` in place with DP-SGD: Opacus's ``PrivacyEngine`` wraps the model, the
-    optimizer of :func:`~medlab.train.make_optimizer` and a DataLoader over ``split`` (Poisson
-    sampling, rate ``batch_size / N``), and :func:`~medlab.train.train_steps` runs the steps.
+    optimizer of :func:`~medlab.train.make_optimizer` (SGD with momentum 0.9 by default) and a
+    DataLoader over ``split`` (a Split, or ``(features (N, D), labels (N,))`` for a probe on
+    frozen features), replaced by Poisson sampling at rate ``q = 1 / len(loader)`` =
+    ``1 / ceil(N / batch_size)``, and :func:`~medlab.train.train_steps` runs the steps.
 
     Give exactly one of ``target_epsilon`` (``make_private_with_epsilon`` finds the noise
     multiplier) or ``noise_multiplier`` (``make_private``). ``delta`` defaults to
@@ -286,7 +302,7 @@ def train_dp(
     steps = sum(h[2] for h in engine.accountant.history)
     return _result(sigma, q, steps, delta, accountant, message, losses, seconds,
                    max_grad_norm=max_grad_norm, target_epsilon=target_epsilon,
-                   grad_sample_mode=grad_sample_mode, n=len(split))  # fmt: skip
+                   grad_sample_mode=grad_sample_mode, n=len(loader.dataset))  # fmt: skip
 
 
 def _result(

@@ -17,7 +17,7 @@ __all__ = ["explorer"]
 
 
 def _updater(
-    pop: Population, cfg: Any, shadows: tuple[np.ndarray, np.ndarray], *, seed: int,
+    pop: Population, cfg: Any, shadows: Any, *, seed: int,
     step: Callable[..., None] | None, loss_score: Callable[..., np.ndarray] | None,
     lira_score: Callable[..., np.ndarray] | None,
 ) -> Callable[[float, float, int], tuple[Any, Any]]:  # fmt: skip
@@ -25,6 +25,7 @@ def _updater(
     import pandas as pd
 
     members = member_mask(len(pop), seed=seed)
+    shadows = shadows["nondp"] if isinstance(shadows, dict) else shadows  # the sliders' noise
 
     def update(noise: float, clip: float, epochs: int) -> tuple[Any, Any]:
         model, info = train_target(
@@ -42,11 +43,11 @@ def _updater(
                 "delta": [info["delta"]],
                 "test AUC": [auc],
                 "loss attack AUC": [att["loss"]["auc"]],
-                "LiRA AUC": [att["lira"]["auc"]],
+                "LiRA AUC (non-DP shadows)": [att["lira"]["auc"]],
             }
         ).round(4)
         fig = roc_figure(
-            {"loss threshold": att["loss"], "LiRA-lite": att["lira"]},
+            {"loss threshold": att["loss"], "LiRA-lite (non-DP shadows)": att["lira"]},
             title=f"Attacks on DP-SGD (noise {noise:g}, clip {clip:g}, {int(epochs)} epochs): "
             f"epsilon {info['epsilon']:.2f}, test AUC {auc:.3f}",
         )
@@ -58,7 +59,7 @@ def _updater(
 def explorer(
     pop: Population,
     cfg: Any,
-    shadows: tuple[np.ndarray, np.ndarray],
+    shadows: Any,
     *,
     seed: int = 0,
     step: Callable[..., None] | None = None,
@@ -67,7 +68,8 @@ def explorer(
 ) -> tuple[Any, Any]:
     """Sliders for DP-SGD's noise multiplier, clipping norm and epochs: each move trains (or
     reads from the cache) one DP model on the seed's members and shows its accountant epsilon,
-    test AUC and both attacks' ROC. Returns ``(widget, update)``; ``update(noise, clip, epochs)``
+    test AUC and both attacks' ROC (LiRA with the non-DP shadows of ``shadows``: no DP shadows
+    are trained for every slider setting, so that attack is mis-specified). Returns ``(widget, update)``; ``update(noise, clip, epochs)``
     returns ``(table, figure)`` and runs without a browser. ``step``, ``loss_score`` and
     ``lira_score`` are as in :func:`~medlab.privacy.lesson.run_point`."""
     import ipywidgets as widgets

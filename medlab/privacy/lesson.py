@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
 from torch import nn
 
 from medlab.data import Split
@@ -53,8 +54,9 @@ def setting_name(epsilon: float | None) -> str:
 def lesson_config(data: Any, lesson: Lesson) -> Settings:
     """How every model of the privacy lesson is trained (one place, shared by the notebook, the
     tests and the benchmark), as the lesson's :class:`~medlab.experiments.Settings`. Quick: a
-    300-image population, width-8 CNNs, 4 shadow models; full: 600 images, 16 shadows. Targets
-    train on a random half of the population."""
+    300-image population, width-8 CNNs, 4 shadow models, DP shadows (2) only at epsilon 3;
+    full: 600 images, 16 shadows, 8 DP shadows at every epsilon. Targets train on a random half
+    of the population; up to ``n_extra`` other training images are extra non-members."""
     if not isinstance(lesson, Lesson):
         raise TypeError(f"lesson must come from medlab.lesson(quick, seed), got {lesson!r}")
     n_pop = min(300 if lesson.quick else 600, len(data.train))
@@ -64,13 +66,20 @@ def lesson_config(data: Any, lesson: Lesson) -> Settings:
         epochs=40,  # non-private: no augmentation, no dropout: overfits
         batch_size=32,
         lr=5e-3,
+        n_extra=1000 if lesson.quick else 2000,  # more non-members: lower FPRs resolved
         n_shadows=4 if lesson.quick else 16,
+        n_dp_shadows=2 if lesson.quick else 8,
+        dp_shadow_epsilons=(3.0,) if lesson.quick else EPSILONS,
         dp_epochs=15 if lesson.quick else 20,
         dp_batch_size=50,
         dp_lr=0.1,  # SGD with momentum 0.9 (train_dp's default)
         max_grad_norm=1.0,
         epsilons=EPSILONS,
         share=HCM_SHARE,
+        probe_batch_size=256,  # the DP probe on public features: large batches, few weights
+        probe_epochs=15 if lesson.quick else 30,
+        probe_lr=1.0,
+        probe_clip=1.0,
     )
 
 
@@ -78,22 +87,41 @@ def lesson_config(data: Any, lesson: Lesson) -> Settings:
 class Population:
     """The lesson's patients: ``split`` holds ``n_pop`` training images of the HCM scenario
     (``groups``: 0 majority, 1 minority); targets train on a random half (the members), the
-    other half are the non-members; shadow models train on other random halves."""
+    other half are the non-members; shadow models train on other random halves. ``extra``:
+    more training images of the scenario outside the population, never trained on by any
+    model: extra non-members, so that a low FPR allows some false positives."""
 
     scenario: Any
     split: Split
     groups: np.ndarray
+    extra: Split | None = None
 
     def __len__(self) -> int:
         return len(self.split)
 
+    def attack_split(self) -> Split:
+        """The images every attack scores: the population, then the extra non-members."""
+        if self.extra is None or len(self.extra) == 0:
+            return self.split
+        return Split(self.split.name, self.split.split, torch.cat([self.split.images,
+                     self.extra.images]), torch.cat([self.split.labels, self.extra.labels]),
+                     self.split.task, self.split.label_names)  # fmt: skip
+
+    def is_member(self, members: np.ndarray) -> np.ndarray:
+        """bool (N + extra,): ``members`` over the population, False for every extra image."""
+        n_extra = 0 if self.extra is None else len(self.extra)
+        return np.r_[np.asarray(members, dtype=bool), np.zeros(n_extra, dtype=bool)]
+
 
 def population(data: Any, cfg: Any, *, seed: int = 0) -> Population:
     """The HCM scenario of ``data`` (:func:`medlab.scenario.hcm`, minority share
-    ``cfg["share"]``) and ``cfg["n_pop"]`` of its training images, drawn with ``seed``."""
+    ``cfg["share"]``) and ``cfg["n_pop"]`` of its training images, drawn with ``seed``; up to
+    ``cfg["n_extra"]`` (default 0) of the others are the extra non-members."""
     sc = hcm(data, cfg["share"], seed=seed)
-    idx = np.random.default_rng(seed).permutation(len(sc.train))[: cfg["n_pop"]]
-    return Population(sc, sc.train.subset(idx), np.asarray(sc.groups["train"])[idx])
+    perm = np.random.default_rng(seed).permutation(len(sc.train))
+    idx, rest = perm[: cfg["n_pop"]], perm[cfg["n_pop"] :][: dict(cfg).get("n_extra", 0)]
+    extra = sc.train.subset(rest) if len(rest) else None
+    return Population(sc, sc.train.subset(idx), np.asarray(sc.groups["train"])[idx], extra)
 
 
 def member_mask(n: int, *, seed: int) -> np.ndarray:
@@ -113,15 +141,17 @@ def attacks(
     loss_score: Callable[..., np.ndarray] | None = None,
     lira_score: Callable[..., np.ndarray] | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """The loss-threshold attack and offline LiRA on ``model``: members against the other half
-    of the population; ``loss_score`` / ``lira_score`` default to the module's
-    :func:`loss_threshold_scores` / :func:`lira_scores`. Returns ``{"loss": attack_metrics(...),
-    "lira": attack_metrics(...)}``."""
-    loss = loss_scores(model, pop.split, score=loss_score)
-    lira = lira_offline(true_class_logit(model, pop.split), *shadows, score=lira_score)
+    """The loss-threshold attack and offline LiRA (with ``shadows``, from
+    :func:`~medlab.privacy.shadows.train_shadows`) on ``model``: its members against the other
+    half of the population and the extra non-members; ``loss_score`` / ``lira_score`` default
+    to the module's :func:`loss_threshold_scores` / :func:`lira_scores`. Returns
+    ``{"loss": attack_metrics(...), "lira": attack_metrics(...)}``."""
+    images, is_in = pop.attack_split(), pop.is_member(members)
+    loss = loss_scores(model, images, score=loss_score)
+    lira = lira_offline(true_class_logit(model, images), *shadows, score=lira_score)
     return {
-        "loss": attack_metrics(loss[members], loss[~members]),
-        "lira": attack_metrics(lira[members], lira[~members]),
+        "loss": attack_metrics(loss[is_in], loss[~is_in]),
+        "lira": attack_metrics(lira[is_in], lira[~is_in]),
     }
 
 
@@ -139,13 +169,26 @@ def _utility(model: nn.Module, pop: Population) -> dict[str, Any]:
     }
 
 
+def _attack_row(att: dict[str, Any], misspec: dict[str, Any] | None) -> dict[str, Any]:
+    """The grid's attack columns: AUCs, TPRs at the FPRs the non-members resolve (NaN at one
+    they do not), and LiRA with non-DP shadows on a DP target (mis-specified; else NaN)."""
+    lira, loss = att["lira"], att["loss"]
+    row = {"attack_loss_auc": loss["auc"], "attack_lira_auc": lira["auc"],
+           "n_members": lira["n_members"], "n_nonmembers": lira["n_nonmembers"]}  # fmt: skip
+    for name, f in (("fpr1", 0.01), ("fpr0_1", 0.001)):
+        for a, m in (("loss", loss), ("lira", lira)):
+            row[f"attack_{a}_tpr_at_{name}"] = m["tpr_at_fpr"][f] if f in m["resolved"] else np.nan
+    row["attack_lira_misspec_auc"] = np.nan if misspec is None else misspec["auc"]
+    return row
+
+
 def run_point(
     setting: str,
     seed: int,
     *,
     pop: Population,
     cfg: Any,
-    shadows: tuple[np.ndarray, np.ndarray],
+    shadows: dict[str, tuple[np.ndarray, np.ndarray]] | tuple[np.ndarray, np.ndarray],
     cache: Any = None,
     step: Callable[..., None] | None = None,
     loss_score: Callable[..., np.ndarray] | None = None,
@@ -153,25 +196,29 @@ def run_point(
 ) -> dict[str, Any]:
     """One target model (``setting`` "nondp" or "eps<E>" for E in ``cfg["epsilons"]``) for one
     seed: utility on the scenario's test patients, the minority's TPR gap, both attacks and, for
-    DP, the accountant's numbers. One row for :func:`medlab.run_grid`. ``step`` (DP-SGD's step,
-    :func:`~medlab.privacy.dpsgd.dp_sgd_step`), ``loss_score`` and ``lira_score`` default to the
-    module's copies of notebook 06's functions."""
+    DP, the accountant's numbers. One row for :func:`medlab.run_grid`. ``shadows``: {"nondp":
+    non-DP shadows, "eps<E>": DP shadows at E, ...} (a tuple: non-DP shadows only); LiRA uses
+    the shadows trained like the target when there are some (``lira_shadows`` says which), and
+    on a DP target also the non-DP ones (``attack_lira_misspec_auc``: the attacker assumed the
+    wrong training). ``step``, ``loss_score`` and ``lira_score`` default to the module's copies
+    of notebook 06's functions."""
     eps = {setting_name(e): e for e in cfg["epsilons"]}
     if setting != "nondp" and setting not in eps:
         raise ValueError(f"setting must be 'nondp' or one of {sorted(eps)}, got {setting!r}")
+    shadows = shadows if isinstance(shadows, dict) else {"nondp": shadows}
     members = member_mask(len(pop), seed=seed)
     model, info = train_target(
         pop, cfg, members, seed=seed, epsilon=eps.get(setting), cache=cache, step=step
     )
     row = _utility(model, pop)
-    att = attacks(model, pop, members, shadows, loss_score=loss_score, lira_score=lira_score)
-    row.update(
-        attack_loss_auc=att["loss"]["auc"],
-        attack_loss_tpr_at_fpr1=att["loss"]["tpr_at_fpr"][0.01],
-        attack_lira_auc=att["lira"]["auc"],
-        attack_lira_tpr_at_fpr1=att["lira"]["tpr_at_fpr"][0.01],
-        attack_lira_tpr_at_fpr0_1=att["lira"]["tpr_at_fpr"][0.001],
-    )
+    own = shadows.get(setting, shadows["nondp"])
+    att = attacks(model, pop, members, own, loss_score=loss_score, lira_score=lira_score)
+    misspec = None
+    if setting != "nondp":
+        misspec = attacks(model, pop, members, shadows["nondp"], loss_score=loss_score,
+                          lira_score=lira_score)["lira"]  # fmt: skip
+    row.update(_attack_row(att, misspec))
+    row["lira_shadows"] = "DP" if setting in shadows and setting != "nondp" else "non-DP"
     for k in ("epsilon", "delta", "noise_multiplier", "sample_rate", "steps", "epsilon_rdp"):
         row[k] = float(info[k]) if k in info else float("nan")
     row["accountant"] = info.get("accountant", "")

@@ -7,7 +7,10 @@
   :func:`loss_scores`) and offline LiRA with shadow models (Carlini et al. 2022,
   :func:`lira_scores`, checked and run by :func:`lira_offline`): both scores are written in
   notebook 06 and exported here;
-* :func:`art_blackbox` - IBM ART's black-box attack, the independent cross-check.
+* :func:`resolvable_fprs` and :func:`chance_tpr` - which low FPRs a number of non-members can
+  resolve at all, and the TPR a random-score attack reaches there at the same numbers;
+* :func:`art_blackbox` - IBM ART's black-box attack: a second, learned attack on the same loss
+  signal (it checks our loss threshold's read-out, not LiRA).
 
 Higher score = more likely a member, everywhere in this module.
 """
@@ -28,7 +31,11 @@ from medlab.utils import check_int, check_scalar
 
 __all__ = [
     "FPR_LEVELS",
+    "MIN_FALSE_POSITIVES",
     "attack_metrics",
+    "resolvable_fprs",
+    "chance_tpr",
+    "describe_tpr",
     "per_example_loss",
     "loss_scores",
     "true_class_logit",
@@ -39,6 +46,43 @@ __all__ = [
 ]
 
 FPR_LEVELS: tuple[float, ...] = (0.01, 0.001)
+#: A TPR "at FPR f" is reported only where f * (non-members) allows at least this many false
+#: positives: below one, "at 0.1 %" is the TPR at zero false positives, whatever f says.
+MIN_FALSE_POSITIVES = 1
+
+
+def resolvable_fprs(
+    n_nonmembers: int, levels: tuple[float, ...] = FPR_LEVELS, *,
+    min_false_positives: int = MIN_FALSE_POSITIVES,
+) -> tuple[float, ...]:  # fmt: skip
+    """The FPR levels (sorted, lowest first) that ``n_nonmembers`` resolve: those allowing at
+    least ``min_false_positives`` false positives, ``level * n_nonmembers >= k``."""
+    n = check_int("n_nonmembers", n_nonmembers, 1)
+    k = check_int("min_false_positives", min_false_positives, 1)
+    return tuple(sorted(float(f) for f in levels if f * n >= k - 1e-9))
+
+
+def chance_tpr(
+    n_members: int, n_nonmembers: int, fpr: float, *, n_runs: int = 1, n_sim: int = 4000,
+    seed: int = 0,
+) -> dict[str, float]:  # fmt: skip
+    """The TPR at ``fpr`` of an attack that scores at random, at these numbers of members and
+    non-members, read out as :func:`attack_metrics` does (the members above the
+    ``floor(fpr * n_nonmembers) + 1``-th highest non-member), averaged over ``n_runs``
+    independent runs (e.g. seeds) and simulated ``n_sim`` times. Returns ``{"mean", "p95"}``:
+    an attack's TPR is better than chance only above ``p95``."""
+    m, n = check_int("n_members", n_members, 1), check_int("n_nonmembers", n_nonmembers, 1)
+    runs = check_int("n_runs", n_runs, 1)
+    check_scalar("fpr", fpr, kind=float, lo=0, hi=1, lo_inclusive=False, hi_inclusive=False,
+                 fix="e.g. 0.01")  # fmt: skip
+    k = int(np.floor(fpr * n + 1e-9))  # false positives allowed
+    rng = np.random.default_rng(check_int("seed", seed, 0))
+    tpr = np.zeros(n_sim)
+    for _ in range(runs):
+        neg = rng.random((n_sim, n))
+        cut = -np.partition(-neg, k, axis=1)[:, k] if k < n else np.full(n_sim, -np.inf)
+        tpr += (rng.random((n_sim, m)) > cut[:, None]).mean(1) / runs
+    return {"mean": float(tpr.mean()), "p95": float(np.quantile(tpr, 0.95))}
 
 
 def _scores(name: str, x: Any) -> np.ndarray:
@@ -68,8 +112,9 @@ def attack_metrics(
         fpr_levels: false-positive rates at which to read the true-positive rate.
     Returns a dict: ``auc`` (float), ``tpr_at_fpr`` ({fpr level: TPR}, the highest TPR whose
     FPR is <= the level; with K non-members the smallest non-zero FPR is 1/K, so a level below
-    1/K reads the TPR at zero false positives), ``fpr`` and ``tpr`` (the ROC, float arrays from
-    (0, 0) to (1, 1)), ``n_members``, ``n_nonmembers``.
+    1/K reads the TPR at zero false positives), ``resolved`` (the levels K resolves,
+    :func:`resolvable_fprs`: report only these), ``fpr`` and ``tpr`` (the ROC, float arrays
+    from (0, 0) to (1, 1)), ``n_members``, ``n_nonmembers``.
     """
     from sklearn.metrics import roc_auc_score, roc_curve
 
@@ -85,11 +130,31 @@ def attack_metrics(
     return {
         "auc": float(roc_auc_score(y, s)),
         "tpr_at_fpr": tpr_at,
+        "resolved": resolvable_fprs(len(neg), tuple(tpr_at)),
         "fpr": fpr,
         "tpr": tpr,
         "n_members": len(pos),
         "n_nonmembers": len(neg),
     }
+
+
+def describe_tpr(att: dict[str, Any], *, n_runs: int = 1, tpr: dict | None = None) -> str:
+    """One sentence on an attack's TPR at each FPR level of ``att`` (an :func:`attack_metrics`
+    result): at a level its non-members resolve, the TPR (``tpr``: e.g. a mean over ``n_runs``
+    seeds, default ``att``'s own) next to a random attack's mean and 95th percentile at the same
+    numbers; at a level they do not resolve, that it is not reported."""
+    tpr = tpr or att["tpr_at_fpr"]
+    n_pos, n_neg = att["n_members"], att["n_nonmembers"]
+    parts = []
+    for f in sorted(att["tpr_at_fpr"], reverse=True):
+        if f not in att["resolved"]:
+            parts.append(f"at {f:.1%} FPR not reported ({n_neg} non-members allow "
+                         f"{f * n_neg:.2f} false positives)")  # fmt: skip
+            continue
+        c = chance_tpr(n_pos, n_neg, f, n_runs=n_runs)
+        parts.append(f"at {f:.1%} FPR {tpr[f]:.3f} (random attack: mean {c['mean']:.3f}, "
+                     f"95th percentile {c['p95']:.3f})")  # fmt: skip
+    return "TPR " + "; ".join(parts)
 
 
 def _images_labels(data: Any) -> tuple[torch.Tensor, torch.Tensor]:
@@ -213,7 +278,8 @@ def art_blackbox(
     input_type: str = "loss",
 ) -> dict[str, Any]:
     """ART 1.20's ``MembershipInferenceBlackBox`` on ``model`` (wrapped in ART's
-    ``PyTorchClassifier``): its attack model (``attack_model_type="rf"``: a random forest) learns
+    ``PyTorchClassifier``), a learned attack on the loss threshold's signal: it checks that
+    attack with independent code, not LiRA. Its attack model (``attack_model_type="rf"``: a random forest) learns
     membership from ``input_type`` features ("loss": the model's loss on the image, computed by
     ART; "prediction": its outputs and the label). Cross-fitted: fitted on one half of the
     members and non-members, it scores the other half, and vice versa, so every image is scored

@@ -1,6 +1,6 @@
 """The lesson's models: a target trained on the population's members (non-private and
 overfitted, or DP-SGD), and the attacker's shadow models trained the same way on other random
-halves, all through the model cache."""
+halves (non-private, or DP-SGD at a DP target's settings), all through the model cache."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from torch import nn
 from medlab.data import Split
 from medlab.experiments import cached_model, run_grid
 from medlab.models import SmallCNN
+from medlab.privacy.accounting import noise_for
 from medlab.privacy.dpsgd import train_dp
 from medlab.privacy.membership import true_class_logit
 from medlab.train import fit
@@ -128,17 +129,37 @@ def train_target(
 
 
 def train_shadows(
-    pop: Population, cfg: Any, *, seed: int = 0, cache: Any = None
+    pop: Population,
+    cfg: Any,
+    *,
+    seed: int = 0,
+    cache: Any = None,
+    epsilon: float | None = None,
+    n_shadows: int | None = None,
+    step: Callable[..., None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The attacker's ``cfg["n_shadows"]`` shadow models, trained like the non-private target
-    on random halves of the population (:func:`shadow_splits`), through
-    :func:`medlab.run_grid` and the model cache. Returns ``(phi, inside)``: float (K, N)
-    :func:`true_class_logit` of every population image under each shadow, bool (K, N)."""
-    inside = shadow_splits(len(pop), cfg["n_shadows"], seed=20_000 + seed)
+    """The attacker's shadow models, trained the way the target was on random halves of the
+    population (:func:`shadow_splits`), through :func:`medlab.run_grid` and the model cache:
+    non-private (``cfg["n_shadows"]``) when ``epsilon`` is None, else DP-SGD with the DP
+    target's settings at ``epsilon`` (``n_shadows``, default ``cfg["n_dp_shadows"]``): its
+    clipping norm, batch size, epochs, learning rate and the noise multiplier
+    :func:`~medlab.privacy.accounting.noise_for` finds for a target of ``len(pop) // 2`` images.
+    Returns ``(phi, inside)``: float (K, N) :func:`true_class_logit` of every population image
+    (and :attr:`Population.extra` non-member, never trained on) under each shadow, bool (K, N)."""
+    k = n_shadows or cfg["n_shadows" if epsilon is None else "n_dp_shadows"]
+    inside = shadow_splits(len(pop), k, seed=20_000 + seed)
+    sigma = None
+    if epsilon is not None:
+        sigma, _ = noise_for(epsilon, n_train=len(pop) // 2, batch_size=cfg["dp_batch_size"],
+                             epochs=cfg["dp_epochs"])  # fmt: skip
+    images = pop.attack_split()
 
     def one(k: int, seed: int) -> dict[str, Any]:
-        model, _ = train_target(pop, cfg, inside[k], seed=30_000 + 100 * seed + k, cache=cache)
-        return {"phi": true_class_logit(model, pop.split)}
+        model, _ = train_target(pop, cfg, inside[k], seed=30_000 + 100 * seed + k, cache=cache,
+                                noise_multiplier=sigma, step=step)  # fmt: skip
+        return {"phi": true_class_logit(model, images)}
 
-    df = run_grid(one, {"k": list(range(cfg["n_shadows"]))}, [seed], desc="shadow models")
-    return np.stack(list(df["phi"])), inside
+    desc = "shadow models" if epsilon is None else f"DP shadow models (epsilon {epsilon:g})"
+    df = run_grid(one, {"k": list(range(k))}, [seed], desc=desc)
+    n_extra = len(images) - len(pop)
+    return np.stack(list(df["phi"])), np.pad(inside, ((0, 0), (0, n_extra)))
