@@ -43,6 +43,7 @@ from medlab.scarcity.schedule import (
     check_budgets,
     epochs_for,
     output_spread,
+    per_class_indices,
     subsample_per_class,
 )
 from medlab.scarcity.sources import choose_source
@@ -53,6 +54,7 @@ __all__ = [
     "Pretrained",
     "OnlineWeightsUnavailable",
     "check_budgets",
+    "per_class_indices",
     "subsample_per_class",
     "epochs_for",
     "output_spread",

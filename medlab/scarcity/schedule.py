@@ -17,6 +17,7 @@ __all__ = [
     "VARIANTS",
     "Schedule",
     "check_budgets",
+    "per_class_indices",
     "subsample_per_class",
     "epochs_for",
     "output_spread",
@@ -93,6 +94,25 @@ def check_budgets(budgets: Iterable[int | str]) -> list[int | str]:
 # fmt: off
 # %% exported from notebooks/02_data_scarcity.ipynb: edit the notebook, then run
 # %% `python -m medlab.harness.export`
+def per_class_indices(labels: torch.Tensor, n_classes: int, per_class: int, *,
+                      seed: int = 0) -> torch.Tensor:
+    """Row numbers of at most `per_class` random images of each class (all of a class that has
+    fewer): labels (N,) int64 in 0..n_classes-1 -> (M,) int64, ascending. Recipe: one
+    `torch.Generator` seeded with `seed`; for class 0, 1, ... in turn, shuffle the rows of that
+    class with `torch.randperm(n_c, generator=gen)` and keep the first `per_class`."""
+    ### BEGIN SOLUTION
+    gen = torch.Generator().manual_seed(int(seed))
+    keep = []
+    for c in range(n_classes):
+        idx = (labels == c).nonzero().flatten()                      # rows of class c
+        keep.append(idx[torch.randperm(len(idx), generator=gen)][:per_class])  # first k of a shuffle
+    return torch.cat(keep).sort().values
+    ### END SOLUTION
+# %% end of export
+
+
+# %% exported from notebooks/02_data_scarcity.ipynb: edit the notebook, then run
+# %% `python -m medlab.harness.export`
 def subsample_per_class(split: Split, per_class: int | str, *, seed: int = 0) -> Split:
     """At most `per_class` random images of each class (all of a class that has fewer); for one
     seed the subsets are nested (the 10-per-class images are among the 50-per-class ones)."""
@@ -102,12 +122,7 @@ def subsample_per_class(split: Split, per_class: int | str, *, seed: int = 0) ->
                          "no 'images per class' (subsample images instead)")
     if per_class == "all":
         return split.subset(torch.arange(len(split)))
-    gen = torch.Generator().manual_seed(int(seed))
-    keep = []
-    for c in range(split.n_classes):
-        idx = (split.labels == c).nonzero().flatten()                      # images of class c
-        keep.append(idx[torch.randperm(len(idx), generator=gen)][:per_class])  # first k of a shuffle
-    return split.subset(torch.cat(keep).sort().values)
+    return split.subset(per_class_indices(split.labels, split.n_classes, per_class, seed=seed))
 # %% end of export
 # fmt: on
 
