@@ -158,3 +158,36 @@ def test_lesson_check_prints_for_students_and_raises_for_the_harness(monkeypatch
     monkeypatch.setenv(exercise.STRICT_ENV, "1")
     with pytest.raises(AssertionError, match="gap 0.01"), exercise.lesson_check("the gap"):
         raise AssertionError("gap 0.01")
+
+
+def test_answer_key_collects_each_exercises_feedback_with_the_runs_parameters(tmp_path):
+    from medlab.harness.editions import answer_key
+
+    def cell(source, tags=(), text=""):
+        out = [{"output_type": "stream", "name": "stdout", "text": text}] if text else []
+        return {
+            "cell_type": "code",
+            "id": source[:8],
+            "metadata": {"tags": list(tags)},
+            "execution_count": 1,
+            "outputs": out,
+            "source": source,
+        }
+
+    nb = dict(
+        SOURCE,
+        cells=[
+            cell("quick = True\nseed = 0", ("parameters",)),
+            cell('quick = True\nseed = 7\ndataset = "breastmnist"\n', ("injected-parameters",)),
+            cell(
+                "check 1", text="✓ Exercise 1: close. You predicted 0.8; this run computed 0.81.\n"
+            ),
+            cell("check 2", text="noise\n✗ Exercise 2b: off. You answered 'a|b'; runs show 'c'.\n"),
+        ],
+    )
+    path = tmp_path / "05_test.ipynb"
+    path.write_text(json.dumps(nb))
+    key = answer_key([path])
+    assert "## 05_test" in key and "dataset breastmnist, seed 7, quick mode" in key
+    assert "| 1 | close | You predicted 0.8; this run computed 0.81. |" in key
+    assert "| 2b | off | You answered 'a/b'; runs show 'c'. |" in key

@@ -294,17 +294,33 @@ def _bundle(args: argparse.Namespace) -> int:
 def _editions(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from medlab.harness.editions import build_editions
+    from medlab.harness.editions import answer_key, build_editions
     from medlab.harness.notebooks import find_notebooks
 
     try:
         chosen = find_notebooks(args.notebooks or None)
+        executed: list[Path] = []
+        if args.answers:
+            run = Path(args.answers)
+            folder = next(
+                (f for f in (run / "executed", run / "latest" / "executed") if f.is_dir()), None
+            )
+            if folder is None:
+                raise ValueError(
+                    f"--answers {run}: no executed/ or latest/executed/ folder; pass "
+                    "the --output folder of a `medlab reproduce` run, or a run folder"
+                )
+            executed = [folder / p.name for p in chosen if (folder / p.name).exists()]
         written = build_editions(chosen, Path(args.out))
     except ValueError as exc:
         print(f"medlab editions: error: {exc}", file=sys.stderr)
         return 2
     for edition, paths in written.items():
         print(f"{edition}: {len(paths)} notebook(s) in {paths[0].parent if paths else args.out}")
+    if args.answers:
+        key = Path(args.out) / "instructor" / "ANSWERS.md"
+        key.write_text(answer_key(executed), encoding="utf-8")
+        print(f"answer key: {key} ({len(executed)} executed notebook(s) read)")
     return 0
 
 

@@ -58,6 +58,12 @@ def _editions_parser(sub: Any) -> None:
         "notebooks, the single source. Exit code 0: written; 2: bad input.",
     )
     e.add_argument("--out", default="editions", help="output folder (default: ./editions)")
+    e.add_argument(
+        "--answers",
+        metavar="RUN",
+        help="also write <out>/instructor/ANSWERS.md, the answer key, from the executed notebooks "
+        "of a `medlab reproduce` run (its output folder, whose latest run is read, or a run folder)",
+    )
     e.add_argument("notebooks", nargs="*", help="notebooks (names or numbers; default: all)")
 
 
