@@ -295,6 +295,7 @@ def _editions(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from medlab.harness.editions import answer_key, build_editions
+    from medlab.harness.guide import instructor_guide
     from medlab.harness.notebooks import find_notebooks
 
     try:
@@ -317,6 +318,9 @@ def _editions(args: argparse.Namespace) -> int:
         return 2
     for edition, paths in written.items():
         print(f"{edition}: {len(paths)} notebook(s) in {paths[0].parent if paths else args.out}")
+    guide = Path(args.out) / "instructor" / "GUIDE.md"
+    guide.write_text(instructor_guide(chosen, {p.name: p for p in executed}), encoding="utf-8")
+    print(f"instructor guide: {guide} (lesson pages; with --answers RUN, the run's answers)")
     if args.answers:
         key = Path(args.out) / "instructor" / "ANSWERS.md"
         key.write_text(answer_key(executed), encoding="utf-8")

@@ -23,6 +23,7 @@ __all__ = [
     "build_editions",
     "solution_regions",
     "answer_key",
+    "answer_rows",
     "CODE_STUB",
     "TEXT_STUB",
     "INSTRUCTOR_TAG",
@@ -107,6 +108,22 @@ def _run_parameters(cells: list[dict]) -> dict[str, str]:
     return {}
 
 
+def answer_rows(path: Path) -> tuple[str, list[tuple[str, str, str]]]:
+    """What the self-checks of one executed notebook printed: ``("dataset D, seed S, M mode",
+    [(exercise, status, message), ...])``."""
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    found = [
+        m.groups()
+        for c in cells
+        for o in c.get("outputs", [])
+        for m in _FEEDBACK.finditer("".join(o.get("text", "")))
+    ]
+    p = _run_parameters(cells)
+    mode = "quick" if p.get("quick", "True").strip() == "True" else "full"
+    ds = p.get("dataset", "?").strip().strip(chr(34) + chr(39))
+    return f"dataset {ds}, seed {p.get('seed', '?').strip()}, {mode} mode", found
+
+
 def answer_key(executed: list[Path]) -> str:
     """Markdown for the instructor guide: for each executed notebook (a ``medlab reproduce``
     run's ``executed/`` folder of the repository's notebooks, i.e. the instructor edition), the
@@ -121,22 +138,13 @@ def answer_key(executed: list[Path]) -> str:
         "",
     ]
     for path in sorted(executed):
-        cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
-        found = [
-            m.groups()
-            for c in cells
-            for o in c.get("outputs", [])
-            for m in _FEEDBACK.finditer("".join(o.get("text", "")))
-        ]
+        run, found = answer_rows(path)
         if not found:
             continue
-        p = _run_parameters(cells)
-        mode = "quick" if p.get("quick", "True").strip() == "True" else "full"
         lines += [
             f"## {path.stem}",
             "",
-            f"Run: dataset {p.get('dataset', '?').strip().strip(chr(34) + chr(39))}, seed "
-            f"{p.get('seed', '?').strip()}, {mode} mode.",
+            f"Run: {run}.",
             "",
             "| exercise | self-check | what the run printed |",
             "|---|---|---|",
