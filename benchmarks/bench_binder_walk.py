@@ -184,15 +184,27 @@ class Sampler(threading.Thread):
 # the notebooks and the server
 
 
-def prepare(folder: Path, dataset: str, data_dir: Path, only: list[str] | None = None) -> list[str]:
-    """Copy the curriculum's notebooks with ``dataset`` and ``data_dir`` set in their parameters
-    cells, as a student would edit them; returns their paths relative to ``folder``."""
+def prepare(
+    folder: Path,
+    dataset: str,
+    data_dir: Path,
+    only: list[str] | None = None,
+    edition: str = "student",
+) -> list[str]:
+    """Copy the curriculum's notebooks (``edition``: the ``student`` or ``instructor`` edition
+    that ``medlab editions`` builds, or the ``repository``'s own) with ``dataset`` and
+    ``data_dir`` set in their parameters cells, as a student would edit them; returns their
+    paths relative to ``folder``."""
     out = folder / "notebooks"
     out.mkdir(parents=True)
     names = []
-    for src in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
-        if only and src.name[:2] not in only:
-            continue
+    sources = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    sources = [s for s in sources if not only or s.name[:2] in only]
+    if edition != "repository":
+        from medlab.harness.editions import build_editions
+
+        sources = build_editions(sources, folder / "editions")[edition]
+    for src in sources:
         nb = nbformat.read(src, as_version=4)
         for cell in nb.cells:
             if "parameters" in cell.get("metadata", {}).get("tags", []):
@@ -265,7 +277,9 @@ STATE = """() => {
           ran: cells.filter(c => c.model.executionCount !== null).length,
           errors: cells.filter(c => c.model.outputs.toJSON().some(o => o.output_type === 'error'))
                        .map(c => w.content.widgets.indexOf(c)),
-          status: w.sessionContext.kernelDisplayStatus};
+          status: w.sessionContext.kernelDisplayStatus,
+          checks: cells.flatMap(c => c.model.outputs.toJSON()).map(o => [].concat(o.text || '')
+                       .join('')).join('').match(/Exercise \\w+: [a-z ]+\\./g) || []};
 }"""
 DEATH = re.compile(r"died|restarting|dead", re.I)
 
@@ -316,6 +330,7 @@ def walk(
     only: list[str] | None = None,
     *,
     manager: bool = True,
+    edition: str = "student",
 ) -> dict:
     from playwright.sync_api import sync_playwright
 
@@ -324,7 +339,7 @@ def walk(
     rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="medlab-walk-") as tmp:
         folder = Path(tmp)
-        names = prepare(folder, dataset, data_dir, only)
+        names = prepare(folder, dataset, data_dir, only, edition)
         log = folder / "server.log"
         proc, url = start_server(folder, cgroup, log, manager)
         sampler = Sampler(cgroup)
@@ -365,6 +380,7 @@ def walk(
                         "seconds": state["seconds"],
                         "statuses": state["statuses"],
                         "timed_out": bool(state.get("timed_out")),
+                        "checks": _verdicts(state.get("checks", [])),
                     }
                     rows.append(row)
                     print(_line(row), flush=True)
@@ -378,20 +394,33 @@ def walk(
                 proc.kill()
             server_log = log.read_text()
             cgroup.remove()
-    return {"dataset": dataset, "limit_mb": limit_mb, "rows": rows,
+    return {"dataset": dataset, "limit_mb": limit_mb, "edition": edition, "rows": rows,
             "server_log_tail": server_log[-4000:]}  # fmt: skip
+
+
+def _verdicts(found: list[str]) -> dict[str, int]:
+    """How many self-checks said each verdict ("not yet", "correct", "off", ...)."""
+    out: dict[str, int] = {}
+    for f in found:
+        verdict = f.split(": ", 1)[1].rstrip(".")
+        out[verdict] = out.get(verdict, 0) + 1
+    return out
 
 
 def _line(r: dict) -> str:
     return (f"| {r['notebook']} | {r['ran']}/{r['cells']} | {r['failed']} | "
             f"{max(r['oom_kills'], len(r['died_dialogs']))} | {r['shut_down_idle']} | "
             f"{r['kernels_running']} | {r['peak_pss_mb']} | {r['peak_cgroup_mb']} | "
-            f"{r['seconds']} |")  # fmt: skip
+            f"{r['seconds']} | {_checks(r['checks'])} |")  # fmt: skip
+
+
+def _checks(c: dict[str, int]) -> str:
+    return ", ".join(f"{n} {v}" for v, n in sorted(c.items())) or "none"
 
 
 HEADER = ("| notebook | cells run | cells failed | kernel deaths | idle kernels shut down | "
-          "processes after | peak PSS server+kernels (MB) | peak cgroup (MB) | seconds |\n"
-          "|---|---|---|---|---|---|---|---|---|")  # fmt: skip
+          "processes after | peak PSS server+kernels (MB) | peak cgroup (MB) | seconds | "
+          "self-checks |\n|---|---|---|---|---|---|---|---|---|---|")  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -412,6 +441,14 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="the before: JupyterLab's default kernel manager (keeps every kernel)",
     )
+    ap.add_argument(
+        "--edition",
+        choices=("student", "instructor", "repository"),
+        default="student",
+        help="which notebooks: the student edition (Binder's; exercises unanswered, each "
+        "self-check must say 'not yet'), the instructor edition (every self-check must pass), or "
+        "the repository's notebooks",
+    )
     ap.add_argument("--json", type=Path, default=None, help="write the results here")
     args = ap.parse_args(argv)
     reason = why_not()
@@ -424,8 +461,8 @@ def main(argv: list[str] | None = None) -> int:
     for ds in args.datasets:
         km = "JupyterLab's default" if args.without_manager else "medlab.harness.binder's"
         print(
-            f"\n## {ds}, limit {args.limit_mb} MB, {km} kernel manager (quick mode, cold model "
-            f"cache)\n\n{HEADER}"
+            f"\n## {ds}, {args.edition} edition, limit {args.limit_mb} MB, {km} kernel manager "
+            f"(quick mode, cold model cache)\n\n{HEADER}"
         )
         res = walk(
             ds,
@@ -434,14 +471,18 @@ def main(argv: list[str] | None = None) -> int:
             args.timeout,
             args.notebooks,
             manager=not args.without_manager,
+            edition=args.edition,
         )
         results.append(res)
         for r in res["rows"]:
             bad |= bool(r["failed"] or r["oom_kills"] or r["died_dialogs"] or r["timed_out"]
                         or r["ran"] < r["cells"])  # fmt: skip
+            wrong = {"student": {"correct", "close", "off"}, "instructor": {"not yet", "off"}}
+            bad |= bool(set(r["checks"]) & wrong.get(args.edition, set()))
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
-    print("\nFAILED: a kernel died or a cell did not run" if bad else "\nOK: no kernel died")
+    print("\nFAILED: a kernel died, a cell did not run or a self-check said the wrong thing for "
+          "this edition" if bad else "\nOK: no kernel died, every cell ran")  # fmt: skip
     return 1 if bad else 0
 
 
