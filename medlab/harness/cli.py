@@ -1,5 +1,5 @@
 """Command line: ``medlab reproduce``, ``medlab audit``, ``medlab download``, ``medlab datasets``,
-``medlab federate``, ``medlab editions``."""
+``medlab federate``, ``medlab editions``, ``medlab site``."""
 
 from __future__ import annotations
 
@@ -101,6 +101,7 @@ def _run(args: argparse.Namespace) -> int:
         "federate": _federate,
         "datasets": _datasets,
         "editions": _editions,
+        "site": _site,
     }
     if args.cmd not in commands:
         return 2
@@ -113,6 +114,7 @@ NEEDS = {
     "reproduce": ("papermill", "nbformat", "nbconvert", "jupyter_client", "ipykernel"),
     "audit": ("mistune", "jinja2", "huggingface_hub"),
     "editions": ("nbformat", "nbconvert", "nbgrader"),
+    "site": ("nbformat", "nbconvert", "nbgrader"),  # and the jupyter-book command (dev extra)
 }
 
 
@@ -325,6 +327,28 @@ def _editions(args: argparse.Namespace) -> int:
         key = Path(args.out) / "instructor" / "ANSWERS.md"
         key.write_text(answer_key(executed), encoding="utf-8")
         print(f"answer key: {key} ({len(executed)} executed notebook(s) read)")
+    return 0
+
+
+def _site(args: argparse.Namespace) -> int:
+    from medlab.harness.coursesite import SiteError, build_site
+    from medlab.harness.notebooks import find_notebooks
+
+    try:
+        chosen = find_notebooks(args.notebooks or None)
+        built = build_site(args.run, args.out, notebooks=chosen, template=args.template)
+    except SiteError as exc:
+        print(f"medlab site: error: {exc}", file=sys.stderr)
+        return 1 if str(exc).startswith("jupyter-book build") else 2
+    except ValueError as exc:  # a notebook name that matches none
+        print(f"medlab site: error: {exc}", file=sys.stderr)
+        return 2
+    html = built["html"]
+    print(f"site: {len(built['lessons'])} lesson(s), {len(built['guide'])} guide file(s) in "
+          f"{html} ({built['seconds']:.0f} s; theme {built['template']})")  # fmt: skip
+    if built["missing"]:
+        print(f"not in the run, left out: {', '.join(built['missing'])}")
+    print(f"open it: python -m http.server --directory {html} 8000, then http://localhost:8000/")
     return 0
 
 

@@ -46,7 +46,34 @@ def build(
     sub.add_parser("datasets", help="list the data cards")
     _federate_parser(sub, seed, seconds)
     _editions_parser(sub)
+    _site_parser(sub)
     return parser
+
+
+def _site_parser(sub: Any) -> None:
+    s = sub.add_parser(
+        "site",
+        help="build the course website (Jupyter Book 2) from the student edition and a run",
+        description="Build a static course site into <out>/html with Jupyter Book 2 (MyST): a "
+        "home page, one page per lesson (the student edition with the outputs of a `medlab "
+        "reproduce` run), the instructor guide (docs/) and a search. It opens from a local web "
+        "server (the command prints how). Exit code 0: built; 1: the build failed; 2: bad input.",
+    )
+    s.add_argument(
+        "--run",
+        required=True,
+        metavar="RUN",
+        help="a `medlab reproduce` output folder (its latest run is read) or a run folder",
+    )
+    s.add_argument("--out", default="site", help="output folder (default: ./site)")
+    s.add_argument(
+        "--template",
+        default=None,
+        metavar="DIR",
+        help="a built MyST book theme (offline builds; default: $MEDLAB_SITE_TEMPLATE, else "
+        "Jupyter Book downloads its book-theme)",
+    )
+    s.add_argument("notebooks", nargs="*", help="notebooks (names or numbers; default: all)")
 
 
 def _editions_parser(sub: Any) -> None:
