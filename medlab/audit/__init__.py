@@ -54,9 +54,11 @@ from medlab.audit.framework import (
     CHECKLIST,
     CURRICULUM,
     FILES,
+    HCM_THREAD,
     INTENDED_USE,
     OUT_OF_SCOPE,
     Area,
+    hcm_thread,
 )
 from medlab.audit.output import audit, write
 from medlab.audit.render import to_html
@@ -81,6 +83,8 @@ __all__ = [
     "hanley_mcneil_interval",
     "Z95",
     "CURRICULUM",
+    "HCM_THREAD",
+    "hcm_thread",
     "AREAS",
     "CHECKLIST",
     "FILES",

@@ -1,12 +1,19 @@
 """What an audit looks for: the curriculum's notebooks, the report's areas and the checklist of
-the framework, each with the record keys (by notebook number) that give its evidence."""
+the framework, each with the record keys (by notebook number) that give its evidence, and the
+HCM thread (:data:`HCM_THREAD`, :func:`hcm_thread`): the minority's gap in every lesson 03-09."""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+import pandas as pd
 
 __all__ = [
     "CURRICULUM",
+    "HCM_THREAD",
+    "hcm_thread",
     "FILES",
     "Area",
     "AREAS",
@@ -84,8 +91,13 @@ AREAS: tuple[Area, ...] = (
             ("03", "share5.*.eod"),
             ("03", "share5.*.acc"),
             ("04", "hcm.*.tpr_gap"),
+            ("05", "hcm.*.tpr_gap"),
             ("05", "*.smallest_site"),
+            ("06", "hcm.*.tpr_gap"),
             ("06", "*.minority_tpr_gap"),
+            ("07", "hcm.*.tpr_gap"),
+            ("08", "hcm.*.tpr_gap"),
+            ("09", "hcm.*.tpr_gap"),
             ("09", "defer.minority_rate"),
             ("09", "defer.majority_rate"),
         ),
@@ -196,7 +208,12 @@ CHECKLIST: tuple[Area, ...] = (
             ("03", "share5.baseline.tpr_gap"),
             ("03", "share5.*.tpr_gap"),
             ("04", "hcm.*.tpr_gap"),
+            ("05", "hcm.*.tpr_gap"),
+            ("06", "hcm.*.tpr_gap"),
             ("06", "*.minority_tpr_gap"),
+            ("07", "hcm.*.tpr_gap"),
+            ("08", "hcm.*.tpr_gap"),
+            ("09", "hcm.*.tpr_gap"),
             ("09", "defer.minority_rate"),
         ),
     ),
@@ -249,3 +266,80 @@ OUT_OF_SCOPE = (
     "sensitive groups in the bias lessons are simulated (MedMNIST files carry no sex, age or site), "
     "the images are low resolution, and the test splits are small."
 )
+
+
+#: The HCM thread (issue 28): in every lesson from 03 to 09, the minority's gap (TPR of the
+#: simulated majority minus TPR of the simulated minority, at the lesson's operating threshold, on
+#: the test split of notebook 03's HCM scenario, 5 % minority in train/val, 50/50 in test), one
+#: entry per setting: (notebook number, setting, record key).
+HCM_THREAD: tuple[tuple[str, str, str], ...] = (
+    ("03", "baseline", "share5.baseline.tpr_gap"),
+    ("03", "reweighted training", "share5.reweight.tpr_gap"),
+    ("03", "resampled training", "share5.resample.tpr_gap"),
+    ("03", "group thresholds", "share5.group_thresholds.tpr_gap"),
+    ("04", "biased model", "hcm.biased.tpr_gap"),
+    ("04", "mitigated model", "hcm.mitigated.tpr_gap"),
+    ("05", "centralised", "hcm.centralised.tpr_gap"),
+    ("05", "FedAvg, label-skewed sites", "hcm.fedavg.tpr_gap"),
+    ("06", "no DP", "hcm.nondp.tpr_gap"),
+    ("06", "DP-SGD, epsilon 8", "hcm.eps8.tpr_gap"),
+    ("06", "DP-SGD, epsilon 3", "hcm.eps3.tpr_gap"),
+    ("06", "DP-SGD, epsilon 1", "hcm.eps1.tpr_gap"),
+    ("07", "baseline", "hcm.baseline.tpr_gap"),
+    ("07", "reweighted", "hcm.reweight.tpr_gap"),
+    ("07", "real minority images added", "hcm.add_real.tpr_gap"),
+    ("07", "synthetic minority images added", "hcm.add_synthetic.tpr_gap"),
+    ("08", "clean images", "hcm.clean.tpr_gap"),
+    ("08", "FGSM attack", "hcm.fgsm.tpr_gap"),
+    ("08", "natural corruption", "hcm.corrupted.tpr_gap"),
+    ("09", "model alone", "hcm.model.tpr_gap"),
+    ("09", "model + clinician (deferral)", "hcm.deferral.tpr_gap"),
+)
+HCM_COLUMNS = ["lesson", "setting", "key", "dataset", "gap", "sd", "n_seeds", "status"]
+
+
+def _thread_row(here: pd.DataFrame, number: str, setting: str, key: str) -> dict:
+    """One setting of the thread from the records ``here`` (one dataset's)."""
+    nb = here[here.number == number]
+    vals, sds = nb.value[nb.key == key], nb.value[nb.key == key + "_sd"]
+    if len(vals) > 1:  # a run with several seeds: their spread
+        sd = float(vals.std(ddof=1))
+    else:  # one seed: the spread the notebook recorded over its own seeds, if any
+        sd = float(sds.mean()) if len(sds) else math.nan
+    return {
+        "lesson": CURRICULUM[number][0],
+        "setting": setting,
+        "key": key,
+        "gap": float(vals.mean()) if len(vals) else math.nan,
+        "sd": sd if len(vals) else math.nan,
+        "n_seeds": len(vals),
+        "status": "recorded" if len(vals) else ("not recorded" if len(nb) else "not run"),
+    }
+
+
+def hcm_thread(recorded: pd.DataFrame, *, datasets: Sequence[str] | None = None) -> pd.DataFrame:
+    """The minority's gap in every lesson of the HCM thread (:data:`HCM_THREAD`), read from a
+    run's recorded numbers (``recorded``: :func:`medlab.results.load`'s table).
+
+    One row per dataset and setting: ``lesson`` (notebook stem), ``setting``, ``key``,
+    ``dataset``, ``gap`` (mean over the run's seeds; NaN when absent), ``sd`` (sample SD over the
+    run's seeds, ddof=1; with one seed the ``<key>_sd`` the notebook recorded over its own seeds;
+    else NaN), ``n_seeds`` (the run's seeds that recorded it) and ``status``: ``recorded``, ``not
+    run`` (the notebook has no numbers on that dataset in the run) or ``not recorded`` (it ran
+    without this key: a notebook from before the thread). ``datasets``: default every dataset
+    the run's notebooks 03-09 recorded numbers on, else every dataset of the run."""
+    missing = {"notebook", "dataset", "key", "value"} - set(recorded.columns)
+    if missing:
+        raise ValueError(
+            f"recorded lacks the columns {sorted(missing)}: pass medlab.results.load(run)'s table"
+        )
+    df = recorded.assign(number=recorded.notebook.astype(str).str.split("_").str[0])
+    if datasets is None:
+        thread = df[df.number.isin({n for n, _, _ in HCM_THREAD})]
+        datasets = sorted((thread if len(thread) else df).dataset.astype(str).unique())
+    rows = [
+        {**_thread_row(df[df.dataset == ds], *entry), "dataset": ds}
+        for ds in datasets
+        for entry in HCM_THREAD
+    ]
+    return pd.DataFrame(rows, columns=HCM_COLUMNS)
