@@ -53,6 +53,7 @@ from medlab.federated.sites import (
     dirichlet_groups,
     make_sites,
     site_table,
+    skewed_sites,
 )
 
 __all__ = [
@@ -61,6 +62,7 @@ __all__ = [
     "SCANNERS",
     "dirichlet_groups",
     "make_sites",
+    "skewed_sites",
     "FedConfig",
     "init_model",
     "prox_loss",

@@ -19,6 +19,7 @@ __all__ = [
     "PARTITIONS",
     "dirichlet_groups",
     "make_sites",
+    "skewed_sites",
     "site_table",
 ]
 
@@ -174,6 +175,48 @@ def make_sites(
         shifts = {k: prof for k, (_, prof) in enumerate(scanners) if k > 0}
     info = {"partition": partition, "n_sites": n_sites, "alpha": alpha, "small_share": small_share}
     return from_groups(data, groups, names, shifts=shifts, seed=seed, info=info)
+
+
+def skewed_sites(
+    population: Scenario,
+    *,
+    n_sites: int = 4,
+    alpha: float = 0.1,
+    min_size: int = 12,
+    seed: int = 0,
+) -> Scenario:
+    """Label-skewed sites over another scenario's images (e.g. the HCM population of
+    :func:`medlab.scenario.hcm`, its minority's shift already applied): the training split
+    spread over ``n_sites`` by Dirichlet(``alpha``) class proportions, val and test in equal
+    stratified parts, as :func:`make_sites` does. The splits are ``population``'s own (same
+    images, same order), so ``population.groups[split]`` still says who is in which group."""
+    if not isinstance(population, Scenario):
+        raise TypeError(f"population must be a Scenario, got {type(population).__name__}")
+    n_sites, seed = check_int("n_sites", n_sites, 2, 64), check_int("seed", seed, 0)
+    equal = [1.0 / n_sites] * n_sites
+    groups = {
+        s: assign_groups(population[s].labels.numpy(), equal, seed=[seed, k])
+        for k, s in enumerate(SPLITS)
+    }
+    groups["train"] = dirichlet_groups(
+        population.train.labels.numpy(), n_sites, alpha, seed=seed, min_size=min_size
+    )
+    info = {
+        "partition": "dirichlet",
+        "n_sites": n_sites,
+        "alpha": alpha,
+        "population": dict(population.info),
+    }
+    return Scenario(
+        population.name,
+        dict(population.splits),
+        groups,
+        {k: f"site {k}" for k in range(n_sites)},
+        population.positive,
+        seed,
+        info,
+        dict(population.provenance),
+    )
 
 
 def site_table(sites: Scenario) -> Any:
