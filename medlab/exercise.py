@@ -58,8 +58,8 @@ class Feedback:
     def passed(self) -> bool:
         return self.status in ("correct", "close")
 
-    def _repr_markdown_(self) -> str:
-        return f"**Exercise {self.exercise}: {self.status}.** {self.message}"
+    def _ipython_display_(self) -> None:
+        """The check already printed its feedback: a cell that ends with it shows it once."""
 
 
 def _say(exercise: str, status: str, message: str) -> Feedback:

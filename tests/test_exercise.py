@@ -191,3 +191,12 @@ def test_answer_key_collects_each_exercises_feedback_with_the_runs_parameters(tm
     assert "## 05_test" in key and "dataset breastmnist, seed 7, quick mode" in key
     assert "| 1 | close | You predicted 0.8; this run computed 0.81. |" in key
     assert "| 2b | off | You answered 'a/b'; runs show 'c'. |" in key
+
+
+def test_a_cell_ending_with_a_check_shows_its_feedback_once(capsys):
+    from IPython.core.interactiveshell import InteractiveShell
+
+    fb = exercise.check_choice("1", "a", "a", options=("a", "b"), why="a reason")
+    assert capsys.readouterr().out.count("Exercise 1: correct") == 1  # printed once
+    shown, _ = InteractiveShell.instance().display_formatter.format(fb)
+    assert shown == {}, f"a cell ending with the check would show it again: {shown}"
