@@ -354,6 +354,7 @@ def test_lesson_pipeline_on_a_tiny_config(breast, cache):
     cfg = P.lesson_config(breast, Lesson(True, 0, (0, 1), 12_000, 1))
     assert isinstance(cfg, Settings) and cfg.width == 8
     assert cfg["n_pop"] == 300 and cfg["n_shadows"] == 4 and cfg["epsilons"] == (1.0, 3.0, 8.0)
+    assert cfg["share"] == P.HCM_SHARE == 0.05  # notebook 03's minority share
     cfg = cfg.replace(n_pop=60, n_extra=20, n_shadows=2, epochs=2, dp_epochs=2, dp_batch_size=10)
     pop = P.population(breast, cfg, seed=0)
     assert len(pop) == 60 and len(pop.extra) == 20 and set(np.unique(pop.groups)) <= {0, 1}
@@ -368,11 +369,18 @@ def test_lesson_pipeline_on_a_tiny_config(breast, cache):
     assert dp["epsilon"] == pytest.approx(eps) and dp["delta"] == 1e-5
     for r in (nd, dp):
         assert 0 <= r["test_auc"] <= 1 and 0 <= r["attack_lira_auc"] <= 1
+        assert r["minority_tpr_gap"] == pytest.approx(r["tpr_maj"] - r["tpr_min"])
     with pytest.raises(ValueError, match="nondp"):
         P.run_point("eps2", 0, pop=pop, cfg=cfg, shadows=shadows)
     widget, update = P.explorer(pop, cfg, shadows, seed=0)
     table, fig = update(1.0, 1.0, 2)
     assert table["epsilon"].iloc[0] > 0 and fig.layout.title.text.startswith("Attacks on DP")
+    noise, _, _, button = widget.children[0].children  # sliders train nothing; the button does
+    status, before = widget.children[1], len(list(cache.glob("privacy-dp-*.pt")))
+    noise.value = 2.0
+    assert len(list(cache.glob("privacy-dp-*.pt"))) == before and "press Train" in status.value
+    button.click()
+    assert len(list(cache.glob("privacy-dp-*.pt"))) == before + 1 and "Done" in status.value
     assert P.setting_name(None) == "nondp" and P.setting_name(0.5) == "eps0_5"
 
 
@@ -512,3 +520,92 @@ def test_train_dp_takes_features_and_labels():
     assert r.sample_rate == pytest.approx(1 / 4) and r.steps == 12 and r.n_train == 100
     with pytest.raises(TypeError, match="pair"):
         P.train_dp(probe, x, epochs=1, noise_multiplier=1.0)
+
+
+# ------------------------------------------------- the lesson's exercise, bound and HCM thread
+
+
+def test_attack_auc_bound_is_the_area_under_the_dp_roc_region():
+    """The AUC bound is the area under the best ROC curve (epsilon, delta)-DP allows, TPR <=
+    min(e^eps FPR + delta, 1 - e^-eps (1 - delta - FPR), 1), integrated here numerically; at
+    delta 0 it is e^eps / (1 + e^eps)."""
+    x = np.linspace(0, 1, 200_001)
+    for eps, delta in [(0.0, 0.0), (1.0, 0.0), (3.0, 1e-5), (8.0, 1e-5), (0.5, 0.05), (2, 0.2)]:
+        roc = np.minimum.reduce(
+            [np.exp(eps) * x + delta, 1 - np.exp(-eps) * (1 - delta - x), np.ones_like(x)]
+        )
+        area = float(np.sum((roc[1:] + roc[:-1]) / 2 * np.diff(x)))  # trapezoids
+        assert P.attack_auc_bound(eps, delta) == pytest.approx(area, abs=1e-7)
+    assert P.attack_auc_bound(1.0) == pytest.approx(np.e / (1 + np.e))
+    assert P.attack_auc_bound(float("inf")) == 1.0 == P.attack_auc_bound(1e4)
+    assert P.attack_auc_bound(1.0) < P.attack_auc_bound(3.0) < P.attack_auc_bound(8.0) < 1
+    with pytest.raises(ValueError, match="epsilon"):
+        P.attack_auc_bound(-1.0)
+
+
+@pytest.mark.filterwarnings("ignore:Full backward hook")  # images need no gradient
+def test_clip_and_noise_is_the_step_and_a_step_made_of_it_trains_the_same(small_train):
+    """The exercise's reference returns what dp_sgd_step writes, checked against a plain loop
+    written here independently (each image's whole gradient norm, its clipped copy, the noise
+    per parameter); train_dp with step_from(clip_and_noise) trains exactly the same weights as
+    with its own step (so a student's correct function changes nothing downstream)."""
+    from opacus import GradSampleModule
+
+    torch.manual_seed(0)
+    gsm = GradSampleModule(SmallCNN(1, 2, width=4, dropout=0.0), loss_reduction="sum")
+    x, y = to_input(small_train.images[:12]), small_train.labels[:12]
+    F.cross_entropy(gsm(x), y, reduction="sum").backward()
+    per_sample = [p.grad_sample.detach().clone() for p in gsm.parameters()]
+    for c, sigma in ((1.0, 0.0), (0.05, 0.0), (0.05, 1.3)):
+        got = P.clip_and_noise(per_sample, c, sigma, 12, torch.Generator().manual_seed(1))
+        want = [torch.zeros(g.shape[1:]) for g in per_sample]
+        for i in range(12):
+            norm = float(torch.cat([g[i].flatten() for g in per_sample]).norm())
+            for w, g in zip(want, per_sample, strict=True):
+                w += g[i] * min(1.0, c / (norm + 1e-6))
+        gen = torch.Generator().manual_seed(1)
+        noise = [torch.normal(0.0, sigma * c, w.shape, generator=gen) if sigma else 0 for w in want]
+        for a, w, n in zip(got, want, noise, strict=True):
+            torch.testing.assert_close(a, (w + n) / 12, rtol=1e-5, atol=1e-7)
+
+    def train(step):
+        torch.manual_seed(0)
+        model = SmallCNN(1, 2, width=4, dropout=0.0)
+        P.train_dp(model, small_train, epochs=1, batch_size=30, noise_multiplier=1.0, seed=0,
+                   step=step)  # fmt: skip
+        return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+    assert torch.equal(train(None), train(P.step_from(P.clip_and_noise)))
+
+
+def _pays(nondp, eps1, *, n=40, auc=0.8):
+    """Grid rows (two seeds) with the given per-seed gaps, and a population whose test split has
+    ``n`` diseased patients per group."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    rows = pd.DataFrame(
+        [{"setting": s, "seed": k, "minority_tpr_gap": g, "tpr_maj": 0.8, "tpr_min": 0.8 - g,
+          "test_auc": 0.85 if s == "nondp" else auc}
+         for s, gaps in (("nondp", nondp), ("eps1", eps1)) for k, g in enumerate(gaps)]
+    )  # fmt: skip
+    y, groups = np.r_[np.ones(2 * n), np.zeros(2 * n)], np.tile([0, 1], 2 * n)
+    return rows, SimpleNamespace(scenario=SimpleNamespace(test_y=y.astype(int),
+                                                          groups={"test": groups}))  # fmt: skip
+
+
+def test_who_pays_never_calls_a_change_of_a_gap_that_was_not_there():
+    """Issue 28: one run had 0.043 +/- 0.073 without DP and printed "DP narrows the TPR gap".
+    Without a clear gap the sentences say so and never say narrows or widens; with a clear gap
+    they do, and a DP model near chance is said to be."""
+    out = P.who_pays(*_pays([0.0, 0.086], [-0.2, -0.1]))
+    assert "no clear gap" in out[0] and "40 diseased group-B" in out[0]
+    assert not any("narrow" in s or "widen" in s for s in out[1:]), out
+    clear = P.who_pays(*_pays([0.40, 0.42], [0.0, 0.02], n=400))
+    assert "misses group B more often" in clear[0] and "DP at eps1 narrows it" in clear[1]
+    assert "near chance" not in clear[1]
+    wider = P.who_pays(*_pays([0.20, 0.22], [0.6, 0.62], n=400, auc=0.5))
+    assert "DP at eps1 widens it" in wider[1] and "near chance" in wider[1]
+    e = P.hcm_gap(*_pays([0.40, 0.42], [0.0, 0.02], n=400), "eps1", minus="nondp")
+    assert e.mean == pytest.approx(-0.40) and e.reversed()

@@ -427,6 +427,35 @@ def _rows(origin, values, key="demo.test_auc", hint=None, note="", nb="99_demo")
     ]
 
 
+def _update_many(path, nb, start, rounds):
+    start.wait()
+    for i in range(rounds):
+        update_expected(_rows("unofficial", [0.8, 0.81, 0.8 + i / 1000], nb=nb), "quick", path=path)
+
+
+def test_two_updates_at_once_keep_both_sections(tmp_path):
+    """Two --update-expected runs that finish at the same moment (two datasets regenerated side
+    by side, or ``--jobs``) each keep the other's section: the read-modify-write is exclusive."""
+    import multiprocessing as mp
+
+    path = tmp_path / "expected.yaml"
+    ctx = mp.get_context("spawn")
+    start = ctx.Barrier(2)
+    procs = [
+        ctx.Process(target=_update_many, args=(path, nb, start, 25)) for nb in ("97_a", "98_b")
+    ]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=120)
+        assert p.exitcode == 0
+    sections = load_expected(path)["unofficial"]["quick"]
+    assert set(sections) == {"97_a", "98_b"}
+    assert all(sections[nb]["breastmnist"]["demo.test_auc"]["value"] == pytest.approx((0.8 + 0.81 + 0.824) / 3)
+               for nb in sections)  # fmt: skip
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["expected.yaml"]  # no lock file left
+
+
 def test_update_expected_keeps_other_sections_and_needs_3_seeds(tmp_path):
     path = tmp_path / "expected.yaml"
     other = {"value": 0.5, "tol": 0.05}

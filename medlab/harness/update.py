@@ -4,7 +4,10 @@ replacing only the sections that were run.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +88,30 @@ def update_expected(
             continue
         groups.setdefault((r.origin, r.notebook, r.dataset, r.key), []).append(r)
         nb_seeds.setdefault((r.origin, r.notebook), set()).add(r.seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _exclusive(path.parent):  # two runs updating at once must not drop each other's sections
+        return _update(path, groups, nb_seeds, mode)
+
+
+@contextlib.contextmanager
+def _exclusive(folder: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``folder`` (flock on the directory itself: no lock file is left
+    behind, and the lock goes when the process does)."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def _update(
+    path: Path,
+    groups: dict[tuple[str, str, str, str], list[Row]],
+    nb_seeds: dict[tuple[str, str], set[Any]],
+    mode: str,
+) -> list[str]:
+    """Read the expected file, replace the sections in ``groups``, write it back atomically."""
     tree, _ = read_expected(path, strict=False)
     sections: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
     notes: list[str] = []
@@ -106,7 +133,6 @@ def update_expected(
     for w in check_expected(yaml.safe_load(text), str(path), strict=False):
         if "without a `reason`" in w:
             notes.append(w)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(text)
     tmp.replace(path)

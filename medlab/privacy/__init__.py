@@ -20,10 +20,12 @@ Higher score = more likely a member, everywhere in this package.
 
 from __future__ import annotations
 
+from medlab.privacy import dpsgd as _dpsgd
 from medlab.privacy.accounting import _QUIET as _QUIET  # the benchmark silences the same
 from medlab.privacy.accounting import (
     ACCOUNTANTS,
     DELTA,
+    attack_auc_bound,
     check_dp_params,
     check_private,
     default_delta,
@@ -31,12 +33,7 @@ from medlab.privacy.accounting import (
     noise_for,
 )
 from medlab.privacy.accounting import _quiet as _quiet
-from medlab.privacy.dpsgd import (
-    GRAD_SAMPLE_MODES,
-    DPResult,
-    dp_sgd_step,
-    train_dp,
-)
+from medlab.privacy.dpsgd import *  # noqa: F403 (exactly dpsgd.__all__, listed below)
 from medlab.privacy.dpsgd import _GhostLoss as _GhostLoss  # the benchmark's ghost clipping
 from medlab.privacy.explorer import explorer
 from medlab.privacy.figures import roc_figure, tradeoff_figure, utility_figure
@@ -45,11 +42,13 @@ from medlab.privacy.lesson import (
     HCM_SHARE,
     Population,
     attacks,
+    hcm_gap,
     lesson_config,
     member_mask,
     population,
     run_point,
     setting_name,
+    who_pays,
 )
 from medlab.privacy.membership import (
     FPR_LEVELS,
@@ -95,11 +94,9 @@ __all__ = [
     "check_private",
     "epsilon_for",
     "noise_for",
+    "attack_auc_bound",
     "ACCOUNTANTS",
-    "GRAD_SAMPLE_MODES",
-    "DPResult",
-    "train_dp",
-    "dp_sgd_step",
+    *_dpsgd.__all__,
     "art_blackbox",
     "EPSILONS",
     "HCM_SHARE",
@@ -112,6 +109,8 @@ __all__ = [
     "train_shadows",
     "attacks",
     "run_point",
+    "hcm_gap",
+    "who_pays",
     "roc_figure",
     "tradeoff_figure",
     "utility_figure",

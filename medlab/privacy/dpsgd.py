@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -32,7 +32,14 @@ from medlab.privacy.accounting import (
 from medlab.train import make_optimizer, to_input, train_steps
 from medlab.utils import check_int, seed_everything
 
-__all__ = ["GRAD_SAMPLE_MODES", "DPResult", "train_dp", "dp_sgd_step"]
+__all__ = [
+    "GRAD_SAMPLE_MODES",
+    "DPResult",
+    "train_dp",
+    "dp_sgd_step",
+    "clip_and_noise",
+    "step_from",
+]
 
 GRAD_SAMPLE_MODES = ("hooks", "functorch", "ghost")
 
@@ -329,6 +336,39 @@ def _result(
         loss=float(losses[-1]) if losses else float("nan"),
         n_train=n,
     )
+
+
+def clip_and_noise(
+    per_sample: Sequence[torch.Tensor], max_grad_norm: float, noise_multiplier: float,
+    batch_size: int, generator: torch.Generator | None = None,
+    *, step: Callable[..., None] | None = None,
+) -> list[torch.Tensor]:  # fmt: skip
+    """One DP-SGD aggregation as a function of per-sample gradients (one ``(B, *shape)`` tensor
+    per parameter): what ``step`` (default :func:`dp_sgd_step`) writes into ``p.grad``, returned
+    as one ``(*shape)`` tensor per parameter: (sum_i min(1, C / ||g_i||) g_i + N(0, (sigma C)^2))
+    / batch_size, the noise drawn from ``generator`` parameter by parameter. The reference of
+    notebook 06's exercise, whose function has this signature."""
+    params = [nn.Parameter(torch.zeros(g.shape[1:], dtype=g.dtype)) for g in per_sample]
+    for p, g in zip(params, per_sample, strict=True):
+        p.grad_sample = g
+    (step or dp_sgd_step)(params, max_grad_norm, noise_multiplier, batch_size, generator)
+    return [p.grad for p in params]
+
+
+def step_from(aggregate: Callable[..., Sequence[torch.Tensor]]) -> Callable[..., None]:
+    """A DP-SGD step for :func:`train_dp` (``step(params, C, sigma, B, generator)``, writing
+    ``p.grad`` from ``p.grad_sample``) made of an aggregation with :func:`clip_and_noise`'s
+    signature, e.g. the one a student writes in notebook 06."""
+
+    def step(params: list[torch.Tensor], max_grad_norm: float, noise_multiplier: float,
+             batch_size: int, generator: torch.Generator | None = None) -> None:  # fmt: skip
+        grads = aggregate([p.grad_sample for p in params], max_grad_norm, noise_multiplier,
+                          batch_size, generator)  # fmt: skip
+        for p, g in zip(params, grads, strict=True):
+            p.grad = torch.as_tensor(g, dtype=p.dtype).reshape(p.shape)
+
+    step.__name__ = f"step_from({getattr(aggregate, '__name__', 'aggregate')})"
+    return step
 
 
 # fmt: off

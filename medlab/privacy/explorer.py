@@ -1,5 +1,6 @@
 """The privacy lesson's explorer: sliders for DP-SGD's noise multiplier, clipping norm and
-epochs, each setting one DP model (cached) with its epsilon, test AUC and both attacks."""
+epochs and a Train button; each press trains one DP model (cached) and shows its epsilon, test
+AUC and both attacks (a slider alone trains nothing)."""
 
 from __future__ import annotations
 
@@ -66,10 +67,11 @@ def explorer(
     loss_score: Callable[..., np.ndarray] | None = None,
     lira_score: Callable[..., np.ndarray] | None = None,
 ) -> tuple[Any, Any]:
-    """Sliders for DP-SGD's noise multiplier, clipping norm and epochs: each move trains (or
-    reads from the cache) one DP model on the seed's members and shows its accountant epsilon,
-    test AUC and both attacks' ROC (LiRA with the non-DP shadows of ``shadows``: no DP shadows
-    are trained for every slider setting, so that attack is mis-specified). Returns ``(widget, update)``; ``update(noise, clip, epochs)``
+    """Sliders for DP-SGD's noise multiplier, clipping norm and epochs, and a **Train** button:
+    only a press trains (or reads from the cache) one DP model on the seed's members and shows
+    its accountant epsilon, test AUC and both attacks' ROC (LiRA with the non-DP shadows of
+    ``shadows``: no DP shadows are trained for every setting, so that attack is mis-specified);
+    moving a slider trains nothing. Returns ``(widget, update)``; ``update(noise, clip, epochs)``
     returns ``(table, figure)`` and runs without a browser. ``step``, ``loss_score`` and
     ``lira_score`` are as in :func:`~medlab.privacy.lesson.run_point`."""
     import ipywidgets as widgets
@@ -84,14 +86,23 @@ def explorer(
     epochs_w = widgets.IntSlider(
         value=cfg["dp_epochs"], min=1, max=2 * cfg["dp_epochs"], description="epochs"
     )
+    button = widgets.Button(description="Train", icon="play", tooltip="train one DP model")
+    status = widgets.Label("Set the sliders, then press Train (a slider alone trains nothing).")
     out = widgets.Output()
 
-    def on_change(_: Any = None) -> None:
+    def on_press(_: Any = None) -> None:
+        status.value = "Training ..."
         table, fig = update(noise_w.value, clip_w.value, epochs_w.value)
         out.clear_output(wait=True)
         with out:
             display(table, fig)
+        status.value = "Done. Change a slider and press Train again."
 
+    def on_move(_: Any = None) -> None:
+        status.value = "Settings changed: press Train to train a model with them."
+
+    button.on_click(on_press)
     for w in (noise_w, clip_w, epochs_w):
-        w.observe(on_change, names="value")
-    return widgets.VBox([widgets.HBox([noise_w, clip_w, epochs_w]), out]), update
+        w.observe(on_move, names="value")
+    controls = widgets.HBox([noise_w, clip_w, epochs_w, button])
+    return widgets.VBox([controls, status, out]), update

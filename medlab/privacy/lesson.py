@@ -1,6 +1,7 @@
 """The privacy lesson's experiment: its settings (:func:`lesson_config`), the population of
-patients (:func:`population`), the target's members, and one row of the privacy-utility grid
-(:func:`run_point`: utility, the minority's TPR gap, both attacks, the accountant's numbers)."""
+patients (:func:`population`), the target's members, one row of the privacy-utility grid
+(:func:`run_point`: utility, the minority's TPR gap, both attacks, the accountant's numbers), and
+the HCM thread in words (:func:`who_pays`)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from medlab.fairness import SHORT, decision_threshold, hcm_metrics
 from medlab.privacy.membership import attack_metrics, lira_offline, loss_scores, true_class_logit
 from medlab.privacy.shadows import train_target
 from medlab.scenario import disease_scores, hcm
+from medlab.stats import PairedEffect, binomial_se, hanley_mcneil_se, paired_effect
 from medlab.train import evaluate
 from medlab.utils import check_int, check_scalar
 
@@ -31,12 +33,14 @@ __all__ = [
     "member_mask",
     "attacks",
     "run_point",
+    "hcm_gap",
+    "who_pays",
 ]
 
 #: The lesson's settings, weakest privacy last: target epsilons, then the non-private model.
 EPSILONS: tuple[float, ...] = (1.0, 3.0, 8.0)
 #: The minority's share of the HCM population in this lesson.
-HCM_SHARE = 0.1
+HCM_SHARE = 0.05  # notebook 03's default: one minority share throughout the HCM thread
 
 
 def setting_name(epsilon: float | None) -> str:
@@ -166,6 +170,8 @@ def _utility(model: nn.Module, pop: Population) -> dict[str, Any]:
         "test_auc": m["auc"],
         "test_acc": m["acc"],
         "minority_tpr_gap": gm.row(SHORT)["tpr_gap"],
+        "tpr_maj": gm.row(SHORT)["tpr_maj"],
+        "tpr_min": gm.row(SHORT)["tpr_min"],
     }
 
 
@@ -224,3 +230,70 @@ def run_point(
     row["accountant"] = info.get("accountant", "")
     row["message"] = info.get("message", "")
     return row
+
+
+def _diseased(pop: Population) -> tuple[int, int]:
+    """The diseased test patients of group A and of group B: the TPRs' denominators."""
+    y, g = pop.scenario.test_y, np.asarray(pop.scenario.groups["test"])
+    return int(((y == 1) & (g == 0)).sum()), int(((y == 1) & (g == 1)).sum())
+
+
+def hcm_gap(rows: Any, pop: Population, setting: str, *, minus: str | None = None) -> PairedEffect:
+    """The minority's TPR gap (group A minus group B) of ``setting`` over the grid's seeds
+    (``rows`` from :func:`run_point`), or with ``minus`` its change against that setting, paired
+    by seed. Its SE is the larger of the seeds' and the binomial SE of the few diseased test
+    patients of each group (:func:`medlab.stats.paired_effect`)."""
+    n_a, n_b = _diseased(pop)
+    r = rows[rows.setting == setting].set_index("seed")
+    props, per_seed = [(r.tpr_maj, n_a), (r.tpr_min, n_b)], r.minority_tpr_gap
+    if minus is not None:
+        o = rows[rows.setting == minus].set_index("seed").loc[r.index]
+        props += [(o.tpr_maj, n_a), (o.tpr_min, n_b)]
+        per_seed = per_seed - o.minority_tpr_gap
+    return paired_effect(per_seed, binomial=binomial_se(*props, laplace=True))
+
+
+def _tprs(rows: Any, setting: str) -> str:
+    """The two groups' mean TPRs of a setting, in words."""
+    r = rows[rows.setting == setting]
+    return f"TPR A {r.tpr_maj.mean():.2f}, B {r.tpr_min.mean():.2f}"
+
+
+def _word(e: PairedEffect, up: str, down: str, neither: str) -> str:
+    """``up`` when ``e`` is clearly above 0 (beyond 2 SE), ``down`` when clearly below."""
+    return up if e.clear() else down if e.reversed() else neither
+
+
+def who_pays(rows: Any, pop: Population) -> list[str]:
+    """The HCM thread in words, from the grid's ``rows``: whether there is a gap without DP,
+    then what each DP setting did to it. A gap counts beyond two standard errors
+    (:func:`hcm_gap`); DP "narrows" or "widens" only a gap that was clear without DP, and a DP
+    model whose test AUC is within two standard errors of 0.5 is said to be near chance."""
+    n_a, n_b = _diseased(pop)
+    t = pop.scenario.test_y
+    chance = 2 * hanley_mcneil_se(0.5, int(t.sum()), int((1 - t).sum()))
+    base = hcm_gap(rows, pop, "nondp")
+    on = f"on {n_b} diseased group-B and {n_a} group-A test patients"
+    if base.clear():
+        out = [f"Without DP the model misses group B more often: TPR gap (A - B) {base}; "
+               f"{_tprs(rows, 'nondp')}; {on}."]  # fmt: skip
+    elif base.reversed():
+        out = [f"Without DP group B's TPR is *higher* than group A's: gap (A - B) {base}, {on}."]
+    else:
+        out = [f"Without DP this run shows **no clear gap** (A - B: {base}, {on}): there is no "
+               "gap here for DP to narrow or widen."]  # fmt: skip
+    for s in [x for x in dict.fromkeys(rows.setting) if x != "nondp"]:
+        gap, auc = hcm_gap(rows, pop, s), float(rows[rows.setting == s].test_auc.mean())
+        if base.clear():
+            ch = hcm_gap(rows, pop, s, minus="nondp")
+            verb = _word(ch, "widens", "narrows", "does not clearly change")
+            text = f"DP at {s} {verb} it: gap {gap.mean:+.3f} ({_tprs(rows, s)}), change {ch}"
+        else:
+            what = _word(gap, "a clear gap against group B appears",
+                         "group B's TPR is clearly higher", "no clear gap either")  # fmt: skip
+            text = f"DP at {s}: {what} (gap {gap}; {_tprs(rows, s)})"
+        if auc - 0.5 <= chance:
+            text += (f"; its test AUC {auc:.3f} is near chance: it fails both groups alike, so its "
+                     "gap says little")  # fmt: skip
+        out.append(text + ".")
+    return out
