@@ -144,14 +144,27 @@ def quiet() -> bool:
     return "papermill" in sys.modules or os.environ.get("PAPERMILL_EXECUTION") == "1"
 
 
+def _isatty(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return False
+
+
 def progress(iterable: Iterable[T], **kwargs: Any) -> Iterator[T]:
-    """A tqdm.auto progress bar, disabled when :func:`quiet` is true, that leaves one static
+    """A tqdm.auto progress bar, shown only in a notebook or on a terminal (disabled when
+    :func:`quiet` is true or stderr is piped into a file), that leaves one static
     line when a loop with a ``desc`` ends (``desc: 12 of 12 in 3.4 s``; stdout in a notebook,
     stderr elsewhere), even where the bar was silent or is gone: an executed notebook then
     shows what ran instead of a bar frozen at 0 %."""
     from tqdm.auto import tqdm
 
-    kwargs.setdefault("disable", quiet())
+    ip = sys.modules.get("IPython")
+    in_kernel = ip is not None and ip.get_ipython() is not None
+    # a bar only where someone watches it: a notebook, or a terminal; a benchmark piped into a
+    # file or a table keeps clean lines (the static line below still says what ran)
+    watched = in_kernel or _isatty(sys.stderr)
+    kwargs.setdefault("disable", quiet() or not watched)
     kwargs.setdefault("leave", False)
     desc = kwargs.get("desc")
     total = kwargs.get("total", len(iterable) if hasattr(iterable, "__len__") else None)
@@ -165,6 +178,5 @@ def progress(iterable: Iterable[T], **kwargs: Any) -> Iterator[T]:
             of = f" of {total}" if total is not None else ""
             # in a notebook the line stays in the cell's output; elsewhere (a benchmark, a
             # script) it goes to stderr, so that stdout keeps only results
-            ip = sys.modules.get("IPython")
-            out = sys.stdout if ip is not None and ip.get_ipython() is not None else sys.stderr
+            out = sys.stdout if in_kernel else sys.stderr
             print(f"{desc}: {done}{of} in {time.perf_counter() - t0:.1f} s", file=out, flush=True)

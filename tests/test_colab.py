@@ -67,13 +67,16 @@ def test_title_cell_opens_this_notebook_on_colab_at_the_release_tag(path):
     assert links == [f"{link.removeprefix('https://')}{path.name}"], links
 
 
-def test_readme_links_every_notebook_on_colab_at_the_release_tag():
+def test_readme_links_every_notebook_on_colab_in_the_student_edition():
+    """README sends students to the published student edition (tag vX-student, made by
+    .ci/publish-student-edition), not to the repository's notebooks, which hold the solutions."""
     readme = (ROOT / "README.md").read_text()
     found = re.findall(
         r"colab\.research\.google\.com/github/medlab-edu/medlab/blob/([^/]+)/notebooks/([^)\s]+)",
         readme,
     )
-    assert sorted(set(found)) == [(TAG, p.name) for p in ALL]
+    assert sorted(set(found)) == [(f"{TAG}-student", p.name) for p in ALL]
+    assert f".ci/publish-student-edition {TAG}" in readme
     assert f'"{PINNED}"' in readme  # what the install cell does, spelled out
 
 

@@ -90,3 +90,66 @@ def test_student_edition_runs_to_the_end_unanswered(
     for n in _exercises(nbformat.read(path, as_version=4)):
         assert re.search(rf"Exercise {n}[a-h]?: not yet", text), f"exercise {n} gave no 'not yet'"
     assert "Exercise" in text and not re.search(r"✓ Exercise", text), "an empty answer passed"
+
+
+COLAB = re.compile(
+    r"colab\.research\.google\.com/github/[\w.-]+/[\w.-]+/blob/([^/\s)]+)/notebooks/"
+)
+
+
+def test_each_edition_opens_itself_on_colab(editions):
+    """The student edition's badges open the published student edition (tag vX-student), the
+    instructor edition's the repository's notebooks at the release tag vX."""
+    for src, student, instructor in zip(
+        ALL, editions["student"], editions["instructor"], strict=True
+    ):
+        (tag,) = set(COLAB.findall(src.read_text()))
+        assert set(COLAB.findall(student.read_text())) == {f"{tag}-student"}, student.name
+        assert set(COLAB.findall(instructor.read_text())) == {tag}, instructor.name
+
+
+def _git(cwd, *args):
+    import subprocess
+
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@t", "PATH": "/usr/bin:/bin"}  # fmt: skip
+    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, env=env)
+
+
+def test_publish_student_edition_makes_the_tag_colab_opens(tmp_path):
+    """.ci/publish-student-edition vX: a tag vX-student whose notebooks are the student edition
+    (no solution text, badges pointing at the tag itself), the release tag untouched, nothing
+    left behind; bad input (no release tag, the tag made twice) exits 2 naming the fix."""
+    import os
+    import subprocess
+    import sys
+
+    from fresh_env import checkout_copy
+
+    repo = checkout_copy(tmp_path / "repo")
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "release"]):
+        assert _git(repo, *args).returncode == 0
+    script = [str(repo / ".ci" / "publish-student-edition")]
+    env = {**os.environ, "PYTHON": sys.executable, "TMPDIR": str(tmp_path)}
+    run = lambda *a: subprocess.run(script + list(a), cwd=repo, capture_output=True,  # noqa: E731
+                                    text=True, env=env)  # fmt: skip
+    missing = run("v9.9.9")
+    assert missing.returncode == 2 and "git tag v9.9.9" in missing.stderr
+    tag = re.search(r"/blob/([^/]+)/notebooks/", ALL[0].read_text()).group(1)
+    assert _git(repo, "tag", tag).returncode == 0
+    made = run(tag)
+    assert made.returncode == 0, made.stderr
+    assert f"git push origin {tag}-student" in made.stdout
+    again = run(tag)
+    assert again.returncode == 2 and f"git tag -d {tag}-student" in again.stderr
+    for path in ALL:
+        shown = _git(repo, "show", f"{tag}-student:notebooks/{path.name}")
+        assert shown.returncode == 0, shown.stderr
+        nb = nbformat.reads(shown.stdout, as_version=4)
+        assert not solution_regions(nb), path.name
+        assert set(COLAB.findall(shown.stdout)) == {f"{tag}-student"}, path.name
+        assert _git(repo, "show", f"{tag}:notebooks/{path.name}").stdout == path.read_text()
+    changed = _git(repo, "diff", "--name-only", tag, f"{tag}-student").stdout.split()
+    assert sorted(changed) == sorted(f"notebooks/{p.name}" for p in ALL)
+    assert _git(repo, "worktree", "list").stdout.count("\n") == 1  # the temporary one is gone
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["repo"]

@@ -551,6 +551,21 @@ def test_predict_shapes(small):
     assert predict(SmallCNN(1, 3, width=4), three).shape == (6, 3)
 
 
+def test_progress_bar_stays_off_when_stderr_is_not_a_terminal(tmp_path):
+    """A benchmark piped into a file prints clean lines: no bar, only the static line."""
+    import os
+    import subprocess
+    import sys
+
+    code = "from medlab.utils import progress\nfor _ in progress(range(3), desc='runs'): pass\n"
+    env = {k: v for k, v in os.environ.items() if k not in ("MEDLAB_QUIET", "CI")}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == ""
+    assert "%|" not in done.stderr and "\r" not in done.stderr, done.stderr
+    assert done.stderr.strip().split(" in ")[0] == "runs: 3 of 3"
+
+
 def test_progress_leaves_one_static_line_even_when_quiet_or_stopped_early(capsys, monkeypatch):
     from medlab.utils import progress
 

@@ -9,6 +9,12 @@ region keeps its "unanswered" value and a function body returns None: the self-c
 :mod:`medlab.exercise` then say "not yet" and the notebook goes on). Cells tagged ``instructor``
 (notes, expected answers) are removed from the student edition by nbconvert's
 ``TagRemovePreprocessor``.
+
+Colab opens a notebook from GitHub, so each edition's "Open in Colab" badge points at where that
+edition is published: the instructor edition is the repository's own ``notebooks/`` at the release
+tag ``vX``; the student edition is published by ``.ci/publish-student-edition vX`` as the tag
+``vX-student`` (the release's tree with ``notebooks/`` replaced by the student edition), and
+:func:`build_editions` rewrites the student copies' badges to that tag (:data:`STUDENT_SUFFIX`).
 """
 
 from __future__ import annotations
@@ -27,11 +33,17 @@ __all__ = [
     "CODE_STUB",
     "TEXT_STUB",
     "INSTRUCTOR_TAG",
+    "STUDENT_SUFFIX",
+    "student_link",
 ]
 
 CODE_STUB = "...  # your answer here"
 TEXT_STUB = "*Your answer here.*"
 INSTRUCTOR_TAG = "instructor"
+STUDENT_SUFFIX = "-student"  # the student edition of release vX is published as tag vX-student
+_COLAB = re.compile(
+    r"(https://colab\.research\.google\.com/github/[\w.-]+/[\w.-]+/blob/)([^/\s)]+)(/notebooks/)"
+)
 _REGION = re.compile(
     r"^[ \t]*### BEGIN SOLUTION[ \t]*\n(.*?)^[ \t]*### END SOLUTION[ \t]*$", re.M | re.S
 )
@@ -62,7 +74,22 @@ def _student(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     nb, _ = clear.preprocess(nb, {})
     drop = TagRemovePreprocessor(remove_cell_tags={INSTRUCTOR_TAG}, enabled=True)
     nb, _ = drop.preprocess(nb, {})
+    for cell in nb.cells:  # Colab opens the published student edition, not the repository's
+        if cell.cell_type == "markdown":
+            cell.source = student_link(cell.source)
     return nb
+
+
+def student_link(source: str) -> str:
+    """``source`` (a markdown cell) with every Colab link moved from the release tag ``vX`` to the
+    student edition's tag ``vX-student`` (a link already there stays)."""
+
+    def move(m: re.Match[str]) -> str:
+        tag = m.group(2)
+        tag = tag if tag.endswith(STUDENT_SUFFIX) else tag + STUDENT_SUFFIX
+        return f"{m.group(1)}{tag}{m.group(3)}"
+
+    return _COLAB.sub(move, source)
 
 
 def _with_banner(nb: nbformat.NotebookNode, edition: str) -> nbformat.NotebookNode:
