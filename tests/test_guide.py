@@ -1,10 +1,16 @@
 """The instructor guide's lesson pages are generated from the notebooks and a run."""
 
 import json
+import re
 
 import pytest
 
-from medlab.harness.guide import exercise_headings, instructor_guide, lesson_page
+from medlab.harness.guide import (
+    exercise_headings,
+    exercise_seconds,
+    instructor_guide,
+    lesson_page,
+)
 from medlab.harness.notebooks import NOTEBOOKS
 
 SOURCE = NOTEBOOKS / "01_baseline.ipynb"
@@ -52,3 +58,35 @@ def test_lesson_page_takes_the_answers_from_the_runs_executed_copy(tmp_path):
     assert "dataset breastmnist, seed 13, quick mode" in page
     assert "| 1 | close | You predicted 0.5; this run computed 0.5. |" in page
     assert "do not edit by hand" in page
+
+
+def test_exercise_seconds_sums_each_exercises_cells_up_to_its_self_check(tmp_path):
+    """Each exercise's measured time: papermill's durations of its code cells, from its heading
+    to its self-check; cells before the first exercise and after a self-check count for none."""
+    nb = json.loads(SOURCE.read_text())
+    cells = nb["cells"]
+    for i, c in enumerate(cells):
+        if c["cell_type"] == "code":
+            c["metadata"]["papermill"] = {"duration": float(i)}
+    expected: dict[str, float] = {}
+    current = None
+    for i, c in enumerate(cells):
+        text = "".join(c["source"])
+        if c["cell_type"] == "markdown":
+            for n, _, _ in exercise_headings([c]):
+                current = n
+            continue
+        if current is not None:
+            expected[current] = expected.get(current, 0.0) + i
+            if current in re.findall(r"check_\w+\(\s*\"(\d+)", text):  # 2, or 1 of 1a/1b
+                current = None
+    executed = tmp_path / SOURCE.name
+    executed.write_text(json.dumps(nb))
+    took = exercise_seconds(executed)
+    assert took == expected and set(took) == {"1", "2", "3"}
+    first_check = next(
+        i for i, c in enumerate(cells) if "medlab.exercise.check_" in "".join(c["source"])
+    )
+    assert took["1"] < sum(range(first_check + 1))  # not every cell before it
+    page = lesson_page(SOURCE, executed)
+    assert f"| 1 | {exercise_headings(cells)[0][1]} | {took['1']:.1f} s |" in page

@@ -17,12 +17,14 @@ from pathlib import Path
 
 from medlab.harness.editions import INSTRUCTOR_TAG, answer_rows
 
-__all__ = ["lesson_page", "instructor_guide", "exercise_headings"]
+__all__ = ["lesson_page", "instructor_guide", "exercise_headings", "exercise_seconds"]
 
 _EXERCISE = re.compile(r"^\*\*Exercise (\w+) \(([^)]*)\)\.\*\*\s*(.*)$", re.M)
 _SECTION = re.compile(r"^\*\*(The question|Time)\.\*\*\s*(.*?)(?=\n\n|\Z)", re.M | re.S)
 _OBJECTIVES = re.compile(r"^\*\*After this notebook you can\*\*\n(.*?)(?=\n\n|\Z)", re.M | re.S)
 _DIV = re.compile(r"</?div[^>]*>")
+_HEADING = re.compile(r"^\*\*Exercise (\w+) \(", re.M)
+_SELF_CHECK = re.compile(r"medlab\.exercise\.check_\w+\(\s*[\"'](\w+)[\"']")
 
 
 def _cells(path: Path) -> list[dict]:
@@ -51,6 +53,31 @@ def exercise_headings(cells: list[dict]) -> list[tuple[str, str, str]]:
     return out
 
 
+def exercise_seconds(executed: Path) -> dict[str, float]:
+    """Seconds each exercise's code cells took in an executed notebook (papermill's per-cell
+    ``duration``): from the markdown cell that opens ``**Exercise N (`` to the cell that runs its
+    self-check (or the check of its last part, ``1b``), that one included. An exercise whose cells carry no duration is left out."""
+    total: dict[str, float] = {}
+    current: str | None = None
+    for c in _cells(executed):
+        text = _text(c)
+        if c["cell_type"] == "markdown":
+            heads = _HEADING.findall(text)
+            current = heads[-1] if heads else current
+            continue
+        if current is None:
+            continue
+        seconds = (c.get("metadata", {}).get("papermill") or {}).get("duration")
+        if isinstance(seconds, (int, float)):
+            total[current] = total.get(current, 0.0) + float(seconds)
+        ids = _SELF_CHECK.findall(text)  # "2", or the parts "1a", "1b" of exercise 1
+        if any(
+            i == current or (i.startswith(current) and i[len(current) :].isalpha()) for i in ids
+        ):
+            current = None
+    return total
+
+
 def lesson_page(source: Path, executed: Path | None = None) -> str:
     """Markdown for one lesson: key idea, objectives, time, exercises, the answers ``executed``
     (the run's copy of ``source``) printed, and the instructor notes of ``source``."""
@@ -68,8 +95,17 @@ def lesson_page(source: Path, executed: Path | None = None) -> str:
         lines += [f"**Time.** {found['Time']}", ""]
     heads = exercise_headings(cells)
     if heads:
-        lines += ["**Exercises**", "", "| exercise | kind; compute in quick mode | task |"]
-        lines += ["|---|---|---|"] + [f"| {n} | {k} | {t.replace('|', '/')} |" for n, k, t in heads]
+        took = exercise_seconds(executed) if executed is not None and executed.exists() else {}
+        lines += [
+            "**Exercises**",
+            "",
+            "| exercise | kind; compute in quick mode | measured in the run below | task |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| {n} | {k} | {f'{took[n]:.1f} s' if n in took else '-'} | {t.replace('|', '/')} |"
+            for n, k, t in heads
+        ]
         lines.append("")
     if executed is not None and executed.exists():
         run, rows = answer_rows(executed)
