@@ -38,6 +38,7 @@ from medlab.experiments import lesson
 from medlab.harness.monitor import BUDGET_MB, CURRICULUM_BUDGET_S, KernelMonitor
 from medlab.harness.notebooks import find_notebooks, run_notebook
 from medlab.harness.speed import speed_reference
+from medlab.utils import device
 
 
 def _reference(split) -> float:
@@ -63,6 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = ap.parse_args(argv)
     modes = ["quick"] if args.quick else ["full"] if args.full else ["quick", "full"]
+    # the kernels inherit $MEDLAB_DEVICE and pick the same device; the reference runs on the CPU
+    print(f"device: {device()} (MEDLAB_DEVICE={os.environ.get('MEDLAB_DEVICE') or 'auto'}; "
+          "speed reference on the CPU)", flush=True)  # fmt: skip
     extra_env: dict[str, str] = {}
     if args.medlab_src:
         src = Path(args.medlab_src).resolve()

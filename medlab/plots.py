@@ -210,7 +210,7 @@ def montage(
     for k, name in split.label_names.items():
         idx = np.flatnonzero(labels[:, k] > 0 if split.multilabel else labels == k)
         take = rng.choice(idx, size=min(per_class, len(idx)), replace=False) if len(idx) else []
-        rows.append(split.images[np.asarray(take, dtype=np.int64)].numpy())
+        rows.append(split.images[np.asarray(take, dtype=np.int64)].cpu().numpy())
         names.append(f"{k}: {name}"[:30])
     return image_grid(
         rows,

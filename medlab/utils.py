@@ -1,4 +1,4 @@
-"""Seeds, threads and progress bars: the small things every lesson needs the same way."""
+"""Seeds, threads, the device and progress bars: the small things every lesson needs the same way."""
 
 from __future__ import annotations
 
@@ -6,16 +6,22 @@ import math
 import numbers
 import os
 import random
+import re
 import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import numpy as np
 import torch
+from torch import nn
 
 __all__ = [
     "seed_everything",
+    "device",
+    "model_device",
+    "on_device",
     "quiet",
     "progress",
     "set_threads",
@@ -102,14 +108,96 @@ def check_seeds(seeds: Any, *, name: str = "seeds") -> list[int]:
 
 
 def seed_everything(seed: int) -> torch.Generator:
-    """Seed Python, NumPy and torch; make CPU kernels deterministic; return a torch Generator
-    seeded with ``seed`` for code that wants its own stream (shuffling, augmentation)."""
+    """Seed Python, NumPy and torch (``torch.manual_seed`` seeds the CPU, every CUDA device and
+    MPS); make kernels deterministic (on CUDA, cuBLAS too: ``CUBLAS_WORKSPACE_CONFIG`` is set
+    unless it already is); return a CPU torch Generator seeded with ``seed`` for code that wants
+    its own stream (shuffling, augmentation: drawn on the CPU, so the same on any device)."""
     seed = check_int("seed", seed, 0)
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+    # deterministic cuBLAS needs this before its first use; no effect without CUDA
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.use_deterministic_algorithms(True, warn_only=True)
     return torch.Generator().manual_seed(seed)
+
+
+#: The values ``$MEDLAB_DEVICE`` may take (``cuda:N`` for any device number N).
+DEVICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
+
+
+def _mps_available() -> bool:
+    mps = getattr(torch.backends, "mps", None)
+    return bool(mps is not None and mps.is_available())
+
+
+def device(name: str | None = None) -> torch.device:
+    """The device medlab trains and predicts on: ``name``, else ``$MEDLAB_DEVICE``, one of
+    ``auto`` (the default: ``cuda`` when ``torch.cuda.is_available()``, else ``mps`` when
+    available, else ``cpu``), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``. A value that is none of
+    these, or a device this machine does not have, is a ValueError that says what to set."""
+    raw = os.environ.get("MEDLAB_DEVICE", "") if name is None else name
+    if not isinstance(raw, str):
+        raise TypeError(f"the device must be a string such as 'cpu', got {type(raw).__name__}")
+    spec = raw.strip().lower() or "auto"
+    where = "MEDLAB_DEVICE" if name is None else "device"
+    fix = "set MEDLAB_DEVICE=auto (or unset it) to use what this machine has, or cpu"
+    if spec == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("mps" if _mps_available() else "cpu")
+    if spec == "cpu":
+        return torch.device("cpu")
+    if spec == "mps":
+        if not _mps_available():
+            raise ValueError(f"{where}={raw!r}, but this machine has no MPS device; {fix}")
+        return torch.device("mps")
+    m = re.fullmatch(r"cuda(?::(\d+))?", spec)
+    if m is None:
+        raise ValueError(f"{where} must be one of {', '.join(DEVICES)}, got {raw!r}; {fix}")
+    if not torch.cuda.is_available():
+        raise ValueError(
+            f"{where}={raw!r}, but torch finds no CUDA device (torch.cuda.is_available() is "
+            f"False: no GPU, or a CPU-only torch build); {fix}"
+        )
+    if m.group(1) is not None and int(m.group(1)) >= torch.cuda.device_count():
+        n = torch.cuda.device_count()
+        raise ValueError(
+            f"{where}={raw!r}, but this machine has {n} CUDA device{'s' * (n != 1)} "
+            f"(cuda:0..cuda:{n - 1}); {fix}"
+        )
+    return torch.device(spec)
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """The device of ``model``'s first parameter (or buffer); the CPU for a model with none."""
+    for t in model.parameters():
+        return t.device
+    for t in model.buffers():
+        return t.device
+    return torch.device("cpu")
+
+
+@contextmanager
+def on_device(model: nn.Module, where: torch.device | None = None) -> Iterator[torch.device]:
+    """``model`` moved (in place, ``model.to``) to ``where`` (default :func:`device`) inside the
+    block, which gets that device; afterwards, also when the block raises, the model goes back
+    to the device it came from, so that code after it (the attacks, Grad-CAM, sampling) finds
+    it where it was. A model on the ``meta`` device (no values) stays there, for
+    :func:`medlab.train.check_model`'s error."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch nn.Module, got {type(model).__name__}")
+    dev = device() if where is None else where
+    dev = dev if isinstance(dev, torch.device) else torch.device(dev)
+    was = model_device(model)
+    if was.type == "meta":
+        yield dev
+        return
+    model.to(dev)
+    try:
+        yield dev
+    finally:
+        model.to(was)
 
 
 def default_threads() -> int:

@@ -120,7 +120,8 @@ def quantize_int8(
         calibration: images whose activation ranges set the int8 scales: the validation
             split (a Split or uint8 (N, C, H, W)), never the test split.
         backend: the quantised engine (``"x86"`` on Intel/AMD CPUs, ``"qnnpack"`` on ARM).
-    Returns the quantised ``GraphModule`` (input: float on the [-1, 1] scale, like the model).
+    Returns the quantised ``GraphModule`` (input: float on the [-1, 1] scale, like the model),
+    on the CPU: int8 models run there only.
     """
     from torch.ao.quantization import get_default_qconfig_mapping
     from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
@@ -134,7 +135,9 @@ def quantize_int8(
     if not isinstance(x, torch.Tensor) or x.ndim != 4 or len(x) == 0:
         raise ValueError("calibration must be a non-empty Split or uint8 tensor (N, C, H, W)")
     torch.backends.quantized.engine = backend
-    float_model = copy.deepcopy(model).eval()
+    # int8 kernels exist on the CPU only: the copy is quantised there, whatever
+    # medlab.utils.device() says, and the int8 model runs on the CPU
+    float_model = copy.deepcopy(model).cpu().eval()
     example = (to_input(x[:1]),)
     with warnings.catch_warnings(), _quantized_ok():  # the deprecation notice: see the lesson
         warnings.simplefilter("ignore")

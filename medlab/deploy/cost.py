@@ -1,6 +1,10 @@
 """What a model costs on this CPU: size on disk (bytes of the saved ``state_dict``),
 parameters, latency per image (batch of 1, median after warm-up runs), throughput (images/s),
-a fair latency race between models (:func:`compare_latency`) and the FLOPs of one forward pass."""
+a fair latency race between models (:func:`compare_latency`) and the FLOPs of one forward pass.
+
+Everything here runs on the CPU, whatever :func:`medlab.utils.device` says: the int8 model runs
+only there, and the lesson compares it with the float model on the same hardware. The models
+given must be on the CPU (those from :func:`medlab.train.fit` are)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,11 @@
 """The model cache: trained weights on disk, keyed by the kind of model, the dataset's MD5, a
 hash of the exact training (and validation) images and labels, the seed, a hash of the
 settings, medlab's version and a hash of the model-changing source code
-(:func:`~medlab.experiments.source.source_hash`); read back with ``weights_only=True``."""
+(:func:`~medlab.experiments.source.source_hash`); read back with ``weights_only=True``.
+
+Not the device: weights are saved as CPU tensors and read back with ``map_location="cpu"``
+into the model wherever it is, so the weights trained on a GPU and on the CPU share a key:
+whichever a cache holds first is reused (GPU and CPU numbers may differ a little)."""
 
 from __future__ import annotations
 
@@ -43,8 +47,10 @@ def fingerprint(*arrays: Any) -> str:
         if a is None:
             h.update(b"none")
             continue
-        t = a.detach().cpu().contiguous() if isinstance(a, torch.Tensor) else None
-        arr = t.numpy() if t is not None else np.ascontiguousarray(np.asarray(a))
+        if isinstance(a, torch.Tensor):  # the same bytes from any device
+            arr = a.detach().contiguous().cpu().numpy()
+        else:
+            arr = np.ascontiguousarray(np.asarray(a))
         h.update(f"{arr.dtype}{arr.shape}".encode())
         h.update(arr.tobytes())
     return h.hexdigest()

@@ -22,7 +22,7 @@ from medlab.explain.common import (
     model_logits,
     target_classes,
 )
-from medlab.utils import check_int
+from medlab.utils import check_int, on_device
 
 __all__ = [
     "integrated_gradients",
@@ -56,11 +56,12 @@ def integrated_gradients(
 
     x = as_input(images)
     t = target_classes(model, x, target)
-    with eval_mode(model), torch.enable_grad():
+    # on medlab.utils.device(), the model back where it was afterwards; the maps come to the CPU
+    with on_device(model) as dev, eval_mode(model), torch.enable_grad():
         a = IntegratedGradients(model).attribute(
-            x,
+            x.to(dev),
             baselines=float(baseline),
-            target=t,
+            target=t.to(dev),
             n_steps=n_steps,
             method="gausslegendre",
             internal_batch_size=internal_batch_size,
@@ -97,17 +98,18 @@ def occlusion(
     # chunk of images bounds the memory (96 images in one call: about 1 GB more RSS); each
     # image's map depends on that image only, so chunking changes no number
     occ, chunk = Occlusion(model), 16
-    with eval_mode(model), torch.no_grad():
+    # on medlab.utils.device(), the model back where it was afterwards; the maps come to the CPU
+    with on_device(model) as dev, eval_mode(model), torch.no_grad():
         a = torch.cat(
             [
                 occ.attribute(
-                    x[i : i + chunk],
+                    x[i : i + chunk].to(dev),
                     sliding_window_shapes=(c, window, window),
                     strides=(c, stride, stride),
                     baselines=float(baseline),
-                    target=t[i : i + chunk],
+                    target=t[i : i + chunk].to(dev),
                     perturbations_per_eval=64,
-                )
+                ).cpu()
                 for i in range(0, len(x), chunk)
             ]
         )
@@ -139,6 +141,8 @@ def shap_gradient(
             f"background images {tuple(bg.shape[1:])} must match the images {tuple(x.shape[1:])}"
         )
     t = target_classes(model, x, target)
+    # shap runs where the model is (the CPU after medlab.train.fit), like Grad-CAM, whose
+    # code is exported from notebook 04; captum's methods above use medlab.utils.device()
     state = np.random.get_state()  # shap reseeds NumPy's global generator; leave it as it was
     try:
         with eval_mode(model), torch.enable_grad():
@@ -149,7 +153,7 @@ def shap_gradient(
     sv = np.asarray(sv)
     if sv.ndim == 4:  # one output only
         sv = sv[..., None]
-    a = sv[np.arange(len(t)), ..., t.numpy()]  # (N, C, H, W)
+    a = sv[np.arange(len(t)), ..., t.cpu().numpy()]  # (N, C, H, W)
     return as_maps(a, *x.shape[-2:])
 
 
@@ -193,7 +197,7 @@ def lime(
     classifier = _lime_classifier(model, c)
     out = np.zeros((n, h, w), dtype=np.float32)
     for i in range(n):
-        img = x[i].permute(1, 2, 0).numpy().astype(np.float64)
+        img = x[i].permute(1, 2, 0).cpu().numpy().astype(np.float64)
         if c == 1:
             img = np.repeat(img, 3, axis=2)
         explainer = lime_image.LimeImageExplainer(random_state=seed + i)
@@ -223,7 +227,7 @@ def _lime_classifier(model: nn.Module, c: int) -> Callable[[np.ndarray], np.ndar
         xb = torch.as_tensor(np.ascontiguousarray(batch), dtype=torch.float32).permute(0, 3, 1, 2)
         if c == 1:
             xb = xb.mean(1, keepdim=True)
-        return torch.softmax(model_logits(model, xb), 1).numpy()
+        return torch.softmax(model_logits(model, xb), 1).cpu().numpy()
 
     return classifier
 

@@ -33,7 +33,7 @@ def _check_maps(x: torch.Tensor, maps: Mapping[str, np.ndarray], n: int) -> None
 
 def _add_row(fig: go.Figure, i: int, image: torch.Tensor, maps: list[np.ndarray]) -> None:
     """Row ``i`` (0-based): the image as a picture, then each map scaled by its largest |value|."""
-    img = ((image.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
+    img = ((image.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
     if img.shape[2] == 1:
         img = np.repeat(img, 3, axis=2)
     fig.add_trace(go.Image(z=img, hoverinfo="skip"), row=i + 1, col=1)

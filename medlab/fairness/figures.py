@@ -38,7 +38,7 @@ def shift_examples(
             x, data.test.labels[idx], shift, seed=seed, positive=positive, pattern=pat
         )
         cname = data.label_names[c][:18]
-        rows += [x.numpy(), shifted.numpy()]
+        rows += [x.cpu().numpy(), shifted.cpu().numpy()]
         names += [f"{cname}: as is", f"{cname}: minority"]
     return image_grid(
         rows,

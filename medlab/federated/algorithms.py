@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from medlab.data import Split
 from medlab.models import build_model
 from medlab.train import batches, evaluate, make_optimizer, train_steps
-from medlab.utils import check_int, check_scalar, seed_everything
+from medlab.utils import check_int, check_scalar, on_device, seed_everything
 
 __all__ = [
     "FedConfig",
@@ -76,17 +76,19 @@ def client_update(
     ``mu > 0``), starting from ``model``'s weights (changed in place).
 
     Returns (state dict, number of local training images, mean training loss). Seeded by
-    ``seed``; a fresh optimizer each round, as a stateless client (Flower's) has."""
+    ``seed``; a fresh optimizer each round, as a stateless client (Flower's) has. The steps run
+    on :func:`medlab.utils.device`; the state dict is on the model's own device (the CPU)."""
     if len(split) == 0:
         raise ValueError(f"site split {split.split} of {split.name} is empty: nothing to train")
     torch.manual_seed(check_int("seed", seed, 0))  # dropout: the same masks in any process
-    opt, _ = make_optimizer(model, total_steps=steps, lr=lr)
-    src = batches(split, batch_size=batch_size, epochs=None, seed=seed)
-    loss_fn = None
-    if mu > 0:
-        loss_fn = prox_loss(model, [p.detach().clone() for p in model.parameters()], mu)
-    stats = train_steps(model, src, opt, steps, loss_fn=loss_fn)
-    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    with on_device(model) as dev:  # medlab.utils.device(); the model comes back afterwards
+        opt, _ = make_optimizer(model, total_steps=steps, lr=lr)
+        src = batches(split, batch_size=batch_size, epochs=None, seed=seed, device=dev)
+        loss_fn = None
+        if mu > 0:
+            loss_fn = prox_loss(model, [p.detach().clone() for p in model.parameters()], mu)
+        stats = train_steps(model, src, opt, steps, loss_fn=loss_fn)
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}  # where it was
     return state, len(split), float(stats.loss)
 
 

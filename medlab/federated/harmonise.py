@@ -37,8 +37,8 @@ def harmonise(
         )
     if method not in HARMONISE_METHODS:
         raise ValueError(f"method must be one of {HARMONISE_METHODS}, got {method!r}")
-    xs = x.numpy()
-    rs = ref.numpy()
+    xs = x.cpu().numpy()  # skimage works on NumPy arrays, on the CPU
+    rs = ref.cpu().numpy()
     out = np.empty(xs.shape, dtype=np.float64)
     if method == "histogram":
         from skimage.exposure import match_histograms

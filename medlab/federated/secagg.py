@@ -40,7 +40,7 @@ FIXED_BITS = 24
 
 def flatten_state(state: Mapping[str, torch.Tensor]) -> np.ndarray:
     """A state dict as one float64 vector (D,), in key order."""
-    return np.concatenate([v.detach().double().reshape(-1).numpy() for v in state.values()])
+    return np.concatenate([v.detach().double().reshape(-1).cpu().numpy() for v in state.values()])
 
 
 def unflatten_state(vector: np.ndarray, like: Mapping[str, torch.Tensor]) -> dict:

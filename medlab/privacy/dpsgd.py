@@ -30,7 +30,7 @@ from medlab.privacy.accounting import (
     epsilon_for,
 )
 from medlab.train import make_optimizer, to_input, train_steps
-from medlab.utils import check_int, seed_everything
+from medlab.utils import check_int, model_device, on_device, seed_everything
 
 __all__ = [
     "GRAD_SAMPLE_MODES",
@@ -185,8 +185,10 @@ def _setup(
     model: nn.Module, split: Any, *, epochs: int, batch_size: int, lr: float,
     weight_decay: float, algorithm: str, max_grad_norm: float, seed: int, grad_sample_mode: str,
 ) -> tuple[DataLoader, Any, dict[str, Any]]:  # fmt: skip
-    """The seeded DataLoader over ``split``, the optimizer's scheduler, and the keywords of
-    Opacus's ``make_private`` (model, optimizer, loader, clipping norm, seeded noise)."""
+    """The seeded DataLoader over ``split`` (on the CPU: :func:`~medlab.train.train_steps`
+    moves each batch to the model), the optimizer's scheduler, and the keywords of Opacus's
+    ``make_private`` (model, optimizer, loader, clipping norm, seeded noise drawn on the
+    model's device, where the gradients are: another stream on a GPU than on the CPU)."""
     gen = seed_everything(seed)
     loader = DataLoader(
         TensorDataset(*_tensors(split)),
@@ -203,7 +205,7 @@ def _setup(
         optimizer=opt,
         data_loader=loader,
         max_grad_norm=float(max_grad_norm),
-        noise_generator=torch.Generator().manual_seed(seed + 1),
+        noise_generator=torch.Generator(model_device(model)).manual_seed(seed + 1),
         grad_sample_mode=grad_sample_mode,
     )
     if grad_sample_mode == "ghost":
@@ -282,28 +284,30 @@ def train_dp(
     gradient to L2 norm ``max_grad_norm``, adds Gaussian noise of SD ``noise_multiplier *
     max_grad_norm`` to their sum and averages (ghost clipping keeps Opacus's own). Returns a
     :class:`DPResult`; epsilon comes from the engine's accountant (PRV; RDP when PRV fails, with
-    a message), with RDP as a cross-check.
+    a message), with RDP as a cross-check. The steps run on :func:`medlab.utils.device` (the
+    model goes back to its device afterwards).
     """
     delta, epochs, batch_size = _check_args(
         model, split, epochs=epochs, batch_size=batch_size, max_grad_norm=max_grad_norm,
         target_epsilon=target_epsilon, noise_multiplier=noise_multiplier, delta=delta,
         grad_sample_mode=grad_sample_mode, accountant=accountant,
     )  # fmt: skip
-    loader, sched, kw = _setup(
-        model, split, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
-        algorithm=algorithm, max_grad_norm=max_grad_norm, seed=seed,
-        grad_sample_mode=grad_sample_mode,
-    )  # fmt: skip
-    engine, out, accountant, message = _wrap(
-        kw, accountant, target_epsilon, noise_multiplier, delta, epochs
-    )
-    if grad_sample_mode == "ghost":
-        gsm, dp_opt, criterion, dp_loader = out
-        loss_fn: Any = _GhostLoss(criterion)
-    else:
-        (gsm, dp_opt, dp_loader), loss_fn = out, None
-        _use_step(dp_opt, step or dp_sgd_step)
-    losses, seconds = _run_epochs(gsm, dp_loader, dp_opt, sched, loss_fn, epochs)
+    with on_device(model):  # medlab.utils.device(); the model comes back afterwards
+        loader, sched, kw = _setup(
+            model, split, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+            algorithm=algorithm, max_grad_norm=max_grad_norm, seed=seed,
+            grad_sample_mode=grad_sample_mode,
+        )  # fmt: skip
+        engine, out, accountant, message = _wrap(
+            kw, accountant, target_epsilon, noise_multiplier, delta, epochs
+        )
+        if grad_sample_mode == "ghost":
+            gsm, dp_opt, criterion, dp_loader = out
+            loss_fn: Any = _GhostLoss(criterion)
+        else:
+            (gsm, dp_opt, dp_loader), loss_fn = out, None
+            _use_step(dp_opt, step or dp_sgd_step)
+        losses, seconds = _run_epochs(gsm, dp_loader, dp_opt, sched, loss_fn, epochs)
     model.eval()
     sigma, q = float(dp_opt.noise_multiplier), 1.0 / len(loader)
     steps = sum(h[2] for h in engine.accountant.history)

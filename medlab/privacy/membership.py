@@ -199,7 +199,7 @@ def per_example_loss(
 ) -> np.ndarray:
     """Cross-entropy of each image under ``model`` (eval mode), float64 (N,), in nats."""
     logits, y = _logits_labels(model, split_or_images_labels, batch_size)
-    return F.cross_entropy(logits.double(), y, reduction="none").numpy()
+    return F.cross_entropy(logits.double(), y, reduction="none").cpu().numpy()
 
 
 def loss_scores(
@@ -229,7 +229,7 @@ def true_class_logit(
     lp_y = logp.gather(1, y.long().view(-1, 1)).squeeze(1)
     others = logp.clone()
     others.scatter_(1, y.long().view(-1, 1), -torch.inf)
-    return (lp_y - torch.logsumexp(others, 1)).numpy()
+    return (lp_y - torch.logsumexp(others, 1)).cpu().numpy()
 
 
 def lira_offline(
@@ -297,7 +297,7 @@ def art_blackbox(
     data = []
     for s in (members, nonmembers):
         half = rng.permutation(len(s)) < len(s) // 2  # bool (N,): fold A
-        data.append((to_input(s.images).numpy(), s.labels.numpy(), half))
+        data.append((to_input(s.images).cpu().numpy(), s.labels.cpu().numpy(), half))
     scores: list[list[np.ndarray]] = [[], []]
     with eval_mode(model):
         clf = PyTorchClassifier(

@@ -24,7 +24,7 @@ from medlab.privacy.dpsgd import train_dp
 from medlab.privacy.lesson import setting_name
 from medlab.scarcity import Pretrained, Schedule, choose_source, fresh_model, pretrain_supervised
 from medlab.train import embeddings, evaluate, make_optimizer, train_steps
-from medlab.utils import seed_everything
+from medlab.utils import on_device, seed_everything
 
 __all__ = ["PUBLIC_FOR", "PublicEncoder", "public_encoder", "train_probe", "probe_point"]
 
@@ -76,14 +76,16 @@ def public_encoder(
 
 
 def _fit_plain(probe: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: Any, seed: int) -> dict:
-    """The same probe, optimizer and epochs without clipping or noise (the reference)."""
+    """The same probe, optimizer and epochs without clipping or noise (the reference), on the
+    same device as :func:`~medlab.privacy.dpsgd.train_dp` (:func:`medlab.utils.device`)."""
     gen = seed_everything(seed)
     loader = DataLoader(TensorDataset(x, y), batch_size=cfg["probe_batch_size"], shuffle=True,
                         generator=gen)  # fmt: skip
-    opt, sched = make_optimizer(probe, total_steps=cfg["probe_epochs"] * len(loader),
-                                lr=cfg["probe_lr"], weight_decay=0.0, algorithm="sgd")  # fmt: skip
-    for _ in range(cfg["probe_epochs"]):
-        loss = train_steps(probe, loader, opt, None, scheduler=sched).loss
+    with on_device(probe):  # the batches follow the probe (train_steps)
+        opt, sched = make_optimizer(probe, total_steps=cfg["probe_epochs"] * len(loader),
+                                    lr=cfg["probe_lr"], weight_decay=0.0, algorithm="sgd")  # fmt: skip
+        for _ in range(cfg["probe_epochs"]):
+            loss = train_steps(probe, loader, opt, None, scheduler=sched).loss
     return {"loss": loss}
 
 
@@ -121,7 +123,7 @@ def probe_point(
         raise ValueError(f"setting must be 'nondp' or one of {sorted(eps)}, got {setting!r}")
     probe, info = train_probe(*train, cfg, epsilon=eps.get(setting), seed=seed)
     with torch.no_grad():
-        p = torch.softmax(probe(test_x), 1).numpy()
+        p = torch.softmax(probe(test_x), 1).cpu().numpy()
     m = evaluate(probe, test, scores=p)
     return {"test_auc": m["auc"], "test_acc": m["acc"], "n_train": len(train[1]),
             "epsilon": float(info.get("epsilon", np.nan)),

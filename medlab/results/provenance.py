@@ -1,4 +1,5 @@
-"""Provenance: where a recorded number came from (datasets, seed, mode, software, machine)."""
+"""Provenance: where a recorded number came from (datasets, seed, mode, software, machine,
+device)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any
 import torch
 
 from medlab.data import MedMNISTData
+from medlab.utils import device
 
 __all__ = ["provenance", "package_versions", "PACKAGES", "DISTRIBUTIONS"]
 
@@ -65,6 +67,14 @@ def _git_commit() -> str | None:
         return None
 
 
+def _device() -> dict[str, str]:
+    """``{"device": "cpu"}``, or with a GPU ``{"device": "cuda", "device_name": "<its name>"}``."""
+    dev = device()
+    if dev.type == "cuda":
+        return {"device": str(dev), "device_name": torch.cuda.get_device_name(dev)}
+    return {"device": str(dev)}
+
+
 def provenance(
     datasets: list[MedMNISTData] | None = None,
     *,
@@ -72,7 +82,9 @@ def provenance(
     quick: bool | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
-    """Where a number came from: datasets (file, md5, official?), seed, mode, software, machine."""
+    """Where a number came from: datasets (file, md5, official?), seed, mode, software, machine,
+    and the device :func:`medlab.utils.device` trains and predicts on (``cpu``, ``cuda``, ...;
+    with the GPU's name), so that numbers computed on a GPU say so."""
     return {
         "datasets": {d.name: dict(d.provenance) for d in (datasets or [])},
         "seed": seed,
@@ -81,6 +93,7 @@ def provenance(
         "python": platform.python_version(),
         "platform": platform.platform(),
         "torch_threads": torch.get_num_threads(),
+        **_device(),
         "git_commit": _git_commit(),
         "utc": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         **extra,

@@ -24,6 +24,13 @@ is a number of grey levels (``8 / 255`` = 8 grey levels of 255).
 * :func:`corrupt` - noise, blur, contrast, brightness and JPEG compression at five severities,
   with the parameters of MedMNIST-C (Di Salvo et al. 2024) for the modality at hand.
 
+Everything here runs on the CPU, whatever :func:`medlab.utils.device` says (only the
+detector's features go through :func:`medlab.train.embeddings`, which uses it): the attack code
+exported from notebook 08 makes its random starts and index tensors on the CPU (a GPU needs
+those cells changed in the notebook), ART's cross-check and the PIL corruptions take NumPy
+arrays, and :func:`train_with` trains where the model is. Models from
+:func:`medlab.train.fit` come back to the CPU, so they can be attacked here.
+
 Modules: ``pixels`` (the [0, 1] wrapper), ``attacks``, ``training``, ``detector``,
 ``corruptions``, ``figures``, ``lesson`` (notebook 08's settings and helpers), ``reference``
 (the ART cross-check).

@@ -160,7 +160,7 @@ def corrupt(images: Any, name: str, severity: int, *, modality: str, seed: int =
             "contrast": lambda im: ImageEnhance.Contrast(im).enhance(c),
             "jpeg": lambda im: _jpeg(im, c),
         }[kind]
-        return torch.from_numpy(_pil_each(x.numpy(), fn))
+        return torch.from_numpy(_pil_each(x.cpu().numpy(), fn))  # PIL: on the CPU
     return (f * 255).to(torch.uint8)  # truncation, as MedMNIST-C's astype(np.uint8)
 
 

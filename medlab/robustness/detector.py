@@ -49,14 +49,14 @@ def detector_scores(
                 f"feature_gaussians(model, split), got {type(reference).__name__}"
             )
         f = torch.from_numpy(embeddings(model, (x - MEAN) / STD, batch_size=batch_size))
-        return _nearest_class_distance(f, reference).numpy()
+        return _nearest_class_distance(f, reference).cpu().numpy()
     p = _predict_pixels(model, x, batch_size)
     if kind == "confidence":
-        return (1.0 - p.max(1).values).numpy()
+        return (1.0 - p.max(1).values).cpu().numpy()
     padded = F.pad(x, (1, 1, 1, 1), mode="replicate")
     med = padded.unfold(2, 3, 1).unfold(3, 3, 1).reshape(*x.shape, 9).median(-1).values
     squeezed = torch.round(med * 31) / 31
-    return (p - _predict_pixels(model, squeezed, batch_size)).abs().sum(1).numpy()
+    return (p - _predict_pixels(model, squeezed, batch_size)).abs().sum(1).cpu().numpy()
 
 
 def _nearest_class_distance(

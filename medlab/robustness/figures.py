@@ -24,7 +24,7 @@ def image_rows(
         v = v.float() / 255.0 if v.dtype == torch.uint8 else v.float()
         if v.ndim != 4 or v.shape[1] != 1:
             raise ValueError(f"row {name!r}: need greyscale images (N, 1, H, W), got {v.shape}")
-        arrs.append((v.clamp(0, 1).numpy() * 255).astype(np.uint8))
+        arrs.append((v.clamp(0, 1).cpu().numpy() * 255).astype(np.uint8))
     if len({a.shape for a in arrs}) != 1:
         raise ValueError("every row needs the same number and size of images")
     return image_grid(arrs, list(rows), title=title, x="image", y="row",

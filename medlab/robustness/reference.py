@@ -43,15 +43,18 @@ def art_max_abs_diff(
         nb_classes=n_classes,
         clip_values=(0.0, 1.0),
         preprocessing=(MEAN, STD),
+        # the CPU, where medlab's attacks run (ART's default "gpu" would move the model to a
+        # GPU in place, and medlab's attacks below would then refuse it)
+        device_type="cpu",
     )
-    onehot = np.eye(n_classes, dtype=np.float32)[y.numpy()]
-    xs = x.numpy()
+    onehot = np.eye(n_classes, dtype=np.float32)[y.cpu().numpy()]
+    xs = x.cpu().numpy()  # ART's attacks take and return NumPy arrays
     art_fgsm = FastGradientMethod(clf, eps=eps, batch_size=len(x)).generate(xs, y=onehot)
     art_pgd = ProjectedGradientDescent(
         clf, eps=eps, eps_step=step, max_iter=steps, batch_size=len(x), verbose=False
     ).generate(xs, y=onehot)
-    ours_pgd = pgd_fn(model, x, y, eps=eps, step=step, steps=steps).numpy()
+    ours_pgd = pgd_fn(model, x, y, eps=eps, step=step, steps=steps).cpu().numpy()
     return {
-        "fgsm": float(np.abs(fgsm_fn(model, x, y, eps=eps).numpy() - art_fgsm).max()),
+        "fgsm": float(np.abs(fgsm_fn(model, x, y, eps=eps).cpu().numpy() - art_fgsm).max()),
         "pgd": float(np.abs(ours_pgd - art_pgd).max()),
     }

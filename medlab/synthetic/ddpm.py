@@ -20,7 +20,8 @@ __all__ = ["TinyUNet", "noise_schedule", "DDPM", "guided_eps", "reverse_diffusio
 def _timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
     """Sinusoidal embedding of integer steps t (N,) -> (N, dim), as in the Transformer."""
     half = dim // 2
-    freqs = torch.exp(-math.log(10_000.0) * torch.arange(half, dtype=torch.float32) / half)
+    steps = torch.arange(half, dtype=torch.float32, device=t.device)
+    freqs = torch.exp(-math.log(10_000.0) * steps / half)
     args = t.float()[:, None] * freqs[None]
     return torch.cat([torch.sin(args), torch.cos(args)], 1)
 
@@ -147,12 +148,16 @@ class DDPM(nn.Module):
     def loss(
         self, x0: torch.Tensor, y: torch.Tensor, *, generator: torch.Generator | None = None
     ) -> torch.Tensor:
-        """Noise-prediction error per image (N,): mean over pixels of (eps - eps_hat)^2."""
-        y = _labels(y, self.n_classes)
-        n = len(x0)
-        t = torch.randint(0, self.steps, (n,), generator=generator)
-        eps = torch.randn(x0.shape, generator=generator)
-        drop = torch.rand(n, generator=generator) < self.p_uncond if self.training else None
+        """Noise-prediction error per image (N,): mean over pixels of (eps - eps_hat)^2. The
+        draws come from ``generator`` (or torch's global CPU stream) and move to x0's device,
+        so a seed gives the same draws on any device."""
+        y = _labels(y, self.n_classes).to(x0.device)
+        n, dev = len(x0), x0.device
+        t = torch.randint(0, self.steps, (n,), generator=generator).to(dev)
+        eps = torch.randn(x0.shape, generator=generator).to(dev)
+        drop = (
+            (torch.rand(n, generator=generator) < self.p_uncond).to(dev) if self.training else None
+        )
         if drop is not None:
             y = torch.where(drop, torch.full_like(y, self.n_classes), y)
         return (self.net(self.q_sample(x0, t, eps), t, y) - eps).pow(2).flatten(1).mean(1)

@@ -16,7 +16,7 @@ from medlab.synthetic.conditions import _labels
 from medlab.synthetic.ddpm import DDPM
 from medlab.synthetic.vae import ConditionalVAE
 from medlab.train import batches, make_optimizer, to_uint8, train_steps
-from medlab.utils import check_int, progress
+from medlab.utils import check_int, on_device, progress
 
 __all__ = ["GENERATORS", "make_generator", "fit_generator", "train_generator", "generate"]
 
@@ -57,7 +57,7 @@ def fit_generator(
     """Train a generator in place for ``steps`` optimisation steps on ``train`` (its labels are
     the conditions): :func:`~medlab.train.make_optimizer`, :func:`~medlab.train.batches` (no
     augmentation), :func:`~medlab.train.train_steps` with ``loss_fn = model.loss``, in ten
-    chunks. Returns ``{"loss": [mean loss per chunk], "steps", "seconds", ...}`` (JSON-able).
+    chunks, on :func:`medlab.utils.device` (the model goes back to its device after). Returns ``{"loss": [mean loss per chunk], "steps", "seconds", ...}`` (JSON-able).
     """
     if not isinstance(train, Split):
         raise TypeError(f"train must be a medlab Split, got {type(train).__name__}")
@@ -65,18 +65,20 @@ def fit_generator(
         raise ValueError("the training split is empty: nothing to learn from")
     steps = check_int("steps", steps, 1)
     batch_size = check_int("batch_size", batch_size, 1)
-    opt, sched = make_optimizer(model, total_steps=steps, lr=lr, weight_decay=0.0, warmup=0.05)
-    src = batches(train, batch_size=batch_size, epochs=None, seed=seed)
     chunk = max(1, math.ceil(steps / 10))
     losses, done, t0 = [], 0, time.perf_counter()
-    for _ in progress(range(math.ceil(steps / chunk)), desc=desc):
-        k = min(chunk, steps - done)
-        st = train_steps(_Objective(model), src, opt, k, scheduler=sched,
-                         loss_fn=lambda x, y: model.loss(x, y))  # fmt: skip
-        if not math.isfinite(st.loss):
-            raise FloatingPointError(f"generator training diverged (loss {st.loss}); lower lr")
-        losses.append(st.loss)
-        done += k
+    with on_device(model) as dev:  # sampling (generate) stays on the CPU: see generate
+        opt, sched = make_optimizer(model, total_steps=steps, lr=lr, weight_decay=0.0,
+                                    warmup=0.05)  # fmt: skip
+        src = batches(train, batch_size=batch_size, epochs=None, seed=seed, device=dev)
+        for _ in progress(range(math.ceil(steps / chunk)), desc=desc):
+            k = min(chunk, steps - done)
+            st = train_steps(_Objective(model), src, opt, k, scheduler=sched,
+                             loss_fn=lambda x, y: model.loss(x, y))  # fmt: skip
+            if not math.isfinite(st.loss):
+                raise FloatingPointError(f"generator training diverged (loss {st.loss}); lower lr")
+            losses.append(st.loss)
+            done += k
     model.eval()
     return {"loss": losses, "steps": steps, "batch_size": batch_size, "lr": lr,
             "seconds": time.perf_counter() - t0}  # fmt: skip
@@ -128,7 +130,10 @@ def generate(
     model: nn.Module, labels: Any, *, seed: int = 0, batch_size: int = 256, **sample_kwargs: Any
 ) -> torch.Tensor:
     """Samples for the requested classes ``labels`` (N,), as uint8 images (N, C, H, W) in
-    0..255 (the real data's format). Seeded: the same seed gives the same images."""
+    0..255 (the real data's format). Seeded: the same seed gives the same images.
+
+    Sampling runs where ``model`` is (the CPU after :func:`fit_generator`): the reverse
+    diffusion loop, exported from notebook 07, draws its noise on the CPU."""
     if not hasattr(model, "sample") or not hasattr(model, "n_classes"):
         raise TypeError(
             f"model must be a generator from make_generator (a ConditionalVAE or DDPM), got "

@@ -34,7 +34,7 @@ def dcr(
         m = d.min(1)
         dist.append(m.values)
         idx.append(m.indices)
-    return torch.cat(dist).numpy(), torch.cat(idx).numpy()
+    return torch.cat(dist).cpu().numpy(), torch.cat(idx).cpu().numpy()
 
 
 @torch.no_grad()
@@ -57,4 +57,4 @@ def attack_scores(model: nn.Module, split: Split, *, seed: int = 0, draws: int =
             total += torch.cat(parts)
     finally:
         model.train(was)
-    return (-total / draws).numpy()
+    return (-total / draws).cpu().numpy()

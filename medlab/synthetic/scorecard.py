@@ -115,7 +115,7 @@ def class_diversity(predicted: Any, n_classes: int) -> dict[str, float]:
     y = _labels(torch.as_tensor(np.asarray(predicted)), k)
     if len(y) == 0:
         raise ValueError("no predictions: the distribution of an empty set is undefined")
-    counts = np.bincount(y.numpy(), minlength=k)
+    counts = np.bincount(y.cpu().numpy(), minlength=k)
     return {
         "shannon": shannon_index(counts),
         "evenness": shannon_index(counts, normalized=True),

@@ -18,6 +18,10 @@ Every random choice comes from a generator seeded by ``seed``: the same seed giv
 numbers on the same CPU. :func:`predict` and :func:`embeddings` are the one batched inference
 helper; they restore the model's train/eval mode even when they raise.
 
+:func:`fit`, :func:`predict`, :func:`embeddings` and :func:`evaluate` run on
+:func:`medlab.utils.device` (``$MEDLAB_DEVICE``: a GPU when there is one, else the CPU) and give
+the model back on the device it came from; :func:`train_steps` moves each batch to the model.
+
 One idea per module: :mod:`~medlab.train.inputs` (model inputs, augmentation),
 :mod:`~medlab.train.batching` (:func:`batches`), :mod:`~medlab.train.loop` (the optimizer and
 the steps), :mod:`~medlab.train.fitting` (:func:`fit`, :func:`train_model`) and

@@ -43,6 +43,7 @@ def batches(
     augment: BatchAugment | None = None,
     sample_weight: Any = None,
     shuffle: bool = True,
+    device: torch.device | str | None = None,
 ) -> Iterator[tuple[torch.Tensor, ...]]:
     """Mini-batches of an in-memory split: ``(x, y)`` or ``(x, y, w)`` with ``sample_weight``.
 
@@ -50,7 +51,9 @@ def batches(
     ``augment`` when given; y: int64 (B,) or float (B, L) for multi-label tasks; w: float (B,).
     Each epoch is a new seeded permutation; ``epochs=None`` runs forever (for step-based
     training: take as many steps as you need). The random stream is ``generator`` if given,
-    else one seeded by ``seed``.
+    else one seeded by ``seed``. ``device``: where the batches are made (each batch's uint8
+    images move there before conversion and augmentation; :func:`~medlab.train.fit` passes
+    :func:`medlab.utils.device`); default the split's own device, the CPU.
     """
     if not isinstance(split, Split):
         raise TypeError(f"batches() needs a medlab Split, got {type(split).__name__}")
@@ -62,7 +65,9 @@ def batches(
         epochs = check_int("epochs", epochs, 1)
     w = _check_weights(sample_weight, n) if sample_weight is not None else None
     gen = generator if generator is not None else torch.Generator().manual_seed(seed or 0)
-    return _batch_iter(split, batch_size, epochs, gen, augment, w, shuffle)
+    dev = split.images.device if device is None else device
+    dev = dev if isinstance(dev, torch.device) else torch.device(dev)
+    return _batch_iter(split, batch_size, epochs, gen, augment, w, shuffle, dev)
 
 
 def _batch_iter(
@@ -73,6 +78,7 @@ def _batch_iter(
     augment: BatchAugment | None,
     w: torch.Tensor | None,
     shuffle: bool,
+    dev: torch.device,
 ) -> Iterator[tuple[torch.Tensor, ...]]:
     n = len(split)
     epoch = 0
@@ -80,8 +86,9 @@ def _batch_iter(
         perm = torch.randperm(n, generator=gen) if shuffle else torch.arange(n)
         for i in range(0, n, batch_size):
             idx = perm[i : i + batch_size]
-            x = to_input(split.images[idx])
+            x = to_input(split.images[idx].to(dev))
             if augment is not None:
                 x = augment(x, gen)
-            yield (x, split.labels[idx]) if w is None else (x, split.labels[idx], w[idx])
+            y = split.labels[idx].to(dev)
+            yield (x, y) if w is None else (x, y, w[idx].to(dev))
         epoch += 1

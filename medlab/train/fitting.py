@@ -20,7 +20,7 @@ from medlab.train.batching import batches
 from medlab.train.inference import evaluate
 from medlab.train.inputs import BatchAugment
 from medlab.train.loop import StepStats, make_optimizer, train_steps
-from medlab.utils import check_int, check_scalar, progress, seed_everything
+from medlab.utils import check_int, check_scalar, on_device, progress, seed_everything
 
 __all__ = ["History", "fit", "train_model"]
 
@@ -66,7 +66,9 @@ def fit(
     desc: str = "training",
 ) -> History:
     """Train ``model`` in place: :func:`make_optimizer` + :func:`batches` + :func:`train_steps`,
-    one epoch at a time, with model selection on ``val``.
+    one epoch at a time, with model selection on ``val``. It trains on
+    :func:`medlab.utils.device` (``$MEDLAB_DEVICE``; the CPU unless a GPU is found) and the
+    model goes back to the device it came from (the CPU) when done.
 
     Args:
         train, val: :class:`~medlab.data.Split`; ``val`` picks the best epoch by val AUC.
@@ -82,25 +84,26 @@ def fit(
         train, val, epochs, batch_size, label_smoothing, max_seconds, augment, select_best
     )
     steps_per_epoch = math.ceil(len(train) / batch_size)
-    opt, sched = make_optimizer(
-        model, total_steps=epochs * steps_per_epoch, lr=lr, weight_decay=weight_decay
-    )
-    gen = seed_everything(seed)
-    source = batches(train, batch_size=batch_size, epochs=epochs, generator=gen,
-                     augment=augment, sample_weight=sample_weight)  # fmt: skip
-    config = _fit_config(epochs, batch_size, lr, weight_decay, augment, seed,
-                         label_smoothing, max_seconds, weighted=sample_weight is not None)  # fmt: skip
-    hist = History(config=config)
-    t0 = time.perf_counter()
-    best_state = _run_epochs(
-        model, source, opt, sched, hist, val, steps_per_epoch, epochs=epochs, t0=t0,
-        label_smoothing=label_smoothing, max_seconds=max_seconds, select_best=select_best,
-        lr=lr, desc=desc,
-    )  # fmt: skip
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    else:
-        hist.best_epoch = len(hist.epochs)
+    with on_device(model) as dev:  # medlab.utils.device(); the model comes back afterwards
+        opt, sched = make_optimizer(
+            model, total_steps=epochs * steps_per_epoch, lr=lr, weight_decay=weight_decay
+        )
+        gen = seed_everything(seed)
+        source = batches(train, batch_size=batch_size, epochs=epochs, generator=gen,
+                         augment=augment, sample_weight=sample_weight, device=dev)  # fmt: skip
+        config = _fit_config(epochs, batch_size, lr, weight_decay, augment, seed,
+                             label_smoothing, max_seconds, weighted=sample_weight is not None)  # fmt: skip
+        hist = History(config=config)
+        t0 = time.perf_counter()
+        best_state = _run_epochs(
+            model, source, opt, sched, hist, val, steps_per_epoch, epochs=epochs, t0=t0,
+            label_smoothing=label_smoothing, max_seconds=max_seconds, select_best=select_best,
+            lr=lr, desc=desc,
+        )  # fmt: skip
+        if best_state is not None:
+            model.load_state_dict(best_state)
+        else:
+            hist.best_epoch = len(hist.epochs)
     model.eval()
     hist.seconds = time.perf_counter() - t0
     return hist

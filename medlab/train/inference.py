@@ -1,6 +1,8 @@
 """Inference, one batched helper: :func:`predict` (probabilities or logits), :func:`embeddings`
 (penultimate features) and :func:`evaluate` (MedMNIST ACC and AUC). They run in
-:func:`eval_mode` and restore the model's train/eval mode even when they raise."""
+:func:`eval_mode` and restore the model's train/eval mode even when they raise, on
+:func:`medlab.utils.device` (the model goes back to its device afterwards); they return NumPy
+arrays, on the CPU."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from torch import nn
 from medlab.data import Split
 from medlab.metrics import medmnist_metrics
 from medlab.train.inputs import as_model_input, check_model
-from medlab.utils import check_int
+from medlab.utils import check_int, on_device
 
 __all__ = ["MULTILABEL", "eval_mode", "predict", "embeddings", "evaluate"]
 
@@ -45,10 +47,16 @@ def _images(images: Split | torch.Tensor | np.ndarray) -> torch.Tensor:
 
 @torch.no_grad()
 def _batched(fn: Any, model: nn.Module, x: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """``fn`` (the model or one of its methods) over ``x`` in batches, in eval mode, on
+    :func:`medlab.utils.device` (the model goes back where it was afterwards); the outputs are
+    concatenated on the CPU."""
     batch_size = check_int("batch_size", batch_size, 1)
-    check_model(model, x)
-    with eval_mode(model):
-        out = [fn(as_model_input(x[i : i + batch_size])) for i in range(0, len(x), batch_size)]
+    with on_device(model) as dev, eval_mode(model):
+        check_model(model, x[:0].to(dev))  # float32 weights, not on the meta device
+        out = [
+            fn(as_model_input(x[i : i + batch_size].to(dev))).cpu()  # uint8 moves, then floats
+            for i in range(0, len(x), batch_size)
+        ]
     return torch.cat(out) if out else torch.zeros(0)
 
 
@@ -73,7 +81,7 @@ def predict(
         raise ValueError("no images to predict: the split or tensor is empty")
     if not logits:
         out = torch.sigmoid(out) if task == MULTILABEL else torch.softmax(out, 1)
-    return out.numpy()
+    return out.cpu().numpy()
 
 
 def embeddings(
@@ -85,7 +93,7 @@ def embeddings(
     x = _images(images)
     if len(x) == 0:
         raise ValueError("no images to embed: the split or tensor is empty")
-    return _batched(model.embed, model, x, batch_size).numpy()
+    return _batched(model.embed, model, x, batch_size).cpu().numpy()
 
 
 def evaluate(

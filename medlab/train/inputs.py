@@ -77,14 +77,16 @@ class BatchAugment:
                      fix="an angle in degrees")  # fmt: skip
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """``x`` augmented, on x's device; the random draws come from ``generator`` (a CPU
+        generator) and then move there, so a seed gives the same draws on any device."""
         n = x.shape[0]
 
         def u(lo: float, hi: float) -> torch.Tensor:
-            return torch.rand(n, generator=generator) * (hi - lo) + lo
+            return (torch.rand(n, generator=generator) * (hi - lo) + lo).to(x.device)
 
         angle = u(-self.rotate, self.rotate) * math.pi / 180.0
         zoom = u(1.0 - self.scale, 1.0 + self.scale)
-        flip = torch.where(torch.rand(n, generator=generator) < self.flip, -1.0, 1.0)
+        flip = torch.where(torch.rand(n, generator=generator) < self.flip, -1.0, 1.0).to(x.device)
         tx, ty = u(-self.shift, self.shift) * 2, u(-self.shift, self.shift) * 2
         cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
         theta = torch.stack(

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from medlab.train.inputs import as_model_input, check_model
-from medlab.utils import check_int, check_scalar
+from medlab.utils import check_int, check_scalar, model_device
 
 __all__ = ["StepStats", "make_optimizer", "train_steps", "train_step", "batch_loss"]
 
@@ -125,20 +125,23 @@ def train_steps(
 
 def batch_loss(model: nn.Module, batch: Any, loss_fn: Any, *, first: bool) -> tuple[int, Any]:
     """(images in the batch, the loss to minimise): the mean per-image loss, weighted by
-    ``w`` for ``(x, y, w)`` batches. ``first``: check the model against the first batch."""
+    ``w`` for ``(x, y, w)`` batches. The batch moves to the model's device (a batch already
+    there stays as it is). ``first``: check the model against the first batch."""
     if not isinstance(batch, tuple | list) or len(batch) not in (2, 3):
         raise TypeError(
             "each batch must be (x, y) or (x, y, w); a DataLoader over a TensorDataset of "
             "images and labels yields that"
         )
-    x, y = as_model_input(batch[0]), batch[1]
+    dev = model_device(model)
+    x = as_model_input(torch.as_tensor(batch[0]).to(dev))  # uint8 moves before conversion
+    y = torch.as_tensor(batch[1]).to(dev)
     if first:
         check_model(model, x)
     losses = loss_fn(model(x), y)
     if len(x) == 0:  # Poisson sampling (Opacus) can draw an empty batch: still one step,
         loss = losses.sum()  # so the optimizer adds its noise and the accountant counts it
     elif len(batch) == 3:
-        wb = torch.as_tensor(batch[2], dtype=losses.dtype)
+        wb = torch.as_tensor(batch[2], dtype=losses.dtype, device=losses.device)
         loss = (losses * wb).sum() / wb.sum().clamp_min(1e-12)
     else:
         loss = losses.mean()
