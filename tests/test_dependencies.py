@@ -50,6 +50,11 @@ CODE = {
     "harness": ["harness", "__main__.py"],  # python -m medlab runs medlab.harness.cli
 }
 
+#: extras whose packages a group's code imports only inside a function, where one optional
+#: feature needs them (a clear error names the install command when they are missing):
+#: extra -> the group whose code imports them
+LAZY_EXTRAS = {"cluster": "harness"}  # medlab.harness.backends: `medlab reproduce --scheduler`
+
 #: declared, used without being imported by the group's code: package -> (groups, why)
 RUNTIME = {
     "ipykernel": (
@@ -57,6 +62,7 @@ RUNTIME = {
         "the notebooks' kernel (students in Jupyter; papermill runs)",
     ),
     "jupyterlab": ({"lessons"}, "where students open the notebooks (Binder, locally)"),
+    "dask": ({"cluster"}, "distributed's own core, installed as the pair dask[distributed]"),
 }
 
 
@@ -65,16 +71,21 @@ def _files(group: str) -> list[Path]:
     return [f for p in paths for f in (sorted(p.rglob("*.py")) if p.is_dir() else [p])]
 
 
-def _declared(group: str) -> dict[str, Requirement]:
-    """The core's dependencies or one extra's, as listed (self-references left out)."""
-    deps = PROJECT["dependencies"] if group == "core" else EXTRAS[group]
+def _declared(group: str, *, lazy: bool = False) -> dict[str, Requirement]:
+    """The core's dependencies or one extra's, as listed (self-references left out); with
+    ``lazy``, also those of the extras the group imports lazily (:data:`LAZY_EXTRAS`)."""
+    deps = list(PROJECT["dependencies"] if group == "core" else EXTRAS[group])
+    if lazy:
+        deps += [d for extra, g in LAZY_EXTRAS.items() if g == group for d in EXTRAS[extra]]
     reqs = [Requirement(d) for d in deps]
     return {canonicalize_name(r.name): r for r in reqs if r.name != PROJECT["name"]}
 
 
-def _imports(source: str) -> set[str]:
+def _imports(source: str, *, at_load: bool = False) -> set[str]:
+    """The top-level packages ``source`` imports (``at_load``: only its module-level imports)."""
     out = set()
-    for node in ast.walk(ast.parse(source)):
+    tree = ast.parse(source)
+    for node in tree.body if at_load else ast.walk(tree):
         if isinstance(node, ast.Import):
             out |= {a.name.split(".")[0] for a in node.names}
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
@@ -115,7 +126,7 @@ def test_every_module_is_in_one_group():
 
 
 def test_every_imported_package_is_declared():
-    declared = set().union(*(_declared(g) for g in CODE))
+    declared = set().union(*(_declared(g, lazy=True) for g in CODE))
     used = set().union(*(_used_modules(g) for g in CODE))
     missing = {m: d for m, d in _distributions(used).items() if not d & declared}
     assert not missing, f"imported but not declared in pyproject.toml: {missing}"
@@ -123,7 +134,7 @@ def test_every_imported_package_is_declared():
 
 def test_every_declared_package_is_used():
     used = set().union(*(_used(g) for g in CODE))
-    unused = set().union(*(_declared(g) for g in CODE)) - used - set(RUNTIME)
+    unused = set().union(*(_declared(g, lazy=True) for g in CODE)) - used - set(RUNTIME)
     assert not unused, f"declared in pyproject.toml but never imported: {sorted(unused)}"
 
 
@@ -131,7 +142,9 @@ def test_every_declared_package_is_used():
 def test_a_groups_imports_are_in_the_core_or_its_extra(group):
     """A core module's imports are in the core (not only in an extra); a lesson's or the
     harness's, in the core or its own extra."""
-    declared = set(_declared("core")) | (set(_declared(group)) if group != "core" else set())
+    declared = set(_declared("core")) | (
+        set(_declared(group, lazy=True)) if group != "core" else set()
+    )
     missing = {m: d for m, d in _distributions(_used_modules(group)).items() if not d & declared}
     where = "the core dependencies" if group == "core" else f"the core or the {group} extra"
     assert not missing, f"{group} code imports packages not in {where}: {missing}"
@@ -145,6 +158,19 @@ def test_a_group_declares_only_what_its_code_uses(group):
     if group != "core":
         both = set(_declared(group)) & set(_declared("core"))
         assert not both, f"in the core and again in the {group} extra: {both}"
+
+
+@pytest.mark.parametrize("extra", list(LAZY_EXTRAS))
+def test_a_lazy_extra_is_imported_only_inside_functions(extra):
+    """The packages of an extra such as ``cluster`` are imported where the feature runs, never
+    when its module loads: without the extra, everything else still imports."""
+    group = LAZY_EXTRAS[extra]
+    names = {canonicalize_name(Requirement(d).name) for d in EXTRAS[extra]}
+    names -= {n for n, (groups, _) in RUNTIME.items() if extra in groups}
+    top_level = set().union(*(_imports(f.read_text(), at_load=True) for f in _files(group)))
+    at_load = {m for m, d in _distributions(top_level).items() if d & names}
+    assert names <= _used(group), f"the {extra} extra's {sorted(names - _used(group))} unused"
+    assert not at_load, f"{group} imports the {extra} extra's {sorted(at_load)} at module level"
 
 
 def test_runtime_packages_are_declared_where_they_are_needed():

@@ -4,7 +4,8 @@ Not part of the teaching library (``import medlab`` loads none of it; the librar
 it). ``medlab`` (:mod:`~medlab.harness.cli`, arguments in :mod:`~medlab.harness.parser`) runs
 ``reproduce`` (:mod:`~medlab.harness.reproduce`: :mod:`~medlab.harness.plan` checks the inputs,
 :mod:`~medlab.harness.notebooks` runs each notebook into a run folder of
-:mod:`~medlab.harness.runs`, :mod:`~medlab.harness.compare` judges each number against
+:mod:`~medlab.harness.runs`, :mod:`~medlab.harness.schedule` runs them on one of the
+:mod:`~medlab.harness.backends` (here, in :mod:`~medlab.harness.workers`, or on Dask), :mod:`~medlab.harness.compare` judges each number against
 :mod:`~medlab.harness.expected` values with :mod:`~medlab.harness.tolerances`,
 :mod:`~medlab.harness.update` writes them, :mod:`~medlab.harness.finish` reports and
 :mod:`~medlab.harness.site` writes the report page; shared words in

@@ -161,6 +161,8 @@ def _reproduce(args: argparse.Namespace) -> int:
             expected=args.expected,
             html=not args.no_html,
             timeout=args.timeout,
+            jobs=args.jobs,
+            scheduler=args.scheduler,
         )
     except ReproduceError as exc:
         print(f"medlab reproduce: error: {exc}", file=sys.stderr)

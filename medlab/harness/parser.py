@@ -153,6 +153,39 @@ def _reproduce_parser(
         help="time limit per cell (finite, >= 1 s; default: none)",
     )
     r.add_argument("--no-html", action="store_true", help="skip the HTML export")
+    _add_parallel(r)
+
+
+def _jobs(text: str) -> int:
+    """``--jobs N``: a positive integer."""
+    n = int(text) if text.strip().isdigit() else 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(
+            f"the number of parallel runs must be an integer >= 1, got {text!r}; pass how many "
+            "notebook runs go at once, e.g. --jobs 2 (at most the CPU cores), or leave --jobs "
+            "out to run one at a time"
+        )
+    return n
+
+
+def _add_parallel(r: argparse.ArgumentParser) -> None:
+    r.add_argument(
+        "--jobs",
+        type=_jobs,
+        default=None,
+        metavar="N",
+        help="run N (notebook, seed) pairs at once, in worker processes, each kernel with "
+        "cores // N threads (default 1; at most the CPU cores; with --scheduler, default: "
+        "the cluster's worker threads); same table and numbers as one at a time",
+    )
+    r.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="run on an existing Dask cluster, e.g. tcp://10.0.0.5:8786 (the cluster extra); "
+        "the data folder, --output and the model cache ($MEDLAB_CACHE_DIR) must be on a "
+        "shared filesystem at the same path on every worker",
+    )
 
 
 def _add_seeds(r: argparse.ArgumentParser, seed: Callable[[str], int]) -> None:

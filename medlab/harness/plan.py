@@ -14,7 +14,15 @@ from medlab.harness.notebooks import find_notebooks, notebook_parameters
 from medlab.harness.tolerances import MIN_SEEDS
 from medlab.utils import check_scalar
 
-__all__ = ["plan", "check_timeout", "check_expected_path", "MAX_SEED", "SEED_GAP", "MIN_TIMEOUT"]
+__all__ = [
+    "plan",
+    "check_timeout",
+    "check_jobs",
+    "check_expected_path",
+    "MAX_SEED",
+    "SEED_GAP",
+    "MIN_TIMEOUT",
+]
 
 #: --update-expected seeds must be this far apart (notebooks use seed, seed + 1, ...).
 SEED_GAP = 10
@@ -209,6 +217,20 @@ def check_timeout(timeout: Any) -> float | None:
             f"cell), got {timeout!r}; pass e.g. --timeout 600, or leave it out for no limit"
         )
     return float(timeout)
+
+
+def check_jobs(jobs: Any) -> int | None:
+    """``--jobs``: how many runs at once, a positive integer (None: the backend's default)."""
+    if jobs is None:
+        return None
+    return check_scalar(
+        "--jobs",
+        jobs,
+        lo=1,
+        fix="pass how many notebook runs go at once, e.g. --jobs 2 (at most the CPU cores "
+        "medlab may use), or leave it out to run one at a time",
+        error=ReproduceError,
+    )
 
 
 def check_expected_path(expected: Any, *, update: bool) -> Path:

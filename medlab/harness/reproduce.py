@@ -21,8 +21,12 @@ each notebook with papermill (cwd = the notebooks folder) into a new run folder:
 below 1 s or not finite are refused before anything runs.
 
 With several seeds each seed gets its own ``seed<k>/`` (executed/, results/, ...) in the run
-folder. Nothing of an earlier run is deleted or overwritten. The kernels see
-``MEDLAB_OUTPUT_DIR`` (where :class:`medlab.Recorder` writes), ``MEDLAB_RUN_DIR`` and
+folder. ``--jobs N`` runs N (notebook, seed) pairs at once in worker processes, each kernel with
+its share of the CPU cores (``OMP_NUM_THREADS`` and the like = cores // N), and ``--scheduler
+ADDRESS`` sends them to an existing Dask cluster (:mod:`medlab.harness.backends`); either way
+the table, the run folder and the numbers are those of a sequential run
+(:mod:`medlab.harness.schedule`). Nothing of an earlier run is deleted or overwritten. The
+kernels see ``MEDLAB_OUTPUT_DIR`` (where :class:`medlab.Recorder` writes), ``MEDLAB_RUN_DIR`` and
 ``MEDLAB_CACHE_DIR`` (``<output>/cache`` unless already set). Kernel noise goes to ``logs/``.
 ``index.html`` is the run's report page (:mod:`medlab.harness.site`: the curriculum table with
 each notebook's time and its kernel's peak memory, every number against its expected value, the
@@ -68,10 +72,12 @@ import errno
 import itertools
 import json
 import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from medlab.harness.backends import make_backend, thread_env
 from medlab.harness.base import (
     DiskFullError,
     NotebookRun,
@@ -86,9 +92,8 @@ from medlab.harness.expected import read_expected
 from medlab.harness.finish import finish
 from medlab.harness.monitor import KernelMonitor
 from medlab.harness.notebooks import NOTEBOOKS, quiet, run_notebook
-from medlab.harness.plan import check_expected_path, check_timeout, plan
+from medlab.harness.plan import check_expected_path, check_jobs, check_timeout, plan
 from medlab.harness.runs import (
-    FULL_DISK,
     check_latest,
     check_update_target,
     check_writable,
@@ -98,6 +103,7 @@ from medlab.harness.runs import (
     point_latest,
     shown,
 )
+from medlab.harness.schedule import Task, run_tasks
 from medlab.harness.site import export_notebook_html
 from medlab.results import RUN_FILE
 
@@ -118,6 +124,8 @@ def reproduce(
     expected: str | os.PathLike[str] | None = None,
     html: bool = True,
     timeout: float | None = None,
+    jobs: int | None = None,
+    scheduler: str | None = None,
     folder: Path = NOTEBOOKS,
 ) -> int:
     """Run notebooks into a new run folder, compare with expected values (or, with ``update``,
@@ -126,10 +134,12 @@ def reproduce(
     Raises :class:`ReproduceError` (and writes nothing) on bad input: contradicting or unknown
     parameters, a missing data folder, an output path that is a file or read-only, a missing or
     malformed expected file (``update``: a read-only one), ``update`` with fewer than 3 seeds, a
-    seed >= 2**31, a timeout below 1 s. The run folder is marked in its ``run.json`` from the
-    start; ``latest`` moves to it only once it is complete. Ctrl-C raises
-    :class:`RunInterrupted` (run marked ``interrupted``), a full disk :class:`DiskFullError`
-    (run marked ``aborted``).
+    seed >= 2**31, a timeout below 1 s, ``jobs`` not a positive integer, a ``scheduler`` that
+    cannot be reached. ``jobs``: runs at once (default 1; on a cluster, its worker threads);
+    ``scheduler``: a Dask scheduler's address (:mod:`medlab.harness.backends`). The run folder
+    is marked in its ``run.json`` from the start; ``latest`` moves to it only once it is
+    complete. Ctrl-C raises :class:`RunInterrupted` (run marked ``interrupted``), a full disk
+    :class:`DiskFullError` (run marked ``aborted``).
     """
     mode = "quick" if quick else "full"
     out, base, seed_list, notebooks, nb_params = plan(
@@ -143,23 +153,17 @@ def reproduce(
         update=update,
         folder=Path(folder),
     )
-    timeout = check_timeout(timeout)
+    timeout, jobs = check_timeout(timeout), check_jobs(jobs)
     exp_path = check_expected_path(expected, update=update)
     tree, exp_notes = read_expected(exp_path, strict=not update)
     _check_folders(out, output, exp_path if update else None)
-    previous, run_dir = latest_target(out), _start(out, mode)
-    for note in exp_notes:
-        print(f"[medlab] warning: {note}")
-    job = _Job(mode, tree, update, html, timeout, _kernel_env(out, run_dir), run_dir)
-    try:
-        status = _run_all(job, notebooks, seed_list, base, nb_params, allow_new, exp_path)
-    except KeyboardInterrupt:
-        raise _interrupted(run_dir, previous) from None
-    except BaseException as exc:
-        if no_space(exc):
-            raise _disk_full(exc, run_dir, out, previous) from None
-        mark(run_dir, "aborted", error=one_line(f"{type(exc).__name__}: {exc}", 300))
-        raise
+    with make_backend(jobs=jobs, scheduler=scheduler) as backend:
+        previous, run_dir = latest_target(out), _start(out, mode)
+        for note in exp_notes:
+            print(f"[medlab] warning: {note}")
+        job = _Job(mode, tree, update, html, timeout, _kernel_env(out, run_dir), run_dir)
+        tasks = _tasks(job, notebooks, seed_list, base, nb_params)
+        status = _guarded(job, tasks, backend, allow_new, exp_path, out, previous)
     _publish(out, run_dir)
     return status
 
@@ -209,31 +213,53 @@ def _kernel_env(out: Path, run_dir: Path) -> dict[str, str]:
     }
 
 
-def _run_all(
+def _tasks(
     job: _Job,
     notebooks: list[Path],
     seed_list: list[int | None],
     base: dict[str, Any],
     nb_params: dict[Path, dict[str, Any]],
-    allow_new: bool,
-    exp_path: Path,
-) -> int:
-    """Run each notebook with each seed, then judge (or update) and mark the run complete;
-    returns the exit code."""
-    runs: list[NotebookRun] = []
-    rows: list[Row] = []
+) -> list[Task]:
+    """Each notebook with each seed, in that order (the order of the table)."""
+    tasks = []
     for nb, s in itertools.product(notebooks, seed_list):
-        if job.update and any(not r.ok for r in runs):
-            break  # --update-expected writes nothing after a failure: stop early
-        target = job.run_dir if len(seed_list) == 1 else job.run_dir / f"seed{s}"
-        params = dict(base) | ({} if s is None else {"seed": s})
         shown_seed = s if s is not None else nb_params[nb].get("seed")
         seed = shown_seed if isinstance(shown_seed, int) else None
-        run, new = _run_one(nb, target, params, seed=seed, job=job)
-        if not run.ok and FULL_DISK.search(run.error):  # the kernel could not write
-            raise OSError(errno.ENOSPC, f"{run.notebook}: {run.error}", str(target))
-        runs.append(run)
-        rows += new
+        label = f"{nb.stem} ({job.mode}" + ("" if seed is None else f", seed {seed}") + ")"
+        target = job.run_dir if len(seed_list) == 1 else job.run_dir / f"seed{s}"
+        params = dict(base) | ({} if s is None else {"seed": s})
+        tasks.append(Task(nb, target, params, seed, label))
+    return tasks
+
+
+def _guarded(
+    job: _Job,
+    tasks: list[Task],
+    backend: Any,
+    allow_new: bool,
+    exp_path: Path,
+    out: Path,
+    previous: Path | None,
+) -> int:
+    """:func:`_run_all`; Ctrl-C marks the run ``interrupted``, a full disk or any other error
+    ``aborted`` (``previous``: where ``latest`` points, for the message)."""
+    try:
+        return _run_all(job, tasks, backend, allow_new, exp_path)
+    except KeyboardInterrupt:
+        raise _interrupted(job.run_dir, previous) from None
+    except BaseException as exc:
+        if no_space(exc):
+            raise _disk_full(exc, job.run_dir, out, previous) from None
+        mark(job.run_dir, "aborted", error=one_line(f"{type(exc).__name__}: {exc}", 300))
+        raise
+
+
+def _run_all(job: _Job, tasks: list[Task], backend: Any, allow_new: bool, exp_path: Path) -> int:
+    """Run the tasks on the backend (``--update-expected``: none after a failed one, it writes
+    nothing then), then judge (or update) and mark the run complete; returns the exit code."""
+    done = run_tasks(tasks, _execute, job, backend, stop_on_failure=job.update)
+    runs = [run for run, _ in done]
+    rows = [row for _, new in done for row in new]
     status = finish(
         rows,
         runs,
@@ -285,42 +311,30 @@ def _publish(out: Path, run_dir: Path) -> None:
         ) from None
 
 
-def _run_one(
-    nb: Path, target: Path, params: dict[str, Any], *, seed: int | None, job: _Job
-) -> tuple[NotebookRun, list[Row]]:
-    """Run one notebook with one seed, printing its progress line; returns the run and rows."""
-    label = f"{nb.stem} ({job.mode}" + ("" if seed is None else f", seed {seed}") + ")"
-    print(f"[medlab] {label} ... ", end="", flush=True)
+def _execute(task: Task, job: _Job, *, slots: int) -> tuple[NotebookRun, list[Row], str]:
+    """One run, wherever the backend executes it (``slots``: runs sharing this machine, for the
+    kernel's share of threads); returns the run, its rows and an HTML export problem ('')."""
+    if not job.run_dir.is_dir():
+        raise ReproduceError(
+            f"the run folder {job.run_dir} is not on {socket.gethostname()}: on a Dask cluster "
+            "the output folder, the data folder and the model cache (MEDLAB_CACHE_DIR) must be "
+            "on a shared filesystem, at the same path on every worker; pass such an --output"
+        )
+    nb, target = task.nb, task.target
     log = target / "logs" / f"{nb.stem}.log"
     before = _snapshot(target / "results")
-    try:
-        with KernelMonitor() as mon:
-            run = run_notebook(nb, target, params, timeout=job.timeout, env=job.env, log=log)
-    except KeyboardInterrupt:
-        print("interrupted", flush=True)
-        raise
-    except OSError as exc:
-        print(f"FAILED: {exc.strerror or exc}", flush=True)
-        raise
-    run.seed = seed
+    env = job.env | thread_env(slots)
+    with KernelMonitor() as mon:
+        run = run_notebook(nb, target, task.params, timeout=job.timeout, env=env, log=log)
+    run.seed = task.seed
     run.peak_mb = mon.peak_mb if mon.peak_kb else None
     docs = _new_results(run, nb, target / "results", before)
     rows: list[Row] = []
     for d in docs:
-        new = compare(d, job.tree, job.mode, seed=seed, strict=not job.update)
+        new = compare(d, job.tree, job.mode, seed=task.seed, strict=not job.update)
         rows += new if run.ok else [r for r in new if r.status != "MISSING"]
-    extra = (
-        _export_html(run.executed, target / "html", log)
-        if (job.html and run.executed.exists())
-        else ""
-    )
-    done = ("ok" if run.ok else "FAILED") + f" {run.seconds:.1f} s"
-    if run.peak_mb is not None:
-        done += f", peak {run.peak_mb:.0f} MB"
-    if not run.ok:
-        done += f": {one_line(run.error, 300)}"
-    print(done + (f" ({extra})" if extra else ""), flush=True)
-    return run, rows
+    html = job.html and run.executed.exists()
+    return run, rows, (_export_html(run.executed, target / "html", log) if html else "")
 
 
 def _snapshot(results_dir: Path) -> dict[Path, int]:

@@ -1,0 +1,113 @@
+"""The (notebook, seed) runs of one ``medlab reproduce`` call, on a backend
+(:mod:`medlab.harness.backends`): at most its ``slots`` at once, in (notebook, seed) order; one
+progress line per run; the results back in that order, whatever order the runs finish in, so
+the table is the sequential one. ``--jobs 1`` is one slot of this same scheduler.
+
+With one slot a run's line starts when it starts (``[medlab] 01_baseline (quick, seed 0) ...``)
+and ends when it ends; with more, each line is printed whole when its run ends. With
+``stop_on_failure`` (``--update-expected``, which writes nothing after a failed run) no run
+starts after one has failed. Ctrl-C, or any error, interrupts the runs in flight (their kernels
+are killed) before it propagates.
+"""
+
+from __future__ import annotations
+
+import errno
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future
+from concurrent.futures import wait as wait_any
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from medlab.harness.base import NotebookRun, Row, one_line
+from medlab.harness.runs import FULL_DISK
+
+__all__ = ["Task", "run_tasks"]
+
+
+@dataclass(frozen=True)
+class Task:
+    """One notebook run: the notebook, its output folder, its parameters and its seed."""
+
+    nb: Path
+    target: Path  # the run folder, or its seed<k>/ with several seeds
+    params: dict[str, Any]
+    seed: int | None  # shown and recorded with its rows (None: the notebook has no int seed)
+    label: str  # e.g. "01_baseline (quick, seed 0)"
+
+
+def run_tasks(
+    tasks: list[Task],
+    execute: Callable[..., tuple[NotebookRun, list[Row], str]],
+    job: Any,
+    backend: Any,
+    *,
+    stop_on_failure: bool = False,
+) -> list[tuple[NotebookRun, list[Row]]]:
+    """Run ``execute(task, job, slots=k)`` for each task on ``backend``; returns each finished
+    run and its rows, in the order of ``tasks``. Raises KeyboardInterrupt on Ctrl-C and OSError
+    on a full disk, after the runs in flight were stopped."""
+    show = _Progress(together=backend.slots > 1)
+    if show.together:
+        print(f"[medlab] {len(tasks)} notebook run(s), {backend.describe()}", flush=True)
+    todo: deque[int] = deque(range(len(tasks)))
+    running: dict[Future[Any], int] = {}
+    done: dict[int, tuple[NotebookRun, list[Row]]] = {}
+    try:
+        while todo or running:
+            failed = any(not run.ok for run, _ in done.values())
+            while todo and len(running) < backend.slots and not (stop_on_failure and failed):
+                i = todo.popleft()
+                show.start(tasks[i])
+                running[backend.submit(execute, tasks[i], job)] = i
+            if not running:
+                break  # nothing more may start
+            finished = wait_any(running, return_when=FIRST_COMPLETED).done
+            for fut in sorted(finished, key=running.__getitem__):
+                i = running.pop(fut)
+                done[i] = _outcome(fut, tasks[i], show)
+    except BaseException as exc:
+        word = "interrupted" if isinstance(exc, KeyboardInterrupt) else "stopped"
+        for i in sorted(running.values()):
+            show.end(tasks[i], word)
+        backend.stop()
+        raise
+    return [done[i] for i in sorted(done)]
+
+
+def _outcome(fut: Future[Any], task: Task, show: _Progress) -> tuple[NotebookRun, list[Row]]:
+    """A finished run's result, its progress line printed; raises what stops every run."""
+    try:
+        run, rows, extra = fut.result()
+    except KeyboardInterrupt:
+        show.end(task, "interrupted")
+        raise
+    except OSError as exc:
+        show.end(task, f"FAILED: {exc.strerror or exc}")
+        raise
+    text = ("ok" if run.ok else "FAILED") + f" {run.seconds:.1f} s"
+    if run.peak_mb is not None:
+        text += f", peak {run.peak_mb:.0f} MB"
+    if not run.ok:
+        text += f": {one_line(run.error, 300)}"
+    show.end(task, text + (f" ({extra})" if extra else ""))
+    if not run.ok and FULL_DISK.search(run.error):  # the kernel could not write
+        raise OSError(errno.ENOSPC, f"{run.notebook}: {run.error}", str(task.target))
+    return run, rows
+
+
+class _Progress:
+    """One line per run: started and ended on one line when runs go one at a time
+    (``together`` False), printed whole at its end when they overlap."""
+
+    def __init__(self, *, together: bool) -> None:
+        self.together = together
+
+    def start(self, task: Task) -> None:
+        if not self.together:
+            print(f"[medlab] {task.label} ... ", end="", flush=True)
+
+    def end(self, task: Task, text: str) -> None:
+        print(f"[medlab] {task.label} ... {text}" if self.together else text, flush=True)

@@ -1,0 +1,335 @@
+"""`medlab reproduce --jobs N` and `--scheduler ADDRESS` (issue 29): the runs of a tiny demo
+notebook (no training) over three seeds give the same table, rows, order and expected entries in
+parallel, locally and on a Dask cluster, as one at a time; each kernel gets its share of the
+cores; bad values are refused before anything runs; Ctrl-C stops every kernel.
+
+No check depends on the machine's speed: the Ctrl-C test waits for markers the kernels write.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+import yaml
+from conftest import tiny_notebook
+
+from medlab.harness import reproduce as R
+from medlab.harness.backends import THREAD_VARS, LocalBackend, cpu_count, thread_env
+from medlab.harness.base import ReproduceError
+from medlab.harness.cli import main
+from medlab.results import run_state
+
+SEEDS = [0, 10, 20]
+#: records numbers that depend on the seed alone, and writes the thread settings its kernel saw
+DEMO = """\
+import json, os
+import numpy as np
+import medlab
+from medlab.harness.backends import THREAD_VARS
+from medlab.utils import set_threads
+data = medlab.load("breastmnist", data_dir=data_dir)
+rec = medlab.Recorder("00_par", datasets=[data], seed=seed, quick=quick)
+rng = np.random.default_rng(seed)
+rec.record("demo.test_auc", 0.8 + 0.001 * rng.standard_normal(), tol=0.005)
+rec.record("demo.draw", float(rng.random()))
+rec.record("test.images", len(data["test"]))
+seen = {v: os.environ.get(v) for v in THREAD_VARS}
+seen["torch"] = set_threads()
+with open(os.path.join(os.environ["MEDLAB_OUTPUT_DIR"], "threads.json"), "w") as fh:
+    json.dump(seen, fh)
+"""
+#: holds each kernel mid-notebook until a `go` file appears (it never does here)
+HOLD = """\
+import os, pathlib, time
+fault = pathlib.Path(os.environ["MEDLAB_FAULT_DIR"])
+(fault / f"started-{os.getpid()}").write_text(os.environ["MEDLAB_RUN_DIR"])
+while not (fault / "go").exists():
+    time.sleep(0.05)
+"""
+#: the command line, on a notebook folder of the test's own
+COMMAND = """\
+import functools, pathlib, sys
+from medlab.harness import reproduce as R
+R.reproduce = functools.partial(R.reproduce, folder=pathlib.Path(sys.argv[1]))
+from medlab.harness.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+SAFETY_S = 300  # only a net against a hung test
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory, data_dir):
+    if data_dir is None or not (data_dir / "breastmnist.npz").exists():
+        pytest.skip("the shared MedMNIST data ($MEDLAB_TEST_DATA_DIR) is not here")
+    root = tmp_path_factory.mktemp("parallel")
+    (root / "nbs").mkdir()
+    tiny_notebook(root / "nbs" / "00_par.ipynb", DEMO)
+    return root
+
+
+def _run(root: Path, data_dir: Path, name: str, **kw) -> dict:
+    """One reproduce call over SEEDS (kernel thread settings left to it); its exit code, run
+    folder and printed text."""
+    kw.setdefault("update", True)
+    kw.setdefault("expected", root / f"{name}.yaml")
+    kw.setdefault("folder", root / "nbs")
+    printed = io.StringIO()
+    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(printed):
+        for var in THREAD_VARS:
+            mp.delenv(var, raising=False)
+        status = R.reproduce(
+            None,
+            quick=True,
+            output=root / name,
+            data_dir=data_dir,
+            seeds=SEEDS,
+            html=False,
+            **kw,
+        )
+    return {"status": status, "run": (root / name / "latest").resolve(), "out": printed.getvalue()}
+
+
+@pytest.fixture(scope="module")
+def runs(demo, data_dir):
+    """--update-expected over three seeds, one at a time and with --jobs 2."""
+    one = _run(demo, data_dir, "one", jobs=1)
+    two = _run(demo, data_dir, "two", jobs=2)
+    two["workers_left"] = _workers()
+    return one, two
+
+
+def _workers() -> list[psutil.Process]:
+    """Worker processes of this test process still alive."""
+    return [
+        p
+        for p in psutil.Process().children(recursive=True)
+        if "medlab.harness.workers" in " ".join(p.cmdline())
+    ]
+
+
+def _rows(run: Path) -> list[tuple[str, ...]]:
+    """The table's rows (notebook, seed, dataset, key, value), in its order."""
+    with (run / "reproduce_quick.csv").open() as fh:
+        return [
+            (r["notebook"], r["seed"], r["dataset"], r["key"], r["value"])
+            for r in csv.DictReader(fh)
+        ]
+
+
+def _threads(run: Path) -> list[dict]:
+    return [json.loads((run / f"seed{s}" / "threads.json").read_text()) for s in SEEDS]
+
+
+def test_jobs_2_gives_the_rows_of_jobs_1_in_the_same_order(runs):
+    one, two = runs
+    assert one["status"] == 0 and two["status"] == 0, one["out"] + two["out"]
+    rows = _rows(two["run"])
+    assert rows == _rows(one["run"])  # same values, same order
+    assert [r[1] for r in rows] == sorted((r[1] for r in rows), key=int)  # (notebook, seed) order
+    assert {r[1] for r in rows} == {str(s) for s in SEEDS} and len(rows) == 3 * len(SEEDS)
+    for run in (one["run"], two["run"]):  # each seed its own folder, the run marked complete
+        assert all((run / f"seed{s}" / "results" / "00_par.json").exists() for s in SEEDS)
+        state = run_state(run)
+        assert state["status"] == "complete" and state["notebook_runs"] == len(SEEDS)
+    lines = [[ln for ln in r["out"].splitlines() if ln.startswith("[medlab] 00_par")] for r in runs]
+    labels = [sorted(ln.split(" ... ")[0] for ln in ls) for ls in lines]
+    assert labels[1] == labels[0] == [f"[medlab] 00_par (quick, seed {s})" for s in SEEDS]
+    assert all(" ... ok " in ln for ln in lines[1]), two["out"]  # one whole line per run
+    assert not two["workers_left"], "worker processes outlived the run"
+
+
+def test_update_expected_via_jobs_2_writes_the_entries_of_jobs_1(runs, demo):
+    one, two = runs
+    written = [yaml.safe_load((demo / f"{n}.yaml").read_text()) for n in ("one", "two")]
+    entries = next(iter(written[0].values()))["quick"]["00_par"]["breastmnist"]
+    assert set(entries) == {"demo.test_auc", "demo.draw", "test.images"}
+    assert entries["demo.draw"]["seeds"] == SEEDS and entries["demo.draw"]["sd"] > 0
+    assert written[1] == written[0]
+
+
+def test_update_expected_via_jobs_2_writes_nothing_when_a_run_failed(demo, data_dir):
+    folder = demo / "failing"
+    folder.mkdir()
+    tiny_notebook(folder / "00_par.ipynb", DEMO + "assert seed != 10, 'seed 10 fails here'\n")
+    failing = _run(demo, data_dir, "failing", jobs=2, folder=folder)
+    assert failing["status"] == 1
+    assert "seed 10 fails here" in failing["out"] and "not updating" in failing["out"]
+    assert not (demo / "failing.yaml").exists()  # nothing written
+    assert run_state(failing["run"])["outcome"] == "failed"
+
+
+def test_each_kernel_gets_its_share_of_the_cores(runs):
+    one, two = runs
+    cores = cpu_count()
+    if cores < 2:
+        pytest.skip("one CPU core: --jobs 2 runs one at a time here")
+    share = str(max(1, cores // 2))
+    for seen in _threads(two["run"]):
+        assert {v: seen[v] for v in THREAD_VARS} == dict.fromkeys(THREAD_VARS, share)
+        assert seen["torch"] == int(share)
+    for seen in _threads(one["run"]):  # one at a time: every core
+        assert seen["OMP_NUM_THREADS"] == str(cores) and seen["torch"] == cores
+    assert f"2 at a time in worker processes on this machine, {share} thread(s) each" in two["out"]
+
+
+def test_a_lower_cap_in_the_environment_is_kept():
+    env = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "junk", "MEDLAB_THREADS": "16"}
+    assert thread_env(2, env, cores=8) == {
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "4",
+        "OPENBLAS_NUM_THREADS": "4",
+        "MEDLAB_THREADS": "4",
+    }
+    assert set(thread_env(3, {}, cores=2).values()) == {"1"}  # never 0 threads
+
+
+def test_more_jobs_than_cores_warns_once_and_runs_one_per_core(capsys):
+    cores = cpu_count()
+    with LocalBackend(cores + 3) as backend:
+        assert backend.slots == cores
+    out = capsys.readouterr().out
+    assert out.count("warning") == 1 and f"--jobs {cores + 3}" in out
+    assert f"running {cores} at a time" in out
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "x", "1.5"])
+def test_bad_jobs_values_are_refused_before_anything_runs(tmp_path, capsys, value):
+    out = tmp_path / "out"
+    assert main(["reproduce", "00", "--quick", "--jobs", value, "--output", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "--jobs" in err and "e.g. --jobs 2" in err and "Traceback" not in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("value", [0, -1, "2", True, 1.5])
+def test_the_api_refuses_bad_jobs_values(tmp_path, value):
+    with pytest.raises(ReproduceError, match="e.g. --jobs 2"):
+        R.reproduce(["00"], quick=True, output=tmp_path / "out", jobs=value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_missing_dask_names_the_install_command(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "distributed", None)  # as if it were not installed
+    out = tmp_path / "out"
+    args = ["reproduce", "00", "--quick", "--output", str(out), "--scheduler", "tcp://h:8786"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "pip install" in err and "[cluster]" in err and not out.exists()
+
+
+def test_an_unreachable_scheduler_is_refused_before_anything_runs(tmp_path, capsys):
+    out = tmp_path / "out"
+    args = ["reproduce", "00", "--quick", "--output", str(out), "--scheduler", "nonsense://x"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "--scheduler nonsense://x" in err and "dask scheduler" in err and not out.exists()
+
+
+def test_the_dask_backend_gives_the_rows_of_the_local_one(runs, demo, data_dir, monkeypatch):
+    from distributed import LocalCluster
+
+    one, _ = runs
+    for var in THREAD_VARS:  # the workers (and their kernels) inherit this environment
+        monkeypatch.delenv(var, raising=False)
+    with LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=None,
+        silence_logs=logging.ERROR,
+    ) as cluster:
+        dask = _run(
+            demo,
+            data_dir,
+            "dask",
+            update=False,
+            expected=demo / "one.yaml",
+            scheduler=cluster.scheduler_address,
+        )
+    assert dask["status"] == 0, dask["out"]  # every number reproduced jobs 1's values
+    assert _rows(dask["run"]) == _rows(one["run"])
+    assert f"2 at a time on the Dask cluster at {cluster.scheduler_address}" in dask["out"]
+    share = str(max(1, cpu_count() // 2))  # two Dask workers share this host
+    assert {seen["OMP_NUM_THREADS"] for seen in _threads(dask["run"])} == {share}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def _wait(predicate, what: str):
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < SAFETY_S:
+        if value := predicate():
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"gave up waiting for {what} after {SAFETY_S} s")
+
+
+def test_ctrl_c_with_jobs_2_kills_every_kernel(tmp_path):
+    (tmp_path / "nbs").mkdir()
+    tiny_notebook(tmp_path / "nbs" / "00_hold.ipynb", HOLD)
+    (tmp_path / "e.yaml").write_text("")
+    fault, tmp, out = tmp_path / "fault", tmp_path / "tmp", tmp_path / "out"
+    fault.mkdir()
+    tmp.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEDLAB_")}
+    env.update(TMPDIR=str(tmp), MEDLAB_FAULT_DIR=str(fault), OMP_NUM_THREADS="1")
+    args = ["reproduce", "--quick", "--no-html", "--jobs", "2", "--output", str(out)]
+    args += ["--expected", str(tmp_path / "e.yaml"), "--seeds", *map(str, SEEDS)]
+    p = subprocess.Popen(
+        [sys.executable, "-c", COMMAND, str(tmp_path / "nbs"), *args],
+        env=env,
+        cwd=tmp,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        markers = _wait(lambda: len(m := sorted(fault.glob("started-*"))) >= 2 and m, "2 kernels")
+        os.killpg(p.pid, signal.SIGINT)  # a terminal's Ctrl-C: the workers have their own session
+        stdout, stderr = p.communicate(timeout=SAFETY_S)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+    assert p.returncode == 130, stdout + stderr
+    assert "Traceback" not in stdout + stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("[medlab] interrupted: run "), stderr
+    (partial,) = {Path(m.read_text()) for m in markers}
+    assert run_state(partial)["status"] == "interrupted" and not (out / "latest").exists()
+    assert stdout.count(" ... interrupted") == 2, stdout
+    kernels = [int(m.name.split("-")[1]) for m in markers]
+    assert not [k for k in kernels if _alive(k)], "a kernel outlived the interrupted run"
+    left = [
+        q
+        for q in psutil.process_iter()
+        if "medlab.harness.workers" in " ".join(_quietly(q.cmdline))
+        and _quietly(q.environ).get("MEDLAB_FAULT_DIR") == str(fault)
+    ]
+    assert not left, "worker processes outlived the interrupted run"
+    assert not list(tmp.glob("medlab-kernel-*")), "a kernel's private folder was left behind"
+
+
+def _quietly(method):
+    try:
+        return method()
+    except psutil.Error:
+        return {} if method.__name__ == "environ" else []
