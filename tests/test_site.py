@@ -202,6 +202,25 @@ def test_kernel_monitor_measures_a_child(tmp_path):
         KernelMonitor(interval=0)
 
 
+def test_kernel_monitor_counts_a_forked_child_once(tmp_path):
+    """A kernel that forks (subprocess.run, a DataLoader worker) is not counted twice: the child
+    adds only the memory it alone holds, not the pages it shares with the kernel."""
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np, os, time\n"
+        "a = np.ones(200 * 2**20 // 8)\n"  # 200 MB, resident
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    time.sleep(1.0); os._exit(0)\n"  # the child touches nothing: it shares every page
+        "os.waitpid(pid, 0)\n"
+    )
+    with KernelMonitor(interval=0.05) as mon:
+        subprocess.run([sys.executable, "-c", code], check=True)
+    assert 200 < mon.peak_mb < 200 + 150, mon.peak_mb  # the interpreter and numpy, once
+
+
 # ------------------------------------------------------------------- headless Chromium (Playwright)
 
 

@@ -2,9 +2,12 @@
 benchmarks).
 
 A kernel's peak resident set size is read from ``VmHWM`` in ``/proc/<pid>/status`` (the kernel's
-own high-water mark, so a short spike between two polls is not missed), summed over the kernel
-and any children it starts. Where ``/proc`` is missing (macOS, Windows) the current RSS from
-psutil is polled instead, which can miss short peaks.
+own high-water mark, so a short spike between two polls is not missed). A process the kernel
+starts adds its unique set size (USS: the pages only it holds), largest seen: a forked child's
+RSS also counts every page it still shares with the kernel, so summing RSS counted the kernel
+twice whenever it forked (``subprocess.run(["git", ...])`` for provenance: 2467 MB reported for a
+1268 MB kernel). Where ``/proc`` is missing (macOS, Windows) the current RSS from psutil is polled
+for the kernel instead, which can miss short peaks.
 
 >>> with KernelMonitor() as mon:                      # doctest: +SKIP
 ...     run_notebook(...)
@@ -19,7 +22,7 @@ import psutil
 
 from medlab.utils import check_scalar
 
-__all__ = ["KernelMonitor", "hwm_kb", "BUDGET_MB", "CURRICULUM_BUDGET_S"]
+__all__ = ["KernelMonitor", "hwm_kb", "uss_kb", "BUDGET_MB", "CURRICULUM_BUDGET_S"]
 
 #: Peak RSS budget of one kernel (MiB): quick mode 1.4 GiB, so that Binder's 2 GiB also holds the
 #: server (medlab.harness.binder.MemoryAwareKernelManager makes room for this much); full mode
@@ -47,12 +50,35 @@ def hwm_kb(pid: int) -> int:
         return 0
 
 
+def _parent(proc: psutil.Process) -> int | None:
+    try:
+        return proc.ppid()
+    except psutil.Error:
+        return None
+
+
+def uss_kb(proc: psutil.Process) -> int:
+    """Unique set size (kB) of a process now: the memory it alone holds, not the pages a fork
+    shares with its parent (0 if it is gone or cannot be read; its RSS where USS is not
+    available)."""
+    try:
+        return int(proc.memory_full_info().uss // 1024)
+    except psutil.AccessDenied:
+        try:
+            return int(proc.memory_info().rss // 1024)
+        except psutil.Error:
+            return 0
+    except (psutil.Error, OSError, AttributeError):
+        return 0
+
+
 class KernelMonitor:
     """Tracks the peak RSS of the processes this process starts (the kernels) while it is
     entered; processes that already ran before (a previous kernel shutting down) are ignored.
 
     Attributes:
-        peak_kb: peak RSS in kB (kernel plus its own children), 0 if no process was seen.
+        peak_kb: peak RSS in kB (the kernel's peak plus its children's largest unique set
+            sizes), 0 if no process was seen.
         interval: seconds between two polls.
     """
 
@@ -84,8 +110,9 @@ class KernelMonitor:
             except psutil.Error:
                 kids = []
             for k in kids:
-                self._seen[k.pid] = max(self._seen.get(k.pid, 0), hwm_kb(k.pid))
-            # kernels are the python children; sum a kernel with its own children
+                own = hwm_kb(k.pid) if _parent(k) == me.pid else uss_kb(k)
+                self._seen[k.pid] = max(self._seen.get(k.pid, 0), own)
+            # a kernel (a direct child) with its peak, plus what its own children hold alone
             self.peak_kb = max(self.peak_kb, sum(self._seen.get(k.pid, 0) for k in kids))
             self._stop.wait(self.interval)
 
