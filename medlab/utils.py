@@ -116,11 +116,14 @@ def seed_everything(seed: int) -> torch.Generator:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-    # deterministic cuBLAS needs this before its first use; no effect without CUDA
-    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # also set at import, below
     torch.use_deterministic_algorithms(True, warn_only=True)
     return torch.Generator().manual_seed(seed)
 
+
+# deterministic cuBLAS reads this when its handle is made, which can be before the first
+# seed_everything (a cached model evaluated first): set it as soon as medlab is imported
+os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
 #: The values ``$MEDLAB_DEVICE`` may take (``cuda:N`` for any device number N).
 DEVICES = ("auto", "cpu", "cuda", "cuda:N", "mps")

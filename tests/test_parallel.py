@@ -47,6 +47,7 @@ rec.record("demo.draw", float(rng.random()))
 rec.record("test.images", len(data["test"]))
 seen = {v: os.environ.get(v) for v in THREAD_VARS}
 seen["torch"] = set_threads()
+seen["parent"] = os.getppid()  # the process that started this kernel
 with open(os.path.join(os.environ["MEDLAB_OUTPUT_DIR"], "threads.json"), "w") as fh:
     json.dump(seen, fh)
 """
@@ -181,6 +182,9 @@ def test_each_kernel_gets_its_share_of_the_cores(runs):
         assert seen["torch"] == int(share)
     for seen in _threads(one["run"]):  # one at a time: every core
         assert seen["OMP_NUM_THREADS"] == str(cores) and seen["torch"] == cores
+    # one at a time: this process starts each kernel; --jobs 2: worker processes do
+    assert {seen["parent"] for seen in _threads(one["run"])} == {os.getpid()}
+    assert os.getpid() not in {seen["parent"] for seen in _threads(two["run"])}
     assert f"2 at a time in worker processes on this machine, {share} thread(s) each" in two["out"]
 
 
@@ -283,6 +287,8 @@ def _wait(predicate, what: str):
 
 
 def test_ctrl_c_with_jobs_2_kills_every_kernel(tmp_path):
+    if cpu_count() < 2:
+        pytest.skip("one CPU core: --jobs 2 runs one at a time here, with no second kernel")
     (tmp_path / "nbs").mkdir()
     tiny_notebook(tmp_path / "nbs" / "00_hold.ipynb", HOLD)
     (tmp_path / "e.yaml").write_text("")
@@ -317,7 +323,9 @@ def test_ctrl_c_with_jobs_2_kills_every_kernel(tmp_path):
     assert run_state(partial)["status"] == "interrupted" and not (out / "latest").exists()
     assert stdout.count(" ... interrupted") == 2, stdout
     kernels = [int(m.name.split("-")[1]) for m in markers]
-    assert not [k for k in kernels if _alive(k)], "a kernel outlived the interrupted run"
+    # killed (SIGKILL to its process group); on a loaded machine the OS may take a moment to
+    # tear it down, so wait for that (the safety limit only stops a kernel that survives)
+    _wait(lambda: not [k for k in kernels if _alive(k)], "the kernels to be gone")
     left = [
         q
         for q in psutil.process_iter()

@@ -204,20 +204,32 @@ def test_kernel_monitor_measures_a_child(tmp_path):
 
 def test_kernel_monitor_counts_a_forked_child_once(tmp_path):
     """A kernel that forks (subprocess.run, a DataLoader worker) is not counted twice: the child
-    adds only the memory it alone holds, not the pages it shares with the kernel."""
+    adds only the memory it alone holds, not the pages it shares with the kernel. The child lives
+    until the monitor has seen it (a file handshake, not a sleep)."""
     import subprocess
     import sys
+    import time
 
+    go = tmp_path / "go"
     code = (
-        "import numpy as np, os, time\n"
+        "import numpy as np, os, pathlib, time\n"
         "a = np.ones(200 * 2**20 // 8)\n"  # 200 MB, resident
         "pid = os.fork()\n"
-        "if pid == 0:\n"
-        "    time.sleep(1.0); os._exit(0)\n"  # the child touches nothing: it shares every page
+        "if pid == 0:\n"  # the child touches nothing: it shares every page with its parent
+        f"    while not pathlib.Path({str(go)!r}).exists(): time.sleep(0.01)\n"
+        "    os._exit(0)\n"
         "os.waitpid(pid, 0)\n"
     )
     with KernelMonitor(interval=0.05) as mon:
-        subprocess.run([sys.executable, "-c", code], check=True)
+        proc = subprocess.Popen([sys.executable, "-c", code])
+        t0 = time.monotonic()
+        while len(mon._seen) < 2 and time.monotonic() - t0 < 120:  # safety only
+            time.sleep(0.02)
+        seen = len(mon._seen)
+        time.sleep(0.2)  # a few more polls of both processes
+        go.write_text("")
+        assert proc.wait(timeout=120) == 0
+    assert seen == 2, "the monitor never saw the forked child"
     assert 200 < mon.peak_mb < 200 + 150, mon.peak_mb  # the interpreter and numpy, once
 
 

@@ -3,9 +3,10 @@ hash of the exact training (and validation) images and labels, the seed, a hash 
 settings, medlab's version and a hash of the model-changing source code
 (:func:`~medlab.experiments.source.source_hash`); read back with ``weights_only=True``.
 
-Not the device: weights are saved as CPU tensors and read back with ``map_location="cpu"``
-into the model wherever it is, so the weights trained on a GPU and on the CPU share a key:
-whichever a cache holds first is reused (GPU and CPU numbers may differ a little)."""
+Weights are saved as CPU tensors and read back with ``map_location="cpu"`` into the model
+wherever it is. Weights trained on a GPU (or MPS) get a key of their own (the device type is
+part of it; CPU keys are unchanged), so a CPU run never reuses GPU-trained weights: the same
+seed gives the same numbers on the CPU whatever ran before in a shared cache."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from torch import nn
 from medlab import __version__
 from medlab.experiments.source import source_hash
 from medlab.results import output_dir
-from medlab.utils import check_int, seed_everything
+from medlab.utils import check_int, device, seed_everything
 
 __all__ = ["cache_dir", "fingerprint", "ModelCache", "cached_model"]
 
@@ -109,6 +110,9 @@ class ModelCache:
             "source": source_hash(),
             "torch": torch.__version__,
         }
+        where = device().type
+        if where != "cpu":  # GPU numbers may differ a little: never mix them into CPU runs
+            parts["device"] = where
         digest = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
         # readable labels, then the whole digest of every part (the raw names included)
         return f"{_label(kind)}-{_label(parts['dataset'])}-seed{parts['seed']}-{digest}"

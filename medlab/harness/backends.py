@@ -202,7 +202,9 @@ class DaskBackend:
                 f"`dask worker {address}` (medlab installed, the data, output and cache folders "
                 "shared at the same paths)"
             )
-        self.slots = jobs or threads
+        # at most one run per Dask thread: more would queue inside Dask, out of reach of
+        # --update-expected's stop at the first failure
+        self.slots = min(jobs or threads, threads)
         self._stop = Event(f"medlab-stop-{uuid.uuid4().hex}", client=self.client)
         self._remote: list[Any] = []  # Dask's futures, kept so that their tasks stay wanted
         self._futures: list[Future[Any]] = []
@@ -212,7 +214,9 @@ class DaskBackend:
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
         out: Future[Any] = Future()
-        remote = self.client.submit(_on_dask_worker, fn, args, self._stop.name, pure=False)
+        remote = self.client.submit(
+            _on_dask_worker, fn, args, self._stop.name, self.slots, pure=False
+        )
         self._remote.append(remote)
         self._futures.append(out)
         remote.add_done_callback(lambda r: _settle(out, r))
@@ -242,9 +246,10 @@ def _settle(out: Future[Any], remote: Any) -> None:
         out.set_exception(exc)
 
 
-def _on_dask_worker(fn: Callable[..., Any], args: tuple[Any, ...], stop: str) -> Any:
+def _on_dask_worker(fn: Callable[..., Any], args: tuple[Any, ...], stop: str, limit: int) -> Any:
     """A Dask task: ``fn(*args)`` in a fresh worker process on this machine, its kernel given
-    this machine's share of threads (the threads of every Dask worker on this host count);
+    this machine's share of threads: its cores over the runs that can run here at once (the
+    threads of every Dask worker on this host, at most ``limit``, the runs in flight overall);
     interrupted when the event ``stop`` is set."""
     from distributed import Event, get_client, get_worker
     from distributed.comm import get_address_host
@@ -252,6 +257,7 @@ def _on_dask_worker(fn: Callable[..., Any], args: tuple[Any, ...], stop: str) ->
     client = get_client()
     here = get_address_host(get_worker().address)
     slots = sum(n for a, n in client.nthreads().items() if get_address_host(a) == here)
+    slots = min(slots, limit)
     worker, done = Worker(), threading.Event()
     threading.Thread(
         target=_interrupt_on, args=(Event(stop, client=client), worker, done), daemon=True

@@ -161,7 +161,8 @@ def reproduce(
         previous, run_dir = latest_target(out), _start(out, mode)
         for note in exp_notes:
             print(f"[medlab] warning: {note}")
-        job = _Job(mode, tree, update, html, timeout, _kernel_env(out, run_dir), run_dir)
+        env = _kernel_env(out, run_dir, update=update)
+        job = _Job(mode, tree, update, html, timeout, env, run_dir)
         tasks = _tasks(job, notebooks, seed_list, base, nb_params)
         status = _guarded(job, tasks, backend, allow_new, exp_path, out, previous)
     _publish(out, run_dir)
@@ -206,11 +207,22 @@ def _start(out: Path, mode: str) -> Path:
         ) from None
 
 
-def _kernel_env(out: Path, run_dir: Path) -> dict[str, str]:
-    return {
+#: Settings of this process that every kernel gets, also on a Dask worker of another machine.
+FORWARDED = ("MEDLAB_DATA_DIR", "MEDLAB_DEVICE", "MEDLAB_THREADS")
+
+
+def _kernel_env(out: Path, run_dir: Path, *, update: bool = False) -> dict[str, str]:
+    """The kernels' settings: the run and cache folders, this process's ``FORWARDED`` settings,
+    and, for ``--update-expected``, the CPU: expected values and their tolerances come from CPU
+    runs (a GPU's numbers are checked against them, never written into them)."""
+    env = {k: os.environ[k] for k in FORWARDED if os.environ.get(k)}
+    env |= {
         "MEDLAB_RUN_DIR": str(run_dir),
         "MEDLAB_CACHE_DIR": os.environ.get("MEDLAB_CACHE_DIR") or str(out / "cache"),
     }
+    if update:
+        env["MEDLAB_DEVICE"] = "cpu"
+    return env
 
 
 def _tasks(

@@ -65,9 +65,17 @@ def run_tasks(
             if not running:
                 break  # nothing more may start
             finished = wait_any(running, return_when=FIRST_COMPLETED).done
-            for fut in sorted(finished, key=running.__getitem__):
-                i = running.pop(fut)
-                done[i] = _outcome(fut, tasks[i], show)
+            ended = sorted((running.pop(fut), fut) for fut in finished)  # none left "running"
+            for k, (i, fut) in enumerate(ended):
+                try:
+                    done[i] = _outcome(fut, tasks[i], show)
+                except BaseException:
+                    for j, other in ended[k + 1 :]:  # finished too: each gets its line
+                        try:
+                            done[j] = _outcome(other, tasks[j], show)
+                        except BaseException:  # noqa: S110 - the first error is the one raised
+                            pass
+                    raise
     except BaseException as exc:
         word = "interrupted" if isinstance(exc, KeyboardInterrupt) else "stopped"
         for i in sorted(running.values()):
@@ -86,6 +94,9 @@ def _outcome(fut: Future[Any], task: Task, show: _Progress) -> tuple[NotebookRun
         raise
     except OSError as exc:
         show.end(task, f"FAILED: {exc.strerror or exc}")
+        raise
+    except BaseException as exc:  # a lost worker, a cluster that cannot see the run folder
+        show.end(task, f"FAILED: {one_line(str(exc) or type(exc).__name__, 300)}")
         raise
     text = ("ok" if run.ok else "FAILED") + f" {run.seconds:.1f} s"
     if run.peak_mb is not None:

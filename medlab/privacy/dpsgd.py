@@ -362,14 +362,23 @@ def clip_and_noise(
 def step_from(aggregate: Callable[..., Sequence[torch.Tensor]]) -> Callable[..., None]:
     """A DP-SGD step for :func:`train_dp` (``step(params, C, sigma, B, generator)``, writing
     ``p.grad`` from ``p.grad_sample``) made of an aggregation with :func:`clip_and_noise`'s
-    signature, e.g. the one a student writes in notebook 06."""
+    signature, e.g. the one a student writes in notebook 06. The aggregation always runs on the
+    CPU (a student's ``torch.normal(..., generator=g)`` names no device): on a GPU the
+    per-sample gradients are copied to the CPU, the noise comes from a CPU generator seeded like
+    the optimizer's, and the result goes back to the parameters' device."""
+    cpu_twins: dict[int, torch.Generator] = {}
 
     def step(params: list[torch.Tensor], max_grad_norm: float, noise_multiplier: float,
              batch_size: int, generator: torch.Generator | None = None) -> None:  # fmt: skip
-        grads = aggregate([p.grad_sample for p in params], max_grad_norm, noise_multiplier,
-                          batch_size, generator)  # fmt: skip
+        per_sample, gen = [p.grad_sample for p in params], generator
+        if params and params[0].device.type != "cpu":
+            per_sample = [g.detach().cpu() for g in per_sample]
+            if generator is not None:
+                twin = torch.Generator().manual_seed(generator.initial_seed())
+                gen = cpu_twins.setdefault(id(generator), twin)
+        grads = aggregate(per_sample, max_grad_norm, noise_multiplier, batch_size, gen)
         for p, g in zip(params, grads, strict=True):
-            p.grad = torch.as_tensor(g, dtype=p.dtype).reshape(p.shape)
+            p.grad = torch.as_tensor(g, dtype=p.dtype).reshape(p.shape).to(p.device)
 
     step.__name__ = f"step_from({getattr(aggregate, '__name__', 'aggregate')})"
     return step

@@ -306,6 +306,7 @@ def art_blackbox(
             input_shape=tuple(members.images.shape[1:]),
             nb_classes=len(members.label_names),
             clip_values=(-1.0, 1.0),
+            device_type="cpu",  # ART's default ("gpu") moves the caller's model in place
         )
         for fold in (True, False):
             attack = MembershipInferenceBlackBox(
