@@ -56,7 +56,9 @@ def exercise_headings(cells: list[dict]) -> list[tuple[str, str, str]]:
 def exercise_seconds(executed: Path) -> dict[str, float]:
     """Seconds each exercise's code cells took in an executed notebook (papermill's per-cell
     ``duration``): from the markdown cell that opens ``**Exercise N (`` to the cell that runs its
-    self-check (or the check of its last part, ``1b``), that one included. An exercise whose cells carry no duration is left out."""
+    self-check (or the check of its last part, ``1b``), that one included: the lesson cells a
+    prediction waits for count too, so this is what a student waits, not the exercise's own extra
+    compute. An exercise whose cells carry no duration is left out."""
     total: dict[str, float] = {}
     current: str | None = None
     for c in _cells(executed):
@@ -99,7 +101,8 @@ def lesson_page(source: Path, executed: Path | None = None) -> str:
         lines += [
             "**Exercises**",
             "",
-            "| exercise | kind; compute in quick mode | measured in the run below | task |",
+            "| exercise | kind; extra compute in quick mode | heading to self-check in the run below"
+            " (lesson cells between them included) | task |",
             "|---|---|---|---|",
         ]
         lines += [
