@@ -17,10 +17,10 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
+from processes import SAFETY_S, alive, wait_for
 
 from medlab import audit
 from medlab.results import is_complete, run_state
@@ -39,7 +39,6 @@ if _fault:
             time.sleep(0.05)
     get_ipython().events.register("post_run_cell", _medlab_hold)
 """
-SAFETY_S = 300  # only a net against a hung test: no check depends on the machine's speed
 
 
 @pytest.fixture(scope="module")
@@ -100,27 +99,11 @@ def _start(
     )
 
 
-def _wait(predicate, what: str):
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < SAFETY_S:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"gave up waiting for {what} after {SAFETY_S} s")
-
-
 def _held(fault: Path, n: int = 1) -> list[Path]:
     """Wait until ``n`` kernels are held mid-notebook; returns their markers."""
-    return _wait(lambda: (m := sorted(fault.glob("started-*"))) and len(m) >= n and m, "a kernel")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state not in ("Z", "X")
+    return wait_for(
+        lambda: (m := sorted(fault.glob("started-*"))) and len(m) >= n and m, "a kernel"
+    )
 
 
 def _snapshot(folder: Path) -> dict[str, str]:
@@ -186,7 +169,7 @@ def test_ctrl_c_mid_notebook_marks_the_run_interrupted(earlier, base, data_dir):
     _check_untouched(earlier)
     # killed with its process group; on a loaded machine the OS may take a moment to tear it
     # down (seen once in CI), so wait for that: the safety limit only stops a kernel that survives
-    _wait(lambda: not _alive(kernel), "the kernel to be gone")
+    wait_for(lambda: not alive(kernel), "the kernel to be gone")
     assert not _leftovers(tmp)
     with pytest.raises(audit.AuditError, match="incomplete") as err:
         audit.resolve_run(partial)
@@ -208,7 +191,7 @@ def test_sigkill_mid_notebook_leaves_the_run_marked_running(earlier, base, data_
     assert not is_complete(partial)
     assert (out / "latest").resolve() == run
     _check_untouched(earlier)
-    _wait(lambda: not _alive(kernel), "the orphaned kernel to exit")  # ipykernel's parent poller
+    wait_for(lambda: not alive(kernel), "the orphaned kernel to exit")  # ipykernel's parent poller
     assert not _leftovers(tmp)  # the connection file went as soon as the kernel was up
     with pytest.raises(audit.AuditError, match="never finished") as err:
         audit.resolve_run(partial)

@@ -17,13 +17,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import psutil
 import pytest
 import yaml
 from conftest import tiny_notebook
+from processes import SAFETY_S, alive, wait_for
 
 from medlab.harness import reproduce as R
 from medlab.harness.backends import THREAD_VARS, LocalBackend, cpu_count, thread_env
@@ -67,7 +67,6 @@ R.reproduce = functools.partial(R.reproduce, folder=pathlib.Path(sys.argv[1]))
 from medlab.harness.cli import main
 sys.exit(main(sys.argv[2:]))
 """
-SAFETY_S = 300  # only a net against a hung test
 
 
 @pytest.fixture(scope="module")
@@ -269,23 +268,6 @@ def test_the_dask_backend_gives_the_rows_of_the_local_one(runs, demo, data_dir, 
     assert {seen["OMP_NUM_THREADS"] for seen in _threads(dask["run"])} == {share}
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state not in ("Z", "X")
-
-
-def _wait(predicate, what: str):
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < SAFETY_S:
-        if value := predicate():
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"gave up waiting for {what} after {SAFETY_S} s")
-
-
 def test_ctrl_c_with_jobs_2_kills_every_kernel(tmp_path):
     if cpu_count() < 2:
         pytest.skip("one CPU core: --jobs 2 runs one at a time here, with no second kernel")
@@ -309,7 +291,9 @@ def test_ctrl_c_with_jobs_2_kills_every_kernel(tmp_path):
         start_new_session=True,
     )
     try:
-        markers = _wait(lambda: len(m := sorted(fault.glob("started-*"))) >= 2 and m, "2 kernels")
+        markers = wait_for(
+            lambda: len(m := sorted(fault.glob("started-*"))) >= 2 and m, "2 kernels"
+        )
         os.killpg(p.pid, signal.SIGINT)  # a terminal's Ctrl-C: the workers have their own session
         stdout, stderr = p.communicate(timeout=SAFETY_S)
     finally:
@@ -325,7 +309,7 @@ def test_ctrl_c_with_jobs_2_kills_every_kernel(tmp_path):
     kernels = [int(m.name.split("-")[1]) for m in markers]
     # killed (SIGKILL to its process group); on a loaded machine the OS may take a moment to
     # tear it down, so wait for that (the safety limit only stops a kernel that survives)
-    _wait(lambda: not [k for k in kernels if _alive(k)], "the kernels to be gone")
+    wait_for(lambda: not [k for k in kernels if alive(k)], "the kernels to be gone")
     left = [
         q
         for q in psutil.process_iter()

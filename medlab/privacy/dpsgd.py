@@ -1,11 +1,10 @@
 """DP-SGD with Opacus through medlab's open training loop (:func:`train_dp`).
 
 Opacus's ``PrivacyEngine`` wraps the model (per-sample gradients ``p.grad_sample``), the
-optimizer and the data loader (Poisson sampling); the step itself - clip each image's gradient,
-add Gaussian noise, divide by the expected batch size - is :func:`dp_sgd_step`, written in
-notebook 06 and exported here, which the wrapped optimizer calls instead of Opacus's own methods
-(ghost clipping, which has no per-sample gradients, keeps Opacus's).
-"""
+optimizer and the loader (Poisson sampling); the step (clip each image's gradient, add Gaussian
+noise, divide by the expected batch size) is :func:`dp_sgd_step`, written in notebook 06 and
+exported here, called by the wrapped optimizer instead of Opacus's own (ghost clipping keeps
+Opacus's)."""
 
 from __future__ import annotations
 
@@ -32,14 +31,8 @@ from medlab.privacy.accounting import (
 from medlab.train import make_optimizer, to_input, train_steps
 from medlab.utils import check_int, model_device, on_device, seed_everything
 
-__all__ = [
-    "GRAD_SAMPLE_MODES",
-    "DPResult",
-    "train_dp",
-    "dp_sgd_step",
-    "clip_and_noise",
-    "step_from",
-]
+__all__ = ["GRAD_SAMPLE_MODES", "DPResult", "train_dp", "dp_sgd_step", "clip_and_noise",
+           "step_from"]  # fmt: skip
 
 GRAD_SAMPLE_MODES = ("hooks", "functorch", "ghost")
 
@@ -362,11 +355,9 @@ def clip_and_noise(
 def step_from(aggregate: Callable[..., Sequence[torch.Tensor]]) -> Callable[..., None]:
     """A DP-SGD step for :func:`train_dp` (``step(params, C, sigma, B, generator)``, writing
     ``p.grad`` from ``p.grad_sample``) made of an aggregation with :func:`clip_and_noise`'s
-    signature, e.g. the one a student writes in notebook 06. The aggregation always runs on the
-    CPU (a student's ``torch.normal(..., generator=g)`` names no device): on a GPU the
-    per-sample gradients are copied to the CPU, the noise comes from a CPU generator seeded like
-    the optimizer's, and the result goes back to the parameters' device."""
-    cpu_twins: dict[int, torch.Generator] = {}
+    signature, e.g. the one a student writes in notebook 06. It runs on the CPU (a student's
+    ``torch.normal(..., generator=g)`` names no device), with a CPU twin of a GPU generator."""
+    twins: dict[int, torch.Generator] = {}
 
     def step(params: list[torch.Tensor], max_grad_norm: float, noise_multiplier: float,
              batch_size: int, generator: torch.Generator | None = None) -> None:  # fmt: skip
@@ -374,8 +365,8 @@ def step_from(aggregate: Callable[..., Sequence[torch.Tensor]]) -> Callable[...,
         if params and params[0].device.type != "cpu":
             per_sample = [g.detach().cpu() for g in per_sample]
             if generator is not None:
-                twin = torch.Generator().manual_seed(generator.initial_seed())
-                gen = cpu_twins.setdefault(id(generator), twin)
+                seed = generator.initial_seed()
+                gen = twins.setdefault(id(generator), torch.Generator().manual_seed(seed))
         grads = aggregate(per_sample, max_grad_norm, noise_multiplier, batch_size, gen)
         for p, g in zip(params, grads, strict=True):
             p.grad = torch.as_tensor(g, dtype=p.dtype).reshape(p.shape).to(p.device)
