@@ -207,8 +207,10 @@ def _start(out: Path, mode: str) -> Path:
         ) from None
 
 
-#: Settings of this process that every kernel gets, also on a Dask worker of another machine.
-FORWARDED = ("MEDLAB_DATA_DIR", "MEDLAB_DEVICE", "MEDLAB_THREADS")
+#: Settings of this process that every kernel gets, also on a Dask worker of another machine
+#: (threads are not among them: :func:`~medlab.harness.backends.thread_env` sets them where the
+#: kernel runs, from that machine's cores).
+FORWARDED = ("MEDLAB_DATA_DIR", "MEDLAB_DEVICE")
 
 
 def _kernel_env(out: Path, run_dir: Path, *, update: bool = False) -> dict[str, str]:
