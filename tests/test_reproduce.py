@@ -694,6 +694,52 @@ def test_the_kernel_connection_file_is_gone_once_the_kernel_is_up(tmp_path, monk
 
 
 @pytest.mark.notebook
+def test_ctrl_c_kills_the_kernel_even_where_the_jupyter_stack_swallows_it(tmp_path, monkeypatch):
+    """Under load a Ctrl-C was once lost inside papermill's event loop and the run waited there
+    until CI's 300-s net. Ctrl-C now kills the kernel first, and run_notebook raises
+    KeyboardInterrupt whatever the stack made of the interrupt: simulated here by a stack that
+    turns it into the error nbclient raises for a dead kernel (without the fix: a failed run)."""
+    import os
+    import signal
+    import threading
+
+    import papermill as pm
+    from processes import alive, wait_for
+
+    folder = tmp_path / "nbs"
+    folder.mkdir()
+    marker = tmp_path / "started"
+    _notebook(
+        folder / "00_s.ipynb",
+        f"import os, pathlib, time\npathlib.Path({str(marker)!r}).write_text(str(os.getpid()))\n"
+        "time.sleep(600)",  # only a net: the kernel is killed long before
+    )
+    real = pm.execute_notebook
+
+    def swallowing(*args, **kwargs):
+        try:
+            return real(*args, **kwargs)
+        except KeyboardInterrupt:
+            raise RuntimeError("Kernel died") from None
+
+    monkeypatch.setattr(pm, "execute_notebook", swallowing)
+
+    def ctrl_c() -> None:
+        wait_for(marker.exists, "the kernel to start its cell")
+        os.kill(os.getpid(), signal.SIGINT)
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        threading.Thread(target=ctrl_c, daemon=True).start()
+        with pytest.raises(KeyboardInterrupt):
+            R.run_notebook(folder / "00_s.ipynb", tmp_path / "run", {})
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert signal.getsignal(signal.SIGINT) is previous  # the handler is put back
+    assert not alive(int(marker.read_text()))  # killed, not left sleeping
+
+
+@pytest.mark.notebook
 def test_missing_key_and_empty_section_fail(recording, tmp_path, data_dir, origin, capsys):
     expected = tmp_path / "expected.yaml"
     entries = {
