@@ -490,7 +490,8 @@ def test_update_expected_keeps_other_sections_and_needs_3_seeds(tmp_path):
         "99_demo breastmnist demo.tpr_gap",
         "99_demo breastmnist demo.wide_auc",
     ]
-    assert "whole -1 to 1 range" in next(n for n in notes if "tpr_gap" in n)
+    gap = next(n for n in notes if "tpr_gap" in n)
+    assert "whole -1 to 1 range" in gap and "k = 11.5 with 3 seeds, 4.36 with 6" in gap
     assert len(notes) == 4
     text = path.read_text()
     assert text.startswith("# Expected values") and "max(k * sd, floor)" in text

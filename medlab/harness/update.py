@@ -30,6 +30,7 @@ from medlab.harness.tolerances import (
     derive,
     is_rate_key,
     key_range,
+    prediction_factor,
 )
 
 __all__ = ["update_expected", "HEADER"]
@@ -177,7 +178,7 @@ def _entry(
         notes.append(
             f"{what}: {entry['value']:.3g} ± {entry['tol']:.3g} covers the "
             f"whole {bounds[0]:g} to {bounds[1]:g} range, so this comparison cannot fail; "
-            f"more seeds than {len(seeds)} narrow it (k falls from 11.5 with 3 seeds to 5.04 "
-            "with 5)"
+            f"more seeds narrow it (k = {prediction_factor(len(seeds)):.3g} with "
+            f"{len(seeds)} seeds, {prediction_factor(2 * len(seeds)):.3g} with {2 * len(seeds)})"
         )
     return entry
