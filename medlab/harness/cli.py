@@ -366,6 +366,8 @@ def _federate(args: argparse.Namespace) -> int:
             local_steps=args.local_steps,
             seed=args.seed,
             timeout=args.timeout,
+            tls=args.tls or args.node_auth,
+            node_auth=args.node_auth,
             verbose=True,
         )
     except (ValueError, TypeError, FileNotFoundError) as exc:  # bad input: checked first
@@ -375,10 +377,11 @@ def _federate(args: argparse.Namespace) -> int:
         print(f"medlab federate: error: {exc}", file=sys.stderr)
         return 1
     curve = ", ".join(f"round {int(r)}: {a:.3f}" for r, a in out["curve"])
+    how = " over TLS, registered keys only" if args.node_auth else " over TLS" * args.tls
     print(
-        f"Flower FedAvg on {args.sites} loopback SuperNodes: test accuracy {curve}; "
-        f"wall time {out['wall_s']:.1f} s"
+        f"Flower FedAvg on {args.sites} loopback SuperNodes{how}: test accuracy {curve}; ", end=""
     )
+    print(f"wall time {out['wall_s']:.1f} s")
     return 0
 
 

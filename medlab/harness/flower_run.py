@@ -26,7 +26,7 @@ from medlab import data as D
 from medlab.federated import make_sites
 from medlab.utils import check_scalar
 
-__all__ = ["federate", "APP_DIR"]
+__all__ = ["federate", "make_certificates", "APP_DIR"]
 
 #: The Flower app (pyproject.toml + medlab_flower/), shipped in the repository.
 APP_DIR = Path(__file__).resolve().parents[2] / "flower_app"
@@ -93,6 +93,18 @@ def _check_data(dataset: Any, data_dir: Any, n_sites: int) -> None:
     make_sites(D.load(name, data_dir=data_dir), "iid", n_sites=n_sites)
 
 
+def _check_security(tls: Any, node_auth: Any) -> None:
+    if not isinstance(tls, bool):
+        raise TypeError(f"tls must be True or False, got {tls!r} (the CLI's --tls)")
+    if not isinstance(node_auth, bool):
+        raise TypeError(f"node_auth must be True or False, got {node_auth!r}")
+    if node_auth and not tls:
+        raise ValueError(
+            "node_auth=True needs tls=True: a SuperNode's signed requests are only private "
+            "over TLS (the CLI's --node-auth turns --tls on)"
+        )
+
+
 def _toml(value: Any) -> str:
     return json.dumps(value) if isinstance(value, str) else str(value)
 
@@ -108,6 +120,8 @@ def federate(
     width: int = 8,
     timeout: float = 300.0,
     app_dir: str | os.PathLike[str] | None = None,
+    tls: bool = False,
+    node_auth: bool = False,
     verbose: bool = False,
 ) -> dict[str, Any]:
     """Run FedAvg on ``n_sites`` loopback SuperNodes (IID sites of notebook 05, site k =
@@ -115,37 +129,33 @@ def federate(
     ``curve`` ([round, acc] pairs), ``seconds`` (ServerApp time), ``state`` (the first values
     of each final tensor) and ``wall_s`` (the whole run, processes included).
 
+    ``tls``: TLS to the SuperLink, with a throwaway authority (:func:`make_certificates`), as
+    across machines (docs/federation.md). ``node_auth`` (needs ``tls``): only SuperNodes whose
+    keys were registered (``flwr supernode register``, one EC P-384 key pair per site) join.
+
     Every process is stopped before this returns or raises; ``timeout`` (s) bounds the run.
     """
     n_sites = check_scalar("n_sites", n_sites, lo=2, hi=16, fix="one SuperNode per site")
     rounds = check_scalar("rounds", rounds, lo=1, fix="at least one round, e.g. --rounds 2")
     local_steps = check_scalar(
-        "local_steps",
-        local_steps,
-        lo=1,
-        fix="each site takes at least one step, e.g. --local-steps 8",
+        "local_steps", local_steps, lo=1, fix="each site takes a step or more, e.g. --local-steps 8"
     )
     seed = check_scalar("seed", seed, lo=0, fix="a non-negative integer, e.g. --seed 0")
     width = check_scalar("width", width, lo=1, fix="e.g. width=8")
     timeout = check_scalar(
         "timeout", timeout, kind=float, lo=0, lo_inclusive=False, fix="seconds, e.g. 300"
     )
+    _check_security(tls, node_auth)
     app = Path(app_dir) if app_dir is not None else APP_DIR
     if not (app / "pyproject.toml").exists():
         raise FileNotFoundError(f"no Flower app at {app}: pass app_dir=<repo>/flower_app")
     _check_data(dataset, data_dir, n_sites)
-    cfg = {
-        "dataset": dataset,
-        "data-dir": str(Path(data_dir).resolve()) if data_dir else "",
-        "seed": seed,
-        "num-server-rounds": rounds,
-        "local-steps": local_steps,
-        "width": width,
-        "num-partitions": n_sites,
-    }
+    cfg = {"dataset": dataset, "data-dir": str(Path(data_dir).resolve()) if data_dir else ""}
+    cfg |= {"seed": seed, "num-server-rounds": rounds, "local-steps": local_steps}
+    cfg |= {"width": width, "num-partitions": n_sites}
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="medlab-flower-") as tmp:
-        fl = _Processes(Path(tmp), app)
+        fl = _Processes(Path(tmp), app, tls=tls, node_auth=node_auth)
         try:
             out = fl.run(cfg, n_sites=n_sites, deadline=t0 + timeout, timeout=timeout)
             out["wall_s"] = time.monotonic() - t0
@@ -158,15 +168,83 @@ def federate(
             fl.close(verbose)
 
 
+def make_certificates(folder: Path, *, days: int = 1) -> dict[str, Path]:
+    """A throwaway certificate authority and a server certificate it signs for 127.0.0.1 and
+    localhost (EC P-256 keys, valid ``days``), written to ``folder`` as ``ca.crt``,
+    ``server.pem`` and ``server.key`` (owner-only); returns their paths as ``ca``, ``cert``,
+    ``key``. For TLS on loopback only: a real federation uses certificates from its
+    organisations' own authority (docs/federation.md)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    folder.mkdir(parents=True, exist_ok=True)
+    now = datetime.datetime.now(datetime.UTC)
+    start, end = now - datetime.timedelta(minutes=5), now + datetime.timedelta(days=days)
+
+    def name(cn: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(name("medlab throwaway CA"))
+        .issuer_name(name("medlab throwaway CA"))
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(end)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    sans = [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name("127.0.0.1"))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(end)
+        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    paths = {"ca": folder / "ca.crt", "cert": folder / "server.pem", "key": folder / "server.key"}
+    paths["ca"].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths["cert"].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    paths["key"].touch(mode=0o600)
+    paths["key"].write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return paths
+
+
 class _Processes:
     """The Flower processes of one run (in ``home``, a fresh temporary folder), each in its own
     process group and with its own log."""
 
-    def __init__(self, home: Path, app: Path) -> None:
-        self.home, self.app, self.port = home, app, _free_port()
+    def __init__(
+        self, home: Path, app: Path, *, tls: bool = False, node_auth: bool = False
+    ) -> None:
+        self.home, self.app, self.port, self.node_auth = home, app, _free_port(), node_auth
+        self.certs = make_certificates(home / "certificates") if tls else None
+        secure = (
+            f"root-certificates = {_toml(str(self.certs['ca']))}\n"
+            if self.certs
+            else "insecure = true\n"
+        )
         (home / "config.toml").write_text(
             f'[superlink]\ndefault = "medlab"\n\n[superlink.medlab]\n'
-            f'address = "127.0.0.1:{self.port}"\ninsecure = true\n'
+            f'address = "127.0.0.1:{self.port}"\n' + secure
         )
         env = dict(os.environ, FLWR_HOME=str(home), PYTHONUNBUFFERED="1", MEDLAB_QUIET="1")
         # the SuperLink/SuperNode start their app processes by name: this Python's scripts first
@@ -197,16 +275,15 @@ class _Processes:
         self, cfg: dict[str, Any], *, n_sites: int, deadline: float, timeout: float
     ) -> dict[str, Any]:
         """Start the SuperLink and the SuperNodes, run the app; returns the ServerApp's result."""
-        port = self.port
-        self.start(
-            [_exe("flower-superlink"), "--insecure", "--disable-runtime-dependency-installation"]
-            + ["--host", "127.0.0.1", "--port", str(port)],
-            "superlink",
-        )
-        _wait_port(port, deadline, self.procs)
+        port = self.start_superlink(deadline)
+        c = self.certs
+        node_tls = ["--insecure"] if c is None else ["--root-certificates", str(c["ca"])]
         for k in range(n_sites):
+            if self.node_auth:
+                key = self.register_node(f"site{k}")
+                node_tls = node_tls[:2] + ["--auth-supernode-private-key", str(key)]
             self.start(
-                [_exe("flower-supernode"), "--insecure", "--superlink", f"127.0.0.1:{port}"]
+                [_exe("flower-supernode"), *node_tls, "--superlink", f"127.0.0.1:{port}"]
                 + ["--host", "127.0.0.1", "--port", str(_free_port())]
                 + ["--node-config", f"partition-id={k} num-partitions={n_sites}"],
                 f"supernode{k}",
@@ -219,6 +296,55 @@ class _Processes:
             "flwr-run",
         )
         return _await_result(run, result, deadline, timeout)
+
+    def start_superlink(self, deadline: float) -> int:
+        """Start the SuperLink (TLS with this run's certificates, if any) and wait until it
+        listens; returns its port."""
+        c = self.certs
+        link_tls = ["--insecure"]
+        if c is not None:
+            link_tls = ["--ssl-ca-certfile", str(c["ca"]), "--ssl-certfile", str(c["cert"])]
+            link_tls += ["--ssl-keyfile", str(c["key"])]
+        if self.node_auth:
+            link_tls.append("--enable-supernode-auth")
+        self.start(
+            [_exe("flower-superlink"), *link_tls, "--disable-runtime-dependency-installation"]
+            + ["--host", "127.0.0.1", "--port", str(self.port)],
+            "superlink",
+        )
+        _wait_port(self.port, deadline, self.procs)
+        return self.port
+
+    def register_node(self, name: str, *, register: bool = True) -> Path:
+        """A fresh EC P-384 key pair for one SuperNode (OpenSSH format, in ``keys/``), its public
+        key registered with the SuperLink (``flwr supernode register``) unless ``register`` is
+        False; returns the private key's path (for ``--auth-supernode-private-key``)."""
+        from cryptography.hazmat.primitives import serialization as ser
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        folder = self.home / "keys"
+        folder.mkdir(exist_ok=True)
+        key = ec.generate_private_key(ec.SECP384R1())
+        private, public = folder / name, folder / f"{name}.pub"
+        private.touch(mode=0o600)
+        private.write_bytes(
+            key.private_bytes(ser.Encoding.PEM, ser.PrivateFormat.OpenSSH, ser.NoEncryption())
+        )
+        public.write_bytes(
+            key.public_key().public_bytes(ser.Encoding.OpenSSH, ser.PublicFormat.OpenSSH)
+        )
+        if register:
+            done = subprocess.run(
+                [_exe("flwr"), "supernode", "register", str(public), "medlab"],
+                env=self.env,
+                cwd=str(self.home),
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            if done.returncode != 0:
+                raise RuntimeError(f"flwr supernode register failed: {done.stdout}{done.stderr}")
+        return private
 
     def tails(self) -> str:
         """The last lines of every log."""

@@ -183,12 +183,9 @@ def run_notebook(
     """Execute one notebook with papermill (cwd = its folder) into ``output/executed/``, with
     ``MEDLAB_OUTPUT_DIR=output`` and ``env`` set for the kernel; kernel output goes to ``log``.
     Never raises on cell errors: the returned run names the failing cell. Raises on Ctrl-C
-    (KeyboardInterrupt) and on a full disk (OSError), after stopping the kernel: Ctrl-C kills
-    the kernel at once (:func:`_sigint_kills`), so no shutdown waits on a kernel that may not
-    answer, and raises even where the jupyter stack swallowed the KeyboardInterrupt.
-
-    The kernel's connection file (its ports and key) lives in a private temporary folder and is
-    deleted as soon as the kernel is up, and again whatever happens; the kernel is stopped."""
+    (KeyboardInterrupt; the kernel is killed at once, :func:`_sigint_kills`) and on a full disk
+    (OSError). The kernel's connection file lives in a private temporary folder, deleted as soon
+    as the kernel is up and again whatever happens; the kernel is always stopped."""
     import papermill as pm
 
     executed = output / "executed" / path.name
@@ -203,9 +200,11 @@ def run_notebook(
     with _environ(settings):
         private = Path(tempfile.mkdtemp(prefix="medlab-kernel-"))
         managers: list[Any] = []
+        interrupted = threading.Event()
         t0 = time.perf_counter()
+        error = ""
         try:
-            with _sigint_kills(managers) as interrupted, quiet(log):
+            with _sigint_kills(managers, interrupted), quiet(log):
                 pm.execute_notebook(
                     str(path),
                     str(executed),
@@ -219,39 +218,32 @@ def run_notebook(
                     # the kernel has read its connection file: delete it
                     on_notebook_start=lambda **_: shutil.rmtree(private, ignore_errors=True),
                 )
-            if interrupted.is_set():  # swallowed on the way (seen under load): still Ctrl-C
-                raise KeyboardInterrupt
-            return NotebookRun(path.stem, True, time.perf_counter() - t0, executed, log=log)
         except pm.PapermillExecutionError as exc:
-            if interrupted.is_set():
-                raise KeyboardInterrupt from None
             where = f"cell {exc.cell_index} (execution count {exc.exec_count})"
-            msg = f"{where}: {exc.ename}: {one_line(exc.evalue)}"
-            return NotebookRun(path.stem, False, time.perf_counter() - t0, executed, msg, log=log)
+            error = f"{where}: {exc.ename}: {one_line(exc.evalue)}"
         except Exception as exc:  # kernel died, missing kernel, timeout, ...
             if no_space(exc):
                 raise
-            if interrupted.is_set():  # the kernel we killed on Ctrl-C, noticed as dead
-                raise KeyboardInterrupt from None
-            msg = f"{type(exc).__name__}: {one_line(exc)}"
-            return NotebookRun(path.stem, False, time.perf_counter() - t0, executed, msg, log=log)
+            error = f"{type(exc).__name__}: {one_line(exc)}"
         finally:
             _stop_kernels(managers)
             shutil.rmtree(private, ignore_errors=True)
+        if interrupted.is_set():  # also where the jupyter stack swallowed it (seen under load)
+            raise KeyboardInterrupt
+        return NotebookRun(path.stem, not error, time.perf_counter() - t0, executed, error, log=log)
 
 
 @contextmanager
-def _sigint_kills(managers: list[Any]) -> Iterator[threading.Event]:
+def _sigint_kills(managers: list[Any], came: threading.Event) -> Iterator[None]:
     """While running a notebook in the main thread: SIGINT (Ctrl-C, or a worker's interrupt)
     first kills the kernels in ``managers`` with their process groups, then does what the
-    handler in place did (Python's default raises KeyboardInterrupt). The event it yields says
-    that a SIGINT came, for the caller to raise where the jupyter stack swallowed the exception
-    (under load, a run was once left waiting in papermill's event loop for 300 s). Elsewhere
-    (another thread, SIGINT ignored) nothing changes."""
-    came = threading.Event()
+    handler in place did (Python's default raises KeyboardInterrupt). It sets ``came``, for the
+    caller to raise where the jupyter stack swallowed the exception (under load, a run was once
+    left waiting in papermill's event loop for 300 s). Elsewhere (another thread, SIGINT
+    ignored) nothing changes."""
     previous = signal.getsignal(signal.SIGINT)
     if threading.current_thread() is not threading.main_thread() or not callable(previous):
-        yield came
+        yield
         return
 
     def on_sigint(signum: int, frame: Any) -> None:
@@ -261,7 +253,7 @@ def _sigint_kills(managers: list[Any]) -> Iterator[threading.Event]:
 
     signal.signal(signal.SIGINT, on_sigint)
     try:
-        yield came
+        yield
     finally:
         signal.signal(signal.SIGINT, previous)
 

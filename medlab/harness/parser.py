@@ -275,3 +275,15 @@ def _federate_parser(sub: Any, seed: Callable[[str], int], seconds: Callable[[st
     f.add_argument("--local-steps", type=int, default=8)
     f.add_argument("--seed", type=seed, default=0)
     f.add_argument("--timeout", type=seconds, default=300.0, metavar="SECONDS")
+    f.add_argument(
+        "--tls",
+        action="store_true",
+        help="TLS between the SuperNodes and the SuperLink, with a throwaway certificate "
+        "authority made for the run (docs/federation.md: a deployment across machines)",
+    )
+    f.add_argument(
+        "--node-auth",
+        action="store_true",
+        help="admit only SuperNodes whose keys were registered (flwr supernode register); "
+        "implies --tls",
+    )
