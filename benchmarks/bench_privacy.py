@@ -1,17 +1,22 @@
 """The cost of DP-SGD: one DP epoch against one plain epoch, in the same run, per Opacus
-``grad_sample_mode`` ("hooks", "functorch", "ghost" fast gradient clipping).
+``grad_sample_mode`` (Opacus's "hooks", "functorch", "ghost" fast gradient clipping, and
+medlab's "vmap": one ``torch.func.vmap`` over the whole model), with a profile of one step.
 
 For each dataset and mode, in the same process and on the same cores:
 
 1. the plain epoch: medlab's :func:`~medlab.train.train_steps` over a ``DataLoader`` with the
-   lesson's DP batch size, AdamW, no Opacus;
+   lesson's DP batch size and optimizer (SGD with momentum), no Opacus;
 2. the DP epoch: the same loop over :func:`medlab.privacy.train_dp`'s wrapped model, optimizer and
-   Poisson-sampled loader (noise multiplier 1.0, clipping norm 1.0).
+   Poisson-sampled loader (noise multiplier 1.0, clipping norm 1.0); for "vmap",
+   :func:`medlab.privacy.persample.vmap_epochs` over the same optimizer and loader.
 
 Epoch times are the median of ``--repeats`` interleaved measurements (plain, hooks, functorch,
-ghost, plain, ...) over the first ``--n-train`` training images, each after a warm-up epoch;
-the ratio is DP / plain. Each mode also trains ``--seeds`` complete DP models (the lesson's full-mode DP recipe) to check that the modes give
-the same epsilon and the same test AUC within the seed spread. Usage (from the repo root)::
+ghost, vmap, plain, ...) over the first ``--n-train`` training images, each after a warm-up
+epoch; the ratio is DP / plain. vmap's per-sample gradients are compared with Opacus's hooks on
+one batch. A profile (torch.profiler) of ten plain and ten hooks steps shows where the time
+goes. Each mode also trains ``--seeds`` complete DP models (the lesson's DP recipe) to check
+that the modes give the same epsilon and the same test AUC within the seed spread. Usage (from
+the repo root)::
 
     MEDLAB_DATA_DIR=../shared/medmnist cpu python benchmarks/bench_privacy.py \
         --datasets pneumoniamnist_balanced_subset breastmnist
@@ -22,6 +27,7 @@ Results on unofficial copies are labelled as such: they are not the official ben
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import time
 import warnings
@@ -34,6 +40,7 @@ import medlab
 from medlab import privacy
 from medlab.data import UnofficialDataWarning
 from medlab.models import SmallCNN
+from medlab.privacy.persample import per_sample_gradients, vmap_epochs
 from medlab.stats import sd
 from medlab.train import evaluate, make_optimizer, to_input, train_steps
 from medlab.utils import seed_everything
@@ -48,9 +55,15 @@ def _loader(split: medlab.data.Split, batch_size: int, seed: int) -> DataLoader:
     )
 
 
+_VMAP = object()  # marks the vmap mode's epochs: vmap_epochs instead of train_steps
+
+
 def _epoch(model, loader, opt, loss_fn=None) -> float:
     t0 = time.perf_counter()
-    train_steps(model, loader, opt, None, loss_fn=loss_fn)
+    if loss_fn is _VMAP:
+        vmap_epochs(model, loader, opt, None, 1)
+    else:
+        train_steps(model, loader, opt, None, loss_fn=loss_fn)
     return time.perf_counter() - t0
 
 
@@ -70,7 +83,7 @@ def _setup(mode: str | None, split, cfg, width: int, seed: int):
         data_loader=loader,
         noise_multiplier=1.0,
         max_grad_norm=1.0,
-        grad_sample_mode=mode,
+        grad_sample_mode="hooks" if mode == "vmap" else mode,
         noise_generator=torch.Generator().manual_seed(seed),
     )
     if mode == "ghost":
@@ -80,20 +93,59 @@ def _setup(mode: str | None, split, cfg, width: int, seed: int):
         return gsm, dp_loader, dp_opt, privacy._GhostLoss(crit)
     gsm, dp_opt, dp_loader = PrivacyEngine().make_private(**kw)
     privacy.dpsgd._use_step(dp_opt, privacy.dp_sgd_step)  # the step train_dp runs
+    if mode == "vmap":  # train_dp's vmap mode: the plain model, one vmap per step
+        gsm._close()
+        return gsm._module, dp_loader, dp_opt, _VMAP
     return gsm, dp_loader, dp_opt, None
 
 
+def vmap_matches_opacus(split, cfg, width: int, seed: int) -> float:
+    """Largest |vmap - Opacus hooks| per-sample gradient on one batch, relative to the largest
+    hooks value: the vmap mode computes what Opacus computes."""
+    gsm, loader, _, _ = _setup("hooks", split, cfg, width, seed)
+    x, y = next(b for b in loader if len(b[0]))
+    gsm.zero_grad(set_to_none=True)
+    torch.nn.functional.cross_entropy(gsm(x), y).backward()
+    ref = {n: p.grad_sample.clone() for n, p in gsm._module.named_parameters()}
+    gsm._close()
+    ours, _ = per_sample_gradients(gsm._module)(x, y)
+    top = max(float(r.abs().max()) for r in ref.values())
+    return max(float((ours[n] - ref[n]).abs().max()) for n in ref) / top
+
+
 def time_epochs(split, cfg, *, width: int, repeats: int, seed: int) -> dict[str, list[float]]:
-    """Interleaved epoch times (seconds) for plain training and each DP mode."""
+    """Interleaved epoch times (seconds) for plain training and each mode."""
     runs = {"plain": _setup(None, split, cfg, width, seed)}
     runs.update({m: _setup(m, split, cfg, width, seed) for m in MODES})
-    times: dict[str, list[float]] = {k: [] for k in runs}
-    for model, loader, opt, loss_fn in runs.values():  # warm-up
-        _epoch(model, loader, opt, loss_fn)
+    epochs = {k: functools.partial(_epoch, *run) for k, run in runs.items()}
+    times: dict[str, list[float]] = {k: [] for k in epochs}
+    for epoch in epochs.values():  # warm-up
+        epoch()
     for _ in range(repeats):
-        for k, (model, loader, opt, loss_fn) in runs.items():
-            times[k].append(_epoch(model, loader, opt, loss_fn))
+        for k, epoch in epochs.items():
+            times[k].append(epoch())
     return times
+
+
+def profile_step(split, cfg, *, width: int, seed: int, steps: int = 10, top: int = 6) -> None:
+    """Where one step's time goes, plain and DP (hooks): torch.profiler's operators by self CPU
+    time over ``steps`` steps, and the share of the step spent outside them (Python)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    for mode in (None, "hooks"):
+        model, loader, opt, loss_fn = _setup(mode, split, cfg, width, seed)
+        _epoch(model, loader, opt, loss_fn)  # warm-up
+        batches = [b for b, _ in zip(loader, range(steps), strict=False)]
+        t0 = time.perf_counter()
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            train_steps(model, batches, opt, None, loss_fn=loss_fn)
+        wall = time.perf_counter() - t0
+        ops = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+        in_ops = sum(e.self_cpu_time_total for e in ops) / 1e6
+        print(f"profile, {mode or 'plain'}: {wall / steps * 1e3:.1f} ms per step (profiled); "
+              f"{100 * (1 - in_ops / wall):.0f} % outside torch operators")  # fmt: skip
+        for e in ops[:top]:
+            print(f"  {e.key:<40} {e.self_cpu_time_total / 1e3 / steps:8.2f} ms per step")
 
 
 def check_modes(data, pop, cfg, seeds: list[int], epsilon: float) -> dict[str, dict[str, float]]:
@@ -160,10 +212,13 @@ def main(argv: list[str] | None = None) -> None:
                 seed=0,
             )
             plain = statistics.median(times["plain"])
+            rel = vmap_matches_opacus(timed, {**cfg, "dp_batch_size": bs}, cfg["width"], 0)
+            print(f"vmap per-sample gradients vs Opacus hooks: max relative difference {rel:.1e}")
             print(f"{'mode':<10} {'epoch s (median)':>17} {'min':>7} {'max':>7} {'DP / plain':>11}")
             for k, v in times.items():
                 med = statistics.median(v)
                 print(f"{k:<10} {med:>17.3f} {min(v):>7.3f} {max(v):>7.3f} {med / plain:>11.2f}")
+        profile_step(timed, cfg, width=cfg["width"], seed=0)
         seeds = list(range(args.seeds))
         res = check_modes(data, pop, cfg, seeds, args.epsilon)
         print(f"complete DP models at target epsilon {args.epsilon}, {len(seeds)} seeds:")

@@ -1,10 +1,7 @@
-"""DP-SGD with Opacus through medlab's open training loop (:func:`train_dp`).
-
-Opacus's ``PrivacyEngine`` wraps the model (per-sample gradients ``p.grad_sample``), the
-optimizer and the loader (Poisson sampling); the step (clip each image's gradient, add Gaussian
-noise, divide by the expected batch size) is :func:`dp_sgd_step`, written in notebook 06 and
-exported here, called by the wrapped optimizer instead of Opacus's own (ghost clipping keeps
-Opacus's)."""
+"""DP-SGD with Opacus through medlab's open training loop (:func:`train_dp`): Opacus wraps the
+model (per-sample gradients ``p.grad_sample``; ``vmap`` mode: :mod:`.persample`), the optimizer
+and the loader (Poisson sampling); the step (clip, add Gaussian noise, divide by the expected
+batch size) is notebook 06's :func:`dp_sgd_step` (ghost clipping keeps Opacus's)."""
 
 from __future__ import annotations
 
@@ -28,13 +25,14 @@ from medlab.privacy.accounting import (
     default_delta,
     epsilon_for,
 )
+from medlab.privacy.persample import vmap_epochs
 from medlab.train import make_optimizer, to_input, train_steps
 from medlab.utils import check_int, model_device, on_device, seed_everything
 
 __all__ = ["GRAD_SAMPLE_MODES", "DPResult", "train_dp", "dp_sgd_step", "clip_and_noise",
            "step_from"]  # fmt: skip
 
-GRAD_SAMPLE_MODES = ("hooks", "functorch", "ghost")
+GRAD_SAMPLE_MODES = ("hooks", "functorch", "ghost", "vmap")  # vmap: medlab.privacy.persample
 
 
 @dataclass
@@ -199,7 +197,7 @@ def _setup(
         data_loader=loader,
         max_grad_norm=float(max_grad_norm),
         noise_generator=torch.Generator(model_device(model)).manual_seed(seed + 1),
-        grad_sample_mode=grad_sample_mode,
+        grad_sample_mode="hooks" if grad_sample_mode == "vmap" else grad_sample_mode,
     )
     if grad_sample_mode == "ghost":
         kw["criterion"] = nn.CrossEntropyLoss()
@@ -230,17 +228,19 @@ def _wrap(
 
 
 def _run_epochs(
-    gsm: Any, dp_loader: Any, dp_opt: Any, sched: Any, loss_fn: Any, epochs: int
+    gsm: Any, dp_loader: Any, dp_opt: Any, sched: Any, loss_fn: Any, epochs: int, mode: str
 ) -> tuple[list[float], float]:
-    """``epochs`` passes of :func:`~medlab.train.train_steps`; Opacus's hooks are removed
-    afterwards. Returns ``(losses per epoch, seconds)``."""
+    """``epochs`` passes of :func:`~medlab.train.train_steps` (``vmap``: :func:`vmap_epochs`);
+    Opacus's hooks are removed afterwards. Returns ``(losses per epoch, seconds)``."""
     t0 = time.perf_counter()
-    losses = []
     try:
         with _quiet():
-            for _ in range(epochs):
-                st = train_steps(gsm, dp_loader, dp_opt, None, scheduler=sched, loss_fn=loss_fn)
-                losses.append(st.loss)
+            if mode == "vmap":
+                gsm._close()  # torch.func traces the plain model
+                losses = vmap_epochs(gsm._module, dp_loader, dp_opt, sched, epochs)
+            else:
+                run = functools.partial(train_steps, gsm, dp_loader, dp_opt, None)
+                losses = [run(scheduler=sched, loss_fn=loss_fn).loss for _ in range(epochs)]
     finally:
         seconds = time.perf_counter() - t0
         gsm._close()  # remove Opacus's hooks: the caller's model is plain again
@@ -278,7 +278,9 @@ def train_dp(
     max_grad_norm`` to their sum and averages (ghost clipping keeps Opacus's own). Returns a
     :class:`DPResult`; epsilon comes from the engine's accountant (PRV; RDP when PRV fails, with
     a message), with RDP as a cross-check. The steps run on :func:`medlab.utils.device` (the
-    model goes back to its device afterwards).
+    model goes back to its device afterwards). ``grad_sample_mode``: Opacus's ``hooks``,
+    ``functorch`` or ``ghost``, or ``vmap`` (one ``torch.func.vmap`` over the whole model:
+    the fastest on a CPU, ``benchmarks/bench_privacy.py``).
     """
     delta, epochs, batch_size = _check_args(
         model, split, epochs=epochs, batch_size=batch_size, max_grad_norm=max_grad_norm,
@@ -300,7 +302,9 @@ def train_dp(
         else:
             (gsm, dp_opt, dp_loader), loss_fn = out, None
             _use_step(dp_opt, step or dp_sgd_step)
-        losses, seconds = _run_epochs(gsm, dp_loader, dp_opt, sched, loss_fn, epochs)
+        losses, seconds = _run_epochs(
+            gsm, dp_loader, dp_opt, sched, loss_fn, epochs, grad_sample_mode
+        )
     model.eval()
     sigma, q = float(dp_opt.noise_multiplier), 1.0 / len(loader)
     steps = sum(h[2] for h in engine.accountant.history)
