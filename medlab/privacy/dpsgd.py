@@ -266,21 +266,18 @@ def train_dp(
     step: Callable[..., None] | None = None,
 ) -> DPResult:
     """Train ``model`` in place with DP-SGD: Opacus's ``PrivacyEngine`` wraps the model, the
-    optimizer of :func:`~medlab.train.make_optimizer` (SGD with momentum 0.9 by default) and a
+    optimizer of :func:`~medlab.train.make_optimizer` (SGD, momentum 0.9 by default) and a
     DataLoader over ``split`` (a Split, or ``(features (N, D), labels (N,))`` for a probe on
-    frozen features), replaced by Poisson sampling at rate ``q = 1 / len(loader)`` =
-    ``1 / ceil(N / batch_size)``, and :func:`~medlab.train.train_steps` runs the steps.
-
-    Give exactly one of ``target_epsilon`` (``make_private_with_epsilon`` finds the noise
+    frozen features) made Poisson, rate ``q = 1 / ceil(N / batch_size)``; ``train_steps`` runs
+    the steps (``grad_sample_mode``: Opacus's ``hooks``, ``functorch`` or ``ghost``, or
+    ``vmap``, one ``torch.func.vmap`` over the model, the fastest on a CPU). Give exactly one of ``target_epsilon`` (``make_private_with_epsilon`` finds the noise
     multiplier) or ``noise_multiplier`` (``make_private``). ``delta`` defaults to
     :func:`default_delta` of N. ``step`` (default :func:`dp_sgd_step`) clips each per-sample
     gradient to L2 norm ``max_grad_norm``, adds Gaussian noise of SD ``noise_multiplier *
     max_grad_norm`` to their sum and averages (ghost clipping keeps Opacus's own). Returns a
     :class:`DPResult`; epsilon comes from the engine's accountant (PRV; RDP when PRV fails, with
     a message), with RDP as a cross-check. The steps run on :func:`medlab.utils.device` (the
-    model goes back to its device afterwards). ``grad_sample_mode``: Opacus's ``hooks``,
-    ``functorch`` or ``ghost``, or ``vmap`` (one ``torch.func.vmap`` over the whole model:
-    the fastest on a CPU, ``benchmarks/bench_privacy.py``).
+    model goes back to its device afterwards).
     """
     delta, epochs, batch_size = _check_args(
         model, split, epochs=epochs, batch_size=batch_size, max_grad_norm=max_grad_norm,
