@@ -299,9 +299,8 @@ def train_dp(
         else:
             (gsm, dp_opt, dp_loader), loss_fn = out, None
             _use_step(dp_opt, step or dp_sgd_step)
-        losses, seconds = _run_epochs(
-            gsm, dp_loader, dp_opt, sched, loss_fn, epochs, grad_sample_mode
-        )
+        run = (gsm, dp_loader, dp_opt, sched, loss_fn, epochs, grad_sample_mode)
+        losses, seconds = _run_epochs(*run)
     model.eval()
     sigma, q = float(dp_opt.noise_multiplier), 1.0 / len(loader)
     steps = sum(h[2] for h in engine.accountant.history)
