@@ -155,12 +155,15 @@ def _kernel_manager(path: Path, started: list[Any]) -> type:
     return _Manager
 
 
-def _stop_kernels(managers: list[Any]) -> None:
-    """Kill any kernel (and its process group) still running, e.g. after Ctrl-C."""
+def _stop_kernels(managers: list[Any]) -> int:
+    """Kill any kernel (and its process group) still running, e.g. after Ctrl-C; returns how
+    many were running."""
+    killed = 0
     for km in managers:
         proc = getattr(getattr(km, "provisioner", None), "process", None)
         if proc is None or proc.poll() is not None:
             continue
+        killed += 1
         try:
             os.killpg(proc.pid, signal.SIGKILL)  # the kernel leads its own session
         except OSError:
@@ -169,6 +172,7 @@ def _stop_kernels(managers: list[Any]) -> None:
             proc.wait(timeout=10)
         except Exception:  # pragma: no cover - a zombie we cannot reap
             pass
+    return killed
 
 
 def run_notebook(
@@ -228,19 +232,21 @@ def run_notebook(
         finally:
             _stop_kernels(managers)
             shutil.rmtree(private, ignore_errors=True)
-        if interrupted.is_set():  # also where the jupyter stack swallowed it (seen under load)
+        if interrupted.is_set():  # Ctrl-C: the kernel was killed, papermill stopped
             raise KeyboardInterrupt
         return NotebookRun(path.stem, not error, time.perf_counter() - t0, executed, error, log=log)
 
 
 @contextmanager
 def _sigint_kills(managers: list[Any], came: threading.Event) -> Iterator[None]:
-    """While running a notebook in the main thread: SIGINT (Ctrl-C, or a worker's interrupt)
-    first kills the kernels in ``managers`` with their process groups, then does what the
-    handler in place did (Python's default raises KeyboardInterrupt). It sets ``came``, for the
-    caller to raise where the jupyter stack swallowed the exception (under load, a run was once
-    left waiting in papermill's event loop for 300 s). Elsewhere (another thread, SIGINT
-    ignored) nothing changes."""
+    """While running a notebook in the main thread, SIGINT (Ctrl-C, or a worker's interrupt)
+    kills the running kernels in ``managers`` with their process groups and sets ``came``, and
+    raises nothing: papermill then stops on the dead kernel (within about a second) and the
+    caller raises KeyboardInterrupt at a point of its choosing. An exception raised at an
+    arbitrary point of the jupyter stack was once swallowed under load and left a run waiting in
+    its event loop. With no kernel to kill (not started yet, or a second Ctrl-C) the handler in
+    place runs (Python's raises KeyboardInterrupt). Elsewhere (another thread, SIGINT ignored)
+    nothing changes."""
     previous = signal.getsignal(signal.SIGINT)
     if threading.current_thread() is not threading.main_thread() or not callable(previous):
         yield
@@ -248,8 +254,8 @@ def _sigint_kills(managers: list[Any], came: threading.Event) -> Iterator[None]:
 
     def on_sigint(signum: int, frame: Any) -> None:
         came.set()
-        _stop_kernels(managers)
-        previous(signum, frame)
+        if not _stop_kernels(managers):
+            previous(signum, frame)
 
     signal.signal(signal.SIGINT, on_sigint)
     try:
