@@ -155,9 +155,9 @@ def _kernel_manager(path: Path, started: list[Any]) -> type:
     return _Manager
 
 
-def _stop_kernels(managers: list[Any]) -> int:
-    """Kill any kernel (and its process group) still running, e.g. after Ctrl-C; returns how
-    many were running."""
+def _stop_kernels(managers: list[Any], *, reap: bool = True) -> int:
+    """Kill any kernel (and its process group) still running, e.g. after Ctrl-C, and (``reap``)
+    wait for it; returns how many were running."""
     killed = 0
     for km in managers:
         proc = getattr(getattr(km, "provisioner", None), "process", None)
@@ -168,10 +168,11 @@ def _stop_kernels(managers: list[Any]) -> int:
             os.killpg(proc.pid, signal.SIGKILL)  # the kernel leads its own session
         except OSError:
             proc.kill()
-        try:
-            proc.wait(timeout=10)
-        except Exception:  # pragma: no cover - a zombie we cannot reap
-            pass
+        if reap:
+            try:
+                proc.wait(timeout=10)
+            except Exception:  # pragma: no cover - a zombie we cannot reap
+                pass
     return killed
 
 
@@ -219,8 +220,7 @@ def run_notebook(
                     log_output=False,
                     execution_timeout=timeout,
                     kernel_manager_class=_kernel_manager(private / "kernel.json", managers),
-                    # the kernel has read its connection file: delete it
-                    on_notebook_start=lambda **_: shutil.rmtree(private, ignore_errors=True),
+                    on_notebook_start=lambda **_: _started(private, managers, interrupted),
                 )
         except pm.PapermillExecutionError as exc:
             where = f"cell {exc.cell_index} (execution count {exc.exec_count})"
@@ -230,11 +230,20 @@ def run_notebook(
                 raise
             error = f"{type(exc).__name__}: {one_line(exc)}"
         finally:
+            seconds = time.perf_counter() - t0  # the notebook's time, not the cleanup's
             _stop_kernels(managers)
             shutil.rmtree(private, ignore_errors=True)
         if interrupted.is_set():  # Ctrl-C: the kernel was killed, papermill stopped
             raise KeyboardInterrupt
-        return NotebookRun(path.stem, not error, time.perf_counter() - t0, executed, error, log=log)
+        return NotebookRun(path.stem, not error, seconds, executed, error, log=log)
+
+
+def _started(private: Path, managers: list[Any], interrupted: threading.Event) -> None:
+    """The kernel is up and has read its connection file: delete it; a Ctrl-C that came while
+    the kernel started (nothing to kill then) stops it now."""
+    shutil.rmtree(private, ignore_errors=True)
+    if interrupted.is_set():
+        _stop_kernels(managers, reap=False)
 
 
 @contextmanager
@@ -244,9 +253,10 @@ def _sigint_kills(managers: list[Any], came: threading.Event) -> Iterator[None]:
     raises nothing: papermill then stops on the dead kernel (within about a second) and the
     caller raises KeyboardInterrupt at a point of its choosing. An exception raised at an
     arbitrary point of the jupyter stack was once swallowed under load and left a run waiting in
-    its event loop. With no kernel to kill (not started yet, or a second Ctrl-C) the handler in
-    place runs (Python's raises KeyboardInterrupt). Elsewhere (another thread, SIGINT ignored)
-    nothing changes."""
+    its event loop. The handler in place runs too; its KeyboardInterrupt (Python's default)
+    propagates only when there was no kernel to kill: before the kernel exists (it is killed as
+    soon as it does), or on a second Ctrl-C. Elsewhere (another thread, SIGINT ignored) nothing
+    changes."""
     previous = signal.getsignal(signal.SIGINT)
     if threading.current_thread() is not threading.main_thread() or not callable(previous):
         yield
@@ -254,8 +264,12 @@ def _sigint_kills(managers: list[Any], came: threading.Event) -> Iterator[None]:
 
     def on_sigint(signum: int, frame: Any) -> None:
         came.set()
-        if not _stop_kernels(managers):
-            previous(signum, frame)
+        killed = _stop_kernels(managers, reap=False)  # no wait in a handler: finally reaps
+        try:
+            previous(signum, frame)  # a worker's handler keeps its count of interrupts
+        except KeyboardInterrupt:
+            if not killed:
+                raise
 
     signal.signal(signal.SIGINT, on_sigint)
     try:
