@@ -84,7 +84,8 @@ def test_the_superlink_speaks_tls_signed_by_the_runs_own_authority(tmp_path):
     try:
         port = fl.start_superlink(time.monotonic() + 60)
         trusting = ssl.create_default_context(cafile=str(fl.certs["ca"]))
-        trusting.set_alpn_protocols(["h2"])
+        trusting.verify_flags |= ssl.VERIFY_X509_STRICT  # Python 3.13's default: key usages,
+        trusting.set_alpn_protocols(["h2"])  # key identifiers
         with (
             socket.create_connection(("127.0.0.1", port), timeout=30) as raw,
             trusting.wrap_socket(raw, server_hostname="127.0.0.1") as conn,

@@ -87,3 +87,24 @@ def test_train_dp_vmap_leaves_a_plain_model(small_train_vmap):
 @pytest.fixture()
 def small_train_vmap(breast):
     return breast.train.subset(torch.arange(120))
+
+
+def test_multi_label_targets_get_train_steps_loss(batch):
+    """Multi-label 0/1 targets (B, L) get binary cross-entropy, as train_steps trains them (not
+    cross-entropy over soft labels): each image's vmap gradient equals plain autograd's on that
+    image alone."""
+    x, _ = batch
+    x = x[:6]
+    torch.manual_seed(0)
+    model = SmallCNN(1, 3, width=4, dropout=0.0)
+    y = torch.randint(0, 2, (6, 3)).float()
+    ours, losses = per_sample_gradients(model)(x, y)
+    for i in range(6):
+        model.zero_grad()
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(
+            model(x[i : i + 1]), y[i : i + 1]
+        )
+        loss.backward()
+        assert float(losses[i]) == pytest.approx(float(loss), rel=1e-5)
+        for n, p in model.named_parameters():
+            torch.testing.assert_close(ours[n][i], p.grad, rtol=1e-4, atol=1e-6)

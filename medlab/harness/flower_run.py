@@ -24,9 +24,10 @@ from typing import Any
 
 from medlab import data as D
 from medlab.federated import make_sites
+from medlab.harness.flower_security import make_certificates, make_node_key
 from medlab.utils import check_scalar
 
-__all__ = ["federate", "make_certificates", "APP_DIR"]
+__all__ = ["federate", "APP_DIR"]
 
 #: The Flower app (pyproject.toml + medlab_flower/), shipped in the repository.
 APP_DIR = Path(__file__).resolve().parents[2] / "flower_app"
@@ -168,66 +169,6 @@ def federate(
             fl.close(verbose)
 
 
-def make_certificates(folder: Path, *, days: int = 1) -> dict[str, Path]:
-    """A throwaway certificate authority and a server certificate it signs for 127.0.0.1 and
-    localhost (EC P-256 keys, valid ``days``), written to ``folder`` as ``ca.crt``,
-    ``server.pem`` and ``server.key`` (owner-only); returns their paths as ``ca``, ``cert``,
-    ``key``. For TLS on loopback only: a real federation uses certificates from its
-    organisations' own authority (docs/federation.md)."""
-    import datetime
-    import ipaddress
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    folder.mkdir(parents=True, exist_ok=True)
-    now = datetime.datetime.now(datetime.UTC)
-    start, end = now - datetime.timedelta(minutes=5), now + datetime.timedelta(days=days)
-
-    def name(cn: str) -> x509.Name:
-        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-
-    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(name("medlab throwaway CA"))
-        .issuer_name(name("medlab throwaway CA"))
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(start)
-        .not_valid_after(end)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
-    sans = [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name("127.0.0.1"))
-        .issuer_name(ca.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(start)
-        .not_valid_after(end)
-        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
-    paths = {"ca": folder / "ca.crt", "cert": folder / "server.pem", "key": folder / "server.key"}
-    paths["ca"].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    paths["cert"].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    paths["key"].touch(mode=0o600)
-    paths["key"].write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return paths
-
-
 class _Processes:
     """The Flower processes of one run (in ``home``, a fresh temporary folder), each in its own
     process group and with its own log."""
@@ -280,7 +221,7 @@ class _Processes:
         node_tls = ["--insecure"] if c is None else ["--root-certificates", str(c["ca"])]
         for k in range(n_sites):
             if self.node_auth:
-                key = self.register_node(f"site{k}")
+                key = self.register_node(f"site{k}", timeout=max(1.0, deadline - time.monotonic()))
                 node_tls = node_tls[:2] + ["--auth-supernode-private-key", str(key)]
             self.start(
                 [_exe("flower-supernode"), *node_tls, "--superlink", f"127.0.0.1:{port}"]
@@ -315,24 +256,11 @@ class _Processes:
         _wait_port(self.port, deadline, self.procs)
         return self.port
 
-    def register_node(self, name: str, *, register: bool = True) -> Path:
+    def register_node(self, name: str, *, register: bool = True, timeout: float = 120.0) -> Path:
         """A fresh EC P-384 key pair for one SuperNode (OpenSSH format, in ``keys/``), its public
         key registered with the SuperLink (``flwr supernode register``) unless ``register`` is
         False; returns the private key's path (for ``--auth-supernode-private-key``)."""
-        from cryptography.hazmat.primitives import serialization as ser
-        from cryptography.hazmat.primitives.asymmetric import ec
-
-        folder = self.home / "keys"
-        folder.mkdir(exist_ok=True)
-        key = ec.generate_private_key(ec.SECP384R1())
-        private, public = folder / name, folder / f"{name}.pub"
-        private.touch(mode=0o600)
-        private.write_bytes(
-            key.private_bytes(ser.Encoding.PEM, ser.PrivateFormat.OpenSSH, ser.NoEncryption())
-        )
-        public.write_bytes(
-            key.public_key().public_bytes(ser.Encoding.OpenSSH, ser.PublicFormat.OpenSSH)
-        )
+        private, public = make_node_key(self.home / "keys", name)
         if register:
             done = subprocess.run(
                 [_exe("flwr"), "supernode", "register", str(public), "medlab"],
@@ -340,7 +268,7 @@ class _Processes:
                 cwd=str(self.home),
                 capture_output=True,
                 text=True,
-                timeout=120,
+                timeout=timeout,  # within the run's deadline
             )
             if done.returncode != 0:
                 raise RuntimeError(f"flwr supernode register failed: {done.stdout}{done.stderr}")

@@ -20,6 +20,7 @@ from torch import nn
 from torch.func import functional_call, grad_and_value, vmap
 
 from medlab.train import as_model_input
+from medlab.train.loop import _loss
 from medlab.utils import model_device
 
 __all__ = ["per_sample_gradients", "vmap_epochs"]
@@ -28,15 +29,17 @@ __all__ = ["per_sample_gradients", "vmap_epochs"]
 def per_sample_gradients(
     model: nn.Module,
 ) -> Callable[[torch.Tensor, torch.Tensor], tuple[dict[str, torch.Tensor], torch.Tensor]]:
-    """A function ``(x (B, C, H, W) float, y (B,) int) -> (gradients, losses)``: for every
-    trainable parameter ``name``, ``gradients[name]`` (B, *shape) holds each image's gradient
-    of its own cross-entropy loss, and ``losses`` (B,) the losses. It uses the model's current
-    parameters. The model must carry no module hooks (Opacus's are removed first). Dropout draws
-    independently for each image (``randomness="different"``)."""
-    ce = nn.CrossEntropyLoss()
+    """A function ``(x (B, C, H, W) float, y) -> (gradients, losses)``: for every trainable
+    parameter ``name``, ``gradients[name]`` (B, *shape) holds each image's gradient of its own
+    loss, and ``losses`` (B,) the losses. The loss is :func:`~medlab.train.train_steps`'s:
+    cross-entropy for class indices ``y`` (B,), binary cross-entropy for multi-label 0/1
+    targets (B, L). It uses the model's current parameters. The model must carry no module
+    hooks (Opacus's are removed first). Dropout draws independently for each image
+    (``randomness="different"``)."""
 
     def one(params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return ce(functional_call(model, params, (x.unsqueeze(0),)), y.unsqueeze(0))
+        logits = functional_call(model, params, (x.unsqueeze(0),))
+        return _loss(logits, y.unsqueeze(0), 0.0).sum()
 
     batched = vmap(grad_and_value(one), in_dims=(None, 0, 0), randomness="different")
 
