@@ -11,6 +11,18 @@ from typing import Any
 
 __all__ = ["make_certificates", "make_node_key"]
 
+_MISSING = (
+    "medlab federate --tls/--node-auth needs cryptography (the harness extra): in the "
+    "repository, pip install -c constraints.txt -e '.[harness,flower]'"
+)
+
+
+def _require_cryptography() -> None:
+    try:
+        import cryptography  # noqa: F401
+    except ImportError:
+        raise RuntimeError(_MISSING) from None
+
 
 def make_certificates(folder: Path, *, days: int = 1) -> dict[str, Path]:
     """A throwaway certificate authority and a server certificate it signs for 127.0.0.1 and
@@ -18,6 +30,7 @@ def make_certificates(folder: Path, *, days: int = 1) -> dict[str, Path]:
     ``server.pem`` and ``server.key`` (owner-only); returns their paths as ``ca``, ``cert``,
     ``key``. They pass strict X.509 verification (key usages and key identifiers, as Python
     3.13's default context requires)."""
+    _require_cryptography()
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization as ser
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -51,6 +64,7 @@ def make_certificates(folder: Path, *, days: int = 1) -> dict[str, Path]:
 def make_node_key(folder: Path, name: str) -> tuple[Path, Path]:
     """A fresh EC P-384 key pair for one SuperNode in OpenSSH format, as Flower reads it:
     ``folder/name`` (private, owner-only) and ``folder/name.pub``; returns both paths."""
+    _require_cryptography()
     from cryptography.hazmat.primitives import serialization as ser
     from cryptography.hazmat.primitives.asymmetric import ec
 
