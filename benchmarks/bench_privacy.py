@@ -8,7 +8,8 @@ For each dataset and mode, in the same process and on the same cores:
    lesson's DP batch size and optimizer (SGD with momentum), no Opacus;
 2. the DP epoch: the same loop over :func:`medlab.privacy.train_dp`'s wrapped model, optimizer and
    Poisson-sampled loader (noise multiplier 1.0, clipping norm 1.0); for "vmap",
-   :func:`medlab.privacy.persample.vmap_epochs` over the same optimizer and loader.
+   the same loop with :func:`medlab.privacy.persample.vmap_step`'s step, over the same optimizer
+   and loader.
 
 Epoch times are the median of ``--repeats`` interleaved measurements (plain, hooks, functorch,
 ghost, vmap, plain, ...) over the first ``--n-train`` training images, each after a warm-up
@@ -40,7 +41,7 @@ import medlab
 from medlab import privacy
 from medlab.data import UnofficialDataWarning
 from medlab.models import SmallCNN
-from medlab.privacy.persample import per_sample_gradients, vmap_epochs
+from medlab.privacy.persample import per_sample_gradients, vmap_step
 from medlab.stats import sd
 from medlab.train import evaluate, make_optimizer, to_input, train_steps
 from medlab.utils import seed_everything
@@ -55,20 +56,15 @@ def _loader(split: medlab.data.Split, batch_size: int, seed: int) -> DataLoader:
     )
 
 
-_VMAP = object()  # marks the vmap mode's epochs: vmap_epochs instead of train_steps
-
-
-def _epoch(model, loader, opt, loss_fn=None) -> float:
+def _epoch(model, loader, opt, steps_kw) -> float:
     t0 = time.perf_counter()
-    if loss_fn is _VMAP:
-        vmap_epochs(model, loader, opt, None, 1)
-    else:
-        train_steps(model, loader, opt, None, loss_fn=loss_fn)
+    train_steps(model, loader, opt, None, **steps_kw)
     return time.perf_counter() - t0
 
 
 def _setup(mode: str | None, split, cfg, width: int, seed: int):
-    """(model, loader, optimizer, loss_fn) ready for epochs: plain when ``mode`` is None."""
+    """(model, loader, optimizer, train_steps's keywords) ready for epochs: plain when ``mode``
+    is None."""
     from opacus import PrivacyEngine
 
     seed_everything(seed)
@@ -76,7 +72,7 @@ def _setup(mode: str | None, split, cfg, width: int, seed: int):
     loader = _loader(split, cfg["dp_batch_size"], seed)
     opt, _ = make_optimizer(model, total_steps=1000, lr=cfg["dp_lr"], algorithm="sgd")
     if mode is None:
-        return model, loader, opt, None
+        return model, loader, opt, {}
     kw = dict(
         module=model,
         optimizer=opt,
@@ -90,13 +86,13 @@ def _setup(mode: str | None, split, cfg, width: int, seed: int):
         gsm, dp_opt, crit, dp_loader = PrivacyEngine().make_private(
             **kw, criterion=torch.nn.CrossEntropyLoss()
         )
-        return gsm, dp_loader, dp_opt, privacy._GhostLoss(crit)
+        return gsm, dp_loader, dp_opt, {"loss_fn": privacy._GhostLoss(crit)}
     gsm, dp_opt, dp_loader = PrivacyEngine().make_private(**kw)
     privacy.dpsgd._use_step(dp_opt, privacy.dp_sgd_step)  # the step train_dp runs
     if mode == "vmap":  # train_dp's vmap mode: the plain model, one vmap per step
         gsm._close()
-        return gsm._module, dp_loader, dp_opt, _VMAP
-    return gsm, dp_loader, dp_opt, None
+        return gsm._module, dp_loader, dp_opt, {"step": vmap_step(gsm._module)}
+    return gsm, dp_loader, dp_opt, {}
 
 
 def vmap_matches_opacus(split, cfg, width: int, seed: int) -> float:
@@ -133,12 +129,12 @@ def profile_step(split, cfg, *, width: int, seed: int, steps: int = 10, top: int
     from torch.profiler import ProfilerActivity, profile
 
     for mode in (None, "hooks"):
-        model, loader, opt, loss_fn = _setup(mode, split, cfg, width, seed)
-        _epoch(model, loader, opt, loss_fn)  # warm-up
+        model, loader, opt, steps_kw = _setup(mode, split, cfg, width, seed)
+        _epoch(model, loader, opt, steps_kw)  # warm-up
         batches = [b for b, _ in zip(loader, range(steps), strict=False)]
         t0 = time.perf_counter()
         with profile(activities=[ProfilerActivity.CPU]) as prof:
-            train_steps(model, batches, opt, None, loss_fn=loss_fn)
+            train_steps(model, batches, opt, None, **steps_kw)
         wall = time.perf_counter() - t0
         ops = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
         in_ops = sum(e.self_cpu_time_total for e in ops) / 1e6

@@ -25,7 +25,7 @@ from medlab.privacy.accounting import (
     default_delta,
     epsilon_for,
 )
-from medlab.privacy.persample import vmap_epochs
+from medlab.privacy.persample import vmap_step
 from medlab.train import make_optimizer, to_input, train_steps
 from medlab.utils import check_int, model_device, on_device, seed_everything
 
@@ -230,17 +230,19 @@ def _wrap(
 def _run_epochs(
     gsm: Any, dp_loader: Any, dp_opt: Any, sched: Any, loss_fn: Any, epochs: int, mode: str
 ) -> tuple[list[float], float]:
-    """``epochs`` passes of :func:`~medlab.train.train_steps` (``vmap``: :func:`vmap_epochs`);
-    Opacus's hooks are removed afterwards. Returns ``(losses per epoch, seconds)``."""
+    """``epochs`` passes of :func:`~medlab.train.train_steps` (``vmap``: with
+    :func:`vmap_step`'s step); Opacus's hooks are removed afterwards. Returns ``(losses per
+    epoch, seconds)``."""
     t0 = time.perf_counter()
     try:
         with _quiet():
+            model, step = gsm, None
             if mode == "vmap":
                 gsm._close()  # torch.func traces the plain model
-                losses = vmap_epochs(gsm._module, dp_loader, dp_opt, sched, epochs)
-            else:
-                run = functools.partial(train_steps, gsm, dp_loader, dp_opt, None)
-                losses = [run(scheduler=sched, loss_fn=loss_fn).loss for _ in range(epochs)]
+                model = gsm._module
+                step = vmap_step(model)
+            run = functools.partial(train_steps, model, dp_loader, dp_opt, None, step=step)
+            losses = [run(scheduler=sched, loss_fn=loss_fn).loss for _ in range(epochs)]
     finally:
         seconds = time.perf_counter() - t0
         gsm._close()  # remove Opacus's hooks: the caller's model is plain again

@@ -23,7 +23,7 @@ from medlab.train import as_model_input
 from medlab.train.loop import _loss
 from medlab.utils import model_device
 
-__all__ = ["per_sample_gradients", "vmap_epochs"]
+__all__ = ["per_sample_gradients", "vmap_step"]
 
 
 def per_sample_gradients(
@@ -50,35 +50,37 @@ def per_sample_gradients(
     return gradients
 
 
-def vmap_epochs(
-    model: nn.Module, loader: Any, optimizer: Any, scheduler: Any, epochs: int
-) -> list[float]:
-    """``epochs`` passes over ``loader`` (Opacus's Poisson loader), each step setting every
-    trainable parameter's ``grad_sample`` from :func:`per_sample_gradients` before
-    ``optimizer.step()`` (Opacus's DPOptimizer: clip, noise, account). An empty batch is still
-    a step, as in :func:`~medlab.train.train_steps`. Returns the mean loss per image of each
-    epoch."""
+def vmap_step(model: nn.Module) -> Callable[..., tuple[int, float]]:
+    """A step function for :func:`~medlab.train.train_steps` (``step=``, with
+    :func:`~medlab.train.train_step`'s signature) that sets every trainable parameter's
+    ``grad_sample`` from :func:`per_sample_gradients` before ``optimizer.step()`` (Opacus's
+    DPOptimizer: clip, noise, account), in place of a backward pass. Batches are ``(x, y)``
+    from Opacus's Poisson loader; an empty batch is still a step (zero gradients, the noise
+    still comes). ``loss_fn`` is ignored: the loss is :func:`per_sample_gradients`'s."""
     gradients = per_sample_gradients(model)
     params = {n: p for n, p in model.named_parameters() if p.requires_grad}
-    dev = model_device(model)
-    model.train()
-    losses = []
-    for _ in range(epochs):
-        total, images = 0.0, 0
-        for batch in loader:
-            x = as_model_input(torch.as_tensor(batch[0]).to(dev))
-            y = torch.as_tensor(batch[1]).to(dev)
-            optimizer.zero_grad(set_to_none=True)
-            if len(x):
-                grads, loss = gradients(x, y)
-                total += float(loss.sum())
-            else:  # Poisson sampling drew no image: zero gradients, the noise still comes
-                grads = {n: p.new_zeros((0, *p.shape)) for n, p in params.items()}
-            for n, p in params.items():
-                p.grad_sample = grads[n]
-            optimizer.step()
-            if scheduler is not None:
-                scheduler.step()
-            images += len(x)
-        losses.append(total / images if images else float("nan"))
-    return losses
+
+    def step(
+        model_: nn.Module, batch: Any, optimizer: Any, loss_fn: Any = None, *,
+        scheduler: Any = None, first: bool = False,
+    ) -> tuple[int, float]:  # fmt: skip
+        if model_ is not model:
+            raise ValueError("this step computes the gradients of the model vmap_step was given")
+        dev = model_device(model)
+        x = as_model_input(torch.as_tensor(batch[0]).to(dev))
+        y = torch.as_tensor(batch[1]).to(dev)
+        optimizer.zero_grad(set_to_none=True)
+        loss = 0.0
+        if len(x):
+            grads, losses = gradients(x, y)
+            loss = float(losses.mean())
+        else:  # Poisson sampling drew no image
+            grads = {n: p.new_zeros((0, *p.shape)) for n, p in params.items()}
+        for n, p in params.items():
+            p.grad_sample = grads[n]
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        return len(x), loss
+
+    return step

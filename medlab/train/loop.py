@@ -82,6 +82,7 @@ def train_steps(
     scheduler: Any = None,
     label_smoothing: float = 0.0,
     loss_fn: Any = None,
+    step: Any = None,
 ) -> StepStats:
     """Train ``model`` in place for ``steps`` optimisation steps (or until ``batches`` ends).
 
@@ -95,6 +96,8 @@ def train_steps(
         scheduler: stepped once per optimisation step.
         loss_fn: ``(logits, y) -> per-image losses (B,)``; default cross-entropy (BCE for
             multi-label targets) with ``label_smoothing``.
+        step: the function that takes one step, with :func:`train_step`'s signature and
+            result (the default); e.g. :func:`medlab.privacy.persample.vmap_step`'s per-sample step.
     Puts ``model`` in training mode (``model.train()``; freeze a backbone by turning off its
     parameters' ``requires_grad``, not by its eval mode). Returns :class:`StepStats` (steps,
     images, mean loss per image). An empty batch (possible
@@ -104,6 +107,7 @@ def train_steps(
         steps = check_int("steps", steps, 0)
     label_smoothing = check_scalar("label_smoothing", label_smoothing, kind=float, lo=0.0, hi=0.5)
     loss_fn = loss_fn or (lambda logits, y: _loss(logits, y, label_smoothing))
+    step = step or train_step
     model.train()
     stats = StepStats()
     total = 0.0
@@ -113,7 +117,7 @@ def train_steps(
             batch = next(it)
         except StopIteration:
             break
-        n, loss = train_step(
+        n, loss = step(
             model, batch, optimizer, loss_fn, scheduler=scheduler, first=stats.steps == 0
         )
         total += loss * n
