@@ -1210,6 +1210,22 @@ def _dp(d: Path, n: int = 40, model: object = None, **kw: object) -> object:
     return privacy.train_dp(model, split, **kw)
 
 
+def _ghost_multilabel(d: Path) -> object:
+    """Ghost clipping on multi-label 0/1 targets (ChestMNIST-like): Opacus's criterion is
+    cross-entropy, which would train on a wrong loss."""
+    from medlab import privacy
+    from medlab.data.splits import Split
+    from medlab.models import SmallCNN
+
+    src = breast(d).train.subset(range(16))
+    labels = torch.stack([src.labels, 1 - src.labels], 1).float()  # (N, 2) of 0/1
+    split = Split(src.name, "train", src.images, labels, "multi-label, binary-class",
+                  {0: "a", 1: "b"})  # fmt: skip
+    model = SmallCNN(1, 2, width=4)
+    return privacy.train_dp(model, split, epochs=1, batch_size=8, noise_multiplier=1.0,
+                            grad_sample_mode="ghost")  # fmt: skip
+
+
 def _batchnorm_cnn() -> object:
     from medlab.models import SmallCNN
 
@@ -1244,6 +1260,7 @@ CASES += [
         ("BatchNorm", "ModuleValidator.fix", "norm='group'"),
     ),
     Case("dp-unknown-mode", lambda d: _dp(d, grad_sample_mode="ew"), ValueError, "hooks"),
+    Case("dp-ghost-multilabel", _ghost_multilabel, ValueError, ("multi-label", "'vmap'")),
 ]
 
 

@@ -180,9 +180,15 @@ def _setup(
     moves each batch to the model), the optimizer's scheduler, and the keywords of Opacus's
     ``make_private`` (model, optimizer, loader, clipping norm, seeded noise drawn on the
     model's device, where the gradients are: another stream on a GPU than on the CPU)."""
+    x, y = _tensors(split)
+    if grad_sample_mode == "ghost" and y.is_floating_point():
+        raise ValueError(
+            "grad_sample_mode='ghost' clips with Opacus's cross-entropy criterion, which does not "
+            "fit multi-label 0/1 targets: use grad_sample_mode='hooks' or 'vmap' for this dataset"
+        )
     gen = seed_everything(seed)
     loader = DataLoader(
-        TensorDataset(*_tensors(split)),
+        TensorDataset(x, y),
         batch_size=batch_size,
         shuffle=True,
         generator=gen,
