@@ -19,6 +19,7 @@ from torch import nn
 
 __all__ = [
     "seed_everything",
+    "deterministic",
     "device",
     "model_device",
     "on_device",
@@ -117,8 +118,20 @@ def seed_everything(seed: int) -> torch.Generator:
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # also set at import, below
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    deterministic(True, warn_only=True)
     return torch.Generator().manual_seed(seed)
+
+
+def deterministic(mode: bool, *, warn_only: bool = False) -> None:
+    """PyTorch's deterministic-algorithms switch (``torch.use_deterministic_algorithms``)
+    without importing the compiler stack: that function also sets ``torch._inductor``'s
+    ``deterministic`` flag and so imports ``torch._dynamo``, 2-4 s in every fresh kernel on
+    2 cores. medlab never compiles, so while the compiler is not loaded only the operator switch
+    is set; once it is (your own ``torch.compile``), the public function sets both."""
+    if "torch._inductor.config" in sys.modules:
+        torch.use_deterministic_algorithms(mode, warn_only=warn_only)
+    else:
+        torch._C._set_deterministic_algorithms(mode, warn_only=warn_only)
 
 
 # deterministic cuBLAS reads this when its handle is made, which can be before the first

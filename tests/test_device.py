@@ -110,6 +110,25 @@ def test_seed_everything_seeds_cuda_and_deterministic_cublas(monkeypatch):
     assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
 
 
+def test_seed_everything_turns_on_deterministic_kernels_without_loading_the_compiler():
+    """The switch is on (warn only) after seed_everything, in a fresh interpreter that never
+    imported torch._dynamo (torch.use_deterministic_algorithms would: 2-4 s per kernel); with
+    the compiler loaded, its flag is set too."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, torch; from medlab.utils import seed_everything, deterministic; "
+        "seed_everything(0); "
+        "print(torch.are_deterministic_algorithms_enabled(), "
+        "torch.is_deterministic_algorithms_warn_only_enabled(), 'torch._dynamo' in sys.modules); "
+        "import torch._inductor.config as c; deterministic(True); "
+        "print(c.deterministic, torch.is_deterministic_algorithms_warn_only_enabled())"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "True", "False", "True", "False"]
+
+
 def test_provenance_records_the_device(no_gpu, monkeypatch):
     from medlab.results import provenance
 

@@ -17,7 +17,7 @@ from torch import nn
 from medlab.data import Split
 from medlab.models import ConvBlock
 from medlab.train import to_input
-from medlab.utils import check_scalar
+from medlab.utils import check_scalar, deterministic
 
 
 @contextlib.contextmanager
@@ -29,11 +29,11 @@ def _quantized_ok() -> Iterator[None]:
         torch.are_deterministic_algorithms_enabled(),
         torch.is_deterministic_algorithms_warn_only_enabled(),
     )
-    torch.use_deterministic_algorithms(False)
+    deterministic(False)
     try:
         yield
     finally:
-        torch.use_deterministic_algorithms(was, warn_only=warn_only)
+        deterministic(was, warn_only=warn_only)
 
 
 def _blocks(model: nn.Module) -> list[ConvBlock]:
