@@ -56,3 +56,20 @@ def test_every_notebook_documents_each_parameters_range(path):
     for name, r in ranges.items():
         if isinstance(r, tuple):
             assert r[0] != r[1], f"{path.name}: {name}'s range is a single value {r}"
+
+
+@pytest.mark.parametrize("path", ALL, ids=[p.stem for p in ALL])
+def test_papermill_reads_every_parameter(path):
+    """papermill's own parser (``papermill --help-notebook``, its unknown-parameter warning)
+    sees every parameter: a line with a second '=' (in its comment) is one it cannot parse."""
+    from papermill import inspect_notebook
+
+    nb = nbformat.read(path, as_version=4)
+    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    names = set(inspect_notebook(str(path)))
+    assigned = {
+        line.split("=")[0].strip()
+        for line in cell.source.splitlines()
+        if line and not line[0].isspace() and not line.startswith("#") and "=" in line
+    }
+    assert assigned <= names, f"{path.name}: papermill cannot parse {sorted(assigned - names)}"
