@@ -221,9 +221,10 @@ def ablation(data: medlab.data.MedMNISTData, name: str, seed: int) -> tuple[floa
     return auc, seconds
 
 
-def print_ablations(datas: dict, seeds: list[int]) -> None:
+def print_ablations(datas: dict, seeds: list[int], only: list[str] | None = None) -> None:
     """Each variant of :data:`ABLATIONS` on every dataset and seed: test AUC per seed, the
-    smallest, and whether every seed reached the target (paper AUC - 0.01)."""
+    smallest, and whether every seed reached the target (paper AUC - 0.01); ``only``: the
+    variants whose name contains one of these texts."""
     for name, data in datas.items():
         paper = cards.paper_benchmark(name)
         target = paper["auc"] - 0.01 if paper else None
@@ -232,6 +233,8 @@ def print_ablations(datas: dict, seeds: list[int]) -> None:
         print(head)
         print("-" * len(head))
         for variant in ABLATIONS:
+            if only and not any(t in variant for t in only):
+                continue
             runs = [ablation(data, variant, s) for s in seeds]
             aucs = [a for a, _ in runs]
             met = "n/a" if target is None else "yes" if min(aucs) >= target else "no"
@@ -261,7 +264,16 @@ def main() -> None:
         action="store_true",
         help="also train the variants that led to medlab.models.BASELINE, on every seed",
     )
+    ap.add_argument(
+        "--variants",
+        nargs="+",
+        default=None,
+        metavar="TEXT",
+        help="with --ablations: only the variants whose name contains one of these",
+    )
     args = ap.parse_args()
+    if args.variants and not args.ablations:
+        ap.error("--variants selects among the --ablations: add --ablations")
     if args.official_epochs < 4:
         ap.error("--official-epochs must be at least 4 (the recipe decays at 50 % and 75 %)")
     threads = set_threads(args.threads)
@@ -303,7 +315,7 @@ def main() -> None:
         "official split; on an unofficial copy or subset the comparison is indicative only."
     )
     if args.ablations:
-        print_ablations(datas, args.seeds)
+        print_ablations(datas, args.seeds, args.variants)
     if args.official_run:
         print_official(args, datas, results)
 
