@@ -191,7 +191,7 @@ ABLATIONS: dict[str, Variant] = {
     "width 16, GroupNorm, 128 ep": Variant(_GN16, 128),
     "width 32, BatchNorm, 64 ep": Variant({"width": 32, "norm": "batch"}, 64),
     "width 16, BatchNorm, 64 ep": Variant(dict(BASELINE), 64),
-    "width 16, BatchNorm, 128 ep (BASELINE)": Variant(dict(BASELINE), 128),
+    "width 16, BatchNorm, 128 ep": Variant(dict(BASELINE), 128),
     "BASELINE, 2 x 64 ep, mean of both": Variant(dict(BASELINE), 64, members=2),
 }
 
