@@ -181,11 +181,9 @@ def _setup(
     ``make_private`` (model, optimizer, loader, clipping norm, seeded noise drawn on the
     model's device, where the gradients are: another stream on a GPU than on the CPU)."""
     x, y = _tensors(split)
-    if grad_sample_mode == "ghost" and y.is_floating_point():
-        raise ValueError(
-            "grad_sample_mode='ghost' clips with Opacus's cross-entropy criterion, which does not "
-            "fit multi-label 0/1 targets: use grad_sample_mode='hooks' or 'vmap' for this dataset"
-        )
+    if grad_sample_mode == "ghost" and y.is_floating_point():  # Opacus's criterion below
+        raise ValueError("grad_sample_mode='ghost' clips with a cross-entropy criterion, wrong for "
+                         "multi-label 0/1 targets: use grad_sample_mode='hooks' or 'vmap'")  # fmt: skip
     gen = seed_everything(seed)
     loader = DataLoader(
         TensorDataset(x, y),
@@ -236,17 +234,15 @@ def _wrap(
 def _run_epochs(
     gsm: Any, dp_loader: Any, dp_opt: Any, sched: Any, loss_fn: Any, epochs: int, mode: str
 ) -> tuple[list[float], float]:
-    """``epochs`` passes of :func:`~medlab.train.train_steps` (``vmap``: with
-    :func:`vmap_step`'s step); Opacus's hooks are removed afterwards. Returns ``(losses per
-    epoch, seconds)``."""
+    """``epochs`` passes of :func:`~medlab.train.train_steps` (``vmap``: :func:`vmap_step`'s
+    steps); Opacus's hooks are removed afterwards. Returns ``(losses per epoch, seconds)``."""
     t0 = time.perf_counter()
     try:
         with _quiet():
             model, step = gsm, None
             if mode == "vmap":
                 gsm._close()  # torch.func traces the plain model
-                model = gsm._module
-                step = vmap_step(model)
+                model, step = gsm._module, vmap_step(gsm._module)
             run = functools.partial(train_steps, model, dp_loader, dp_opt, None, step=step)
             losses = [run(scheduler=sched, loss_fn=loss_fn).loss for _ in range(epochs)]
     finally:
