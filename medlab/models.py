@@ -18,9 +18,10 @@ __all__ = ["SmallCNN", "ResNet18", "build_model", "MODELS", "BASELINE", "count_p
 
 #: medlab's baseline for a dataset of its own (notebook 01, ``benchmarks/bench_training.py``):
 #: ``SmallCNN(**BASELINE)``, width 16 with BatchNorm. ``bench_training.py --ablations`` on the
-#: shared BreastMNIST copy (seeds 0-2, 2 CPU cores, 2026-12-07): test AUC 0.903-0.907 after 64
-#: epochs (10 s), where width 32 with GroupNorm, medlab's model before, gave 0.845-0.865 (24 s);
-#: the paper's ResNet-18 (28) reports 0.901. GroupNorm stays SmallCNN's default: DP-SGD (Opacus)
+#: shared BreastMNIST copy (2 CPU cores, 2026-12-07): test AUC 0.899 +- 0.012 after 128 epochs
+#: (22 s; seeds 0-9), where width 32 with GroupNorm, medlab's model before, gave 0.845-0.865
+#: after 64 (24 s; seeds 0-2); the paper's ResNet-18 (28) reports 0.901. GroupNorm stays
+#: SmallCNN's default: DP-SGD (Opacus)
 #: and federated averaging cannot use BatchNorm's batch statistics (notebooks 05 and 06).
 BASELINE: dict[str, object] = {"width": 16, "norm": "batch"}
 
