@@ -21,8 +21,8 @@ __all__ = ["SmallCNN", "ResNet18", "build_model", "MODELS", "BASELINE", "count_p
 #: shared BreastMNIST copy (2 CPU cores, 2026-12-07): test AUC 0.899 +- 0.012 after 128 epochs
 #: (22 s; seeds 0-9), where width 32 with GroupNorm, medlab's model before, gave 0.845-0.865
 #: after 64 (24 s; seeds 0-2); the paper's ResNet-18 (28) reports 0.901. GroupNorm stays
-#: SmallCNN's default: DP-SGD (Opacus)
-#: and federated averaging cannot use BatchNorm's batch statistics (notebooks 05 and 06).
+#: SmallCNN's default: DP-SGD (Opacus) and federated averaging cannot use BatchNorm's batch
+#: statistics (notebooks 05 and 06).
 BASELINE: dict[str, object] = {"width": 16, "norm": "batch"}
 
 
