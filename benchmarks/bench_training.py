@@ -25,8 +25,8 @@ CPU cores that costs about 9 s per epoch on BreastMNIST (15 min); ``--device cud
 ``--ablations`` also trains the variants that led to that model (:data:`ABLATIONS`: the former
 default, width 32 with GroupNorm, then one change at a time: test-time flips, label smoothing,
 width, epochs, BatchNorm, and an ensemble of two shorter runs) on every ``--seeds`` seed, and
-prints each one's test AUC per seed,
-its smallest, its training seconds and whether every seed reached the target.
+prints each one's test AUC per seed, its smallest, its training seconds and whether every seed
+reached the target.
 
 Results on unofficial copies are labelled as such: they are not the official benchmark.
 """
@@ -45,8 +45,11 @@ import medlab
 from medlab import cards
 from medlab.data import UnofficialDataWarning
 from medlab.models import BASELINE, ResNet18, SmallCNN
-from medlab.train import evaluate, fit, to_input
+from medlab.train import evaluate, fit, predict, to_input
 from medlab.utils import seed_everything, set_threads
+
+#: fit's settings for medlab's model here, as in notebook 01 (the rest are fit's defaults)
+FIT: dict[str, float] = {"batch_size": 64, "lr": 3e-3, "weight_decay": 5e-2}
 
 
 def time_official_epoch(data: medlab.data.MedMNISTData, batches: int, seed: int) -> float:
@@ -142,11 +145,9 @@ def time_to_accuracy(
             data.train,
             data.val,
             epochs=epochs,
-            batch_size=64,
-            lr=3e-3,
-            weight_decay=5e-2,
             seed=seed,
             desc=f"{data.name} small CNN, {epochs} epochs",
+            **FIT,
         )
         test = evaluate(model, data.test)
         spent += hist.seconds
@@ -180,9 +181,9 @@ class Variant(NamedTuple):
 _OLD, _GN16 = {"width": 32, "norm": "group"}, {"width": 16, "norm": "group"}
 
 #: The variants ``--ablations`` trains, from the model medlab used before (width 32, GroupNorm)
-#: one change at a time towards :data:`medlab.models.BASELINE`, with fit's other settings as in
-#: :func:`time_to_accuracy` (batch 64, lr 3e-3, weight decay 0.05, the default augmentation,
-#: best epoch on validation AUC). The last one averages two shorter BASELINE runs.
+#: one change at a time towards :data:`medlab.models.BASELINE`, with fit's other settings
+#: :data:`FIT` as in :func:`time_to_accuracy` (the default augmentation, best epoch on
+#: validation AUC). The last one averages two shorter BASELINE runs.
 ABLATIONS: dict[str, Variant] = {
     "width 32, GroupNorm, 64 ep (old)": Variant(_OLD, 64),
     "  + flip test-time augmentation": Variant(_OLD, 64, tta=True),
@@ -199,26 +200,20 @@ ABLATIONS: dict[str, Variant] = {
 def ablation(data: medlab.data.MedMNISTData, name: str, seed: int) -> tuple[float, float]:
     """Train the variant ``name`` of :data:`ABLATIONS` once (member m of an ensemble with seed
     ``seed + 1000 * m``): (test AUC of the mean probabilities, training seconds)."""
-    from medlab.metrics import medmnist_metrics
-    from medlab.train import predict
-
     v = ABLATIONS[name]
     probs, seconds = [], 0.0
     for m in range(v.members):
         s = seed + 1000 * m
         seed_everything(s)
         model = SmallCNN(data.n_channels, data.n_classes, **v.model)
-        hist = fit(model, data.train, data.val, epochs=v.epochs, batch_size=64, lr=3e-3,
-                   weight_decay=5e-2, seed=s, desc=name.strip(), label_smoothing=v.smoothing)  # fmt: skip
+        hist = fit(model, data.train, data.val, epochs=v.epochs, seed=s, desc=name.strip(),
+                   label_smoothing=v.smoothing, **FIT)  # fmt: skip
         seconds += hist.seconds
         prob = predict(model, data.test)
         if v.tta:  # the mean over the image and its mirror image
             prob = (prob + predict(model, data.test.images.flip(-1))) / 2
         probs.append(prob)
-    labels = data.test.numpy_labels()
-    prob = sum(probs) / len(probs)
-    auc = medmnist_metrics(labels, prob, data.test.task, n_classes=data.n_classes)["auc"]
-    return auc, seconds
+    return evaluate(model, data.test, scores=sum(probs) / len(probs))["auc"], seconds
 
 
 def print_ablations(datas: dict, seeds: list[int], only: list[str] | None = None) -> None:

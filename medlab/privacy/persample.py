@@ -19,9 +19,8 @@ import torch
 from torch import nn
 from torch.func import functional_call, grad_and_value, vmap
 
-from medlab.train import as_model_input
+from medlab.train import batch_tensors
 from medlab.train.loop import _loss
-from medlab.utils import model_device
 
 __all__ = ["per_sample_gradients", "vmap_step"]
 
@@ -66,9 +65,7 @@ def vmap_step(model: nn.Module) -> Callable[..., tuple[int, float]]:
     ) -> tuple[int, float]:  # fmt: skip
         if model_ is not model:
             raise ValueError("this step computes the gradients of the model vmap_step was given")
-        dev = model_device(model)
-        x = as_model_input(torch.as_tensor(batch[0]).to(dev))
-        y = torch.as_tensor(batch[1]).to(dev)
+        x, y = batch_tensors(model, batch)
         optimizer.zero_grad(set_to_none=True)
         loss = 0.0
         if len(x):

@@ -37,7 +37,14 @@ from medlab.train.inference import _batched as _batched
 from medlab.train.inference import embeddings, eval_mode, evaluate, predict
 from medlab.train.inputs import MAX_INPUT as MAX_INPUT
 from medlab.train.inputs import BatchAugment, as_model_input, check_model, to_input, to_uint8
-from medlab.train.loop import StepStats, batch_loss, make_optimizer, train_step, train_steps
+from medlab.train.loop import (
+    StepStats,
+    batch_loss,
+    batch_tensors,
+    make_optimizer,
+    train_step,
+    train_steps,
+)
 
 __all__ = [
     "as_model_input",
@@ -52,6 +59,7 @@ __all__ = [
     "train_steps",
     "train_step",
     "batch_loss",
+    "batch_tensors",
     "fit",
     "train_model",
     "eval_mode",

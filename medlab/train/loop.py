@@ -16,7 +16,14 @@ from torch import nn
 from medlab.train.inputs import as_model_input, check_model
 from medlab.utils import check_int, check_scalar, model_device
 
-__all__ = ["StepStats", "make_optimizer", "train_steps", "train_step", "batch_loss"]
+__all__ = [
+    "StepStats",
+    "make_optimizer",
+    "train_steps",
+    "train_step",
+    "batch_loss",
+    "batch_tensors",
+]
 
 
 @dataclass
@@ -127,10 +134,9 @@ def train_steps(
     return stats
 
 
-def batch_loss(model: nn.Module, batch: Any, loss_fn: Any, *, first: bool) -> tuple[int, Any]:
-    """(images in the batch, the loss to minimise): the mean per-image loss, weighted by
-    ``w`` for ``(x, y, w)`` batches. The batch moves to the model's device (a batch already
-    there stays as it is). ``first``: check the model against the first batch."""
+def batch_tensors(model: nn.Module, batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(x, y)`` of a batch ``(x, y)`` or ``(x, y, w)`` on the model's device (a batch already
+    there stays as it is): x as float model input (N, C, H, W), y the labels as given."""
     if not isinstance(batch, tuple | list) or len(batch) not in (2, 3):
         raise TypeError(
             "each batch must be (x, y) or (x, y, w); a DataLoader over a TensorDataset of "
@@ -138,7 +144,14 @@ def batch_loss(model: nn.Module, batch: Any, loss_fn: Any, *, first: bool) -> tu
         )
     dev = model_device(model)
     x = as_model_input(torch.as_tensor(batch[0]).to(dev))  # uint8 moves before conversion
-    y = torch.as_tensor(batch[1]).to(dev)
+    return x, torch.as_tensor(batch[1]).to(dev)
+
+
+def batch_loss(model: nn.Module, batch: Any, loss_fn: Any, *, first: bool) -> tuple[int, Any]:
+    """(images in the batch, the loss to minimise): the mean per-image loss, weighted by
+    ``w`` for ``(x, y, w)`` batches. The batch moves to the model's device
+    (:func:`batch_tensors`). ``first``: check the model against the first batch."""
+    x, y = batch_tensors(model, batch)
     if first:
         check_model(model, x)
     losses = loss_fn(model(x), y)
