@@ -322,6 +322,25 @@ def run_notebook(page, path: str, timeout_s: float, command: str) -> dict:
     return state
 
 
+# JupyterLab's `restored` promise, turned into a flag that is polled: a page that reloads while
+# it starts (it can, on a loaded machine) drops an awaited promise, and Playwright then fails with
+# "Resulting promise was garbage collected"; polling starts again in the new page.
+RESTORED = """() => {
+  const app = window.jupyterapp;
+  if (!app || !app.restored) return false;
+  if (!window.__medlabHooked) {
+    window.__medlabHooked = true;
+    app.restored.then(() => { window.__medlabRestored = true; });
+  }
+  return window.__medlabRestored === true;
+}"""
+
+
+def wait_restored(page, timeout_ms: float) -> None:
+    """Wait until JupyterLab has started and restored its layout, surviving a reload."""
+    page.wait_for_function(RESTORED, timeout=timeout_ms, polling=250)
+
+
 def walk(
     dataset: str,
     data_dir: Path,
@@ -350,10 +369,7 @@ def walk(
                                             args=["--no-sandbox", "--disable-gpu"])  # fmt: skip
                 page = browser.new_page(viewport={"width": 1400, "height": 900})
                 page.goto(url)
-                page.wait_for_function("() => window.jupyterapp && window.jupyterapp.started",
-                                       timeout=120_000)  # fmt: skip
-                page.evaluate("async () => { await window.jupyterapp.started; "
-                              "await window.jupyterapp.restored; }")  # fmt: skip
+                wait_restored(page, 180_000)
                 # every notebook in order; then back to the first, as its banner says: "Restart
                 # Kernel and Run All Cells" (its kernel was shut down to make room)
                 steps = [(n, n, "notebook:run-all-cells") for n in names]
