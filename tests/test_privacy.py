@@ -11,6 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from sklearn.metrics import roc_auc_score
+from torch.utils.data import DataLoader, TensorDataset
 
 from medlab import privacy as P
 from medlab.models import SmallCNN
@@ -194,6 +195,34 @@ def test_train_dp_reaches_the_target_epsilon(small_train):
         SmallCNN(1, 2, width=4), small_train, epochs=2, batch_size=30, target_epsilon=3.0, seed=0
     )
     assert 2.9 <= r.epsilon <= 3.0 and r.noise_multiplier > 0.3
+
+
+def test_the_memoised_noise_search_is_opacus_make_private_with_epsilon(small_train):
+    """train_dp(target_epsilon=) takes its noise multiplier from search_noise (memoised: seeds and
+    shadows repeat a search of seconds) instead of make_private_with_epsilon: the same number as
+    Opacus's own call, and noise_for's, and a second training does not search again."""
+    from opacus import PrivacyEngine
+
+    from medlab.privacy.accounting import search_noise
+
+    search_noise.cache_clear()
+    model = SmallCNN(1, 2, width=4)
+    loader = DataLoader(TensorDataset(to_input(small_train.images), small_train.labels), 30)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.warns(UserWarning):  # Opacus: secure RNG off
+        _, theirs, _ = PrivacyEngine().make_private_with_epsilon(
+            module=model, optimizer=opt, data_loader=loader, target_epsilon=2.0,
+            target_delta=1e-5, epochs=3, max_grad_norm=1.0,
+        )  # fmt: skip
+    runs = [P.train_dp(SmallCNN(1, 2, width=4), small_train, epochs=3, batch_size=30,
+                       target_epsilon=2.0, seed=s) for s in (0, 1)]  # fmt: skip
+    assert runs[0].noise_multiplier == runs[1].noise_multiplier == theirs.noise_multiplier
+    assert P.noise_for(2.0, n_train=120, batch_size=30, epochs=3) == (
+        theirs.noise_multiplier,
+        "prv",
+    )
+    info = search_noise.cache_info()
+    assert info.misses == 1 and info.hits == 2
 
 
 def _grads_after_one_step(split, ours: bool) -> list[torch.Tensor]:

@@ -149,6 +149,16 @@ def epsilon_for(
     )  # fmt: skip
     if sigma == 0:
         return float("inf"), accountant, "noise multiplier 0: no privacy guarantee (epsilon = inf)"
+    if accountant not in ACCOUNTANTS:
+        raise ValueError(f"accountant must be one of {ACCOUNTANTS}, got {accountant!r}")
+    return _epsilon(sigma, q, steps, delta, accountant)
+
+
+@functools.lru_cache(maxsize=1024)  # seconds of pure-Python accounting per call; seeds repeat it
+def _epsilon(
+    sigma: float, q: float, steps: int, delta: float, accountant: str
+) -> tuple[float, str, str]:
+    """:func:`epsilon_for` on checked arguments, memoised (the same inputs, the same answer)."""
     acc = _accountant(accountant)
     acc.history = [(sigma, q, steps)]
     try:
@@ -175,7 +185,6 @@ def _get_epsilon(acc: Any, delta: float) -> float:
         return float(acc.get_epsilon(delta=delta))
 
 
-@functools.lru_cache(maxsize=64)  # a search takes seconds; seeds and shadows share one
 def noise_for(
     target_epsilon: float, *, n_train: int, batch_size: int, epochs: int, delta: float | None = None
 ) -> tuple[float, str]:
@@ -183,21 +192,33 @@ def noise_for(
     ``n_train`` images in batches of ``batch_size`` (Poisson rate ``1 / ceil(N / B)``) at
     ``(target_epsilon, delta)`` (default :func:`default_delta`), with the PRV accountant (RDP
     when PRV fails). Returns ``(sigma, accountant)``: the attacker's DP shadows train with it."""
-    from opacus.accountants.utils import get_noise_multiplier
-
     n = check_int("n_train", n_train, 2)
     q = 1.0 / -(-n // check_int("batch_size", batch_size, 1, n))
     delta = default_delta(n) if delta is None else delta
     check_dp_params(n_train=n, epsilon=target_epsilon, delta=delta)
-    kw = dict(target_epsilon=float(target_epsilon), target_delta=delta, sample_rate=q,
-              epochs=check_int("epochs", epochs, 1))  # fmt: skip
+    args = (float(target_epsilon), delta, q, check_int("epochs", epochs, 1))
+    try:
+        return search_noise(*args, "prv"), "prv"
+    except RuntimeError as exc:
+        if not _discrete_mean(exc):
+            raise
+        return search_noise(*args, "rdp"), "rdp"
+
+
+@functools.lru_cache(maxsize=256)  # a search takes seconds; seeds, targets and shadows share one
+def search_noise(
+    target_epsilon: float, delta: float, sample_rate: float, epochs: int, accountant: str
+) -> float:
+    """Opacus's ``get_noise_multiplier`` exactly as ``make_private_with_epsilon`` calls it (its
+    default tolerance 0.01), memoised: :func:`noise_for` and :func:`~medlab.privacy.train_dp`
+    share every search. Raises what Opacus raises (PRV's "Discrete mean differs")."""
+    from opacus.accountants.utils import get_noise_multiplier
+
     with _quiet():
-        try:
-            return float(get_noise_multiplier(**kw, accountant="prv")), "prv"
-        except RuntimeError as exc:
-            if not _discrete_mean(exc):
-                raise
-            return float(get_noise_multiplier(**kw, accountant="rdp")), "rdp"
+        return float(get_noise_multiplier(
+            target_epsilon=target_epsilon, target_delta=delta, sample_rate=sample_rate,
+            epochs=epochs, accountant=accountant,
+        ))  # fmt: skip
 
 
 def attack_auc_bound(epsilon: float, delta: float = 0.0) -> float:

@@ -24,6 +24,7 @@ from medlab.privacy.accounting import (
     check_private,
     default_delta,
     epsilon_for,
+    search_noise,
 )
 from medlab.privacy.persample import vmap_step
 from medlab.train import make_optimizer, to_input, train_steps
@@ -89,18 +90,17 @@ def _make_private(
     delta: float,
     epochs: int,
 ) -> Any:
-    """``make_private_with_epsilon`` (target epsilon) or ``make_private`` (noise multiplier);
-    None when PRV fails with "Discrete mean differs" while searching the noise."""
-    if target_epsilon is None:
-        return engine.make_private(**kw, noise_multiplier=float(noise_multiplier))
-    try:
-        return engine.make_private_with_epsilon(
-            **kw, target_epsilon=float(target_epsilon), target_delta=delta, epochs=epochs
-        )
+    """``make_private`` with the noise multiplier given, or the one ``make_private_with_epsilon``
+    finds (:func:`search_noise`); None when PRV fails with "Discrete mean differs" searching it."""
+    q, mech = 1 / len(kw["data_loader"]), engine.accountant.mechanism()
+    try:  # make_private_with_epsilon's own search, memoised; then its make_private
+        sigma = noise_multiplier if target_epsilon is None else search_noise(
+            float(target_epsilon), delta, q, epochs, mech)  # fmt: skip
     except RuntimeError as exc:
-        if _discrete_mean(exc) and engine.accountant.mechanism() != "rdp":
+        if _discrete_mean(exc) and mech != "rdp":
             return None
         raise
+    return engine.make_private(**kw, noise_multiplier=float(sigma))
 
 
 def _pre_step(opt: Any, step: Callable[..., None], closure: Any = None) -> bool:
