@@ -22,7 +22,7 @@ from pathlib import Path
 import psutil
 import pytest
 import yaml
-from conftest import tiny_notebook
+from conftest import ROOT, tiny_notebook
 from processes import SAFETY_S, alive, wait_for
 
 from medlab.harness import reproduce as R
@@ -325,3 +325,106 @@ def _quietly(method):
         return method()
     except psutil.Error:
         return {} if method.__name__ == "environ" else []
+
+
+#: two notebooks that record while the other runs: 01_a records, then waits until 02_b recorded
+SIDE = """\
+import os, pathlib, time
+import medlab
+out = pathlib.Path(os.environ["MEDLAB_OUTPUT_DIR"])
+me, other = {me!r}, {other!r}
+def wait_for(name):  # the other notebook's marker; a minute means it is not running beside
+    t0 = time.monotonic()
+    while not (out / name).exists():
+        assert time.monotonic() - t0 < 60, f"{{name}} never appeared: not run side by side"
+        time.sleep(0.05)
+if me == "02_b":
+    wait_for("01_a-recorded")
+data = medlab.load("breastmnist", data_dir=data_dir)
+rec = medlab.Recorder(me, datasets=[data], seed=seed, quick=quick)
+rec.record("demo.value", 1.0 if me == "01_a" else 2.0)
+(out / f"{{me}}-recorded").write_text("")
+wait_for(f"{{other}}-recorded")
+"""
+
+
+def test_notebooks_side_by_side_in_one_folder_each_keep_their_own_results(demo, data_dir, tmp_path):
+    """--jobs 2 over two notebooks of one run folder: each kernel writes its results file while
+    the other notebook runs. Each run is credited with its own file only (its ``run_as``), so
+    neither fails as 'records under another name'; a wrong name is still caught."""
+    (tmp_path / "nbs").mkdir()
+    tiny_notebook(tmp_path / "nbs" / "01_a.ipynb", SIDE.format(me="01_a", other="02_b"))
+    tiny_notebook(tmp_path / "nbs" / "02_b.ipynb", SIDE.format(me="02_b", other="01_a"))
+    printed = io.StringIO()
+    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(printed):
+        for var in THREAD_VARS:  # a cap of 1 thread would allow one run at a time
+            mp.delenv(var, raising=False)
+        status = R.reproduce(None, quick=True, output=tmp_path / "out", jobs=2, html=False,
+                             data_dir=data_dir, allow_new=True, folder=tmp_path / "nbs")  # fmt: skip
+    assert status == 0, printed.getvalue()
+    run = (tmp_path / "out" / "latest").resolve()
+    assert [r[0] for r in _rows(run)] == ["01_a", "02_b"], printed.getvalue()
+    docs = {f.stem: json.loads(f.read_text()) for f in (run / "results").glob("*.json")}
+    assert {k: d["run_as"] for k, d in docs.items()} == {"01_a": "01_a", "02_b": "02_b"}
+    # a notebook that records under another notebook's name still fails, with the fix
+    wrong = (
+        'import medlab\nd = medlab.load("breastmnist", data_dir=data_dir)\n'
+        'medlab.Recorder("02_b", datasets=[d], quick=quick).record("demo.value", 1.0)'
+    )
+    tiny_notebook(tmp_path / "nbs" / "01_a.ipynb", wrong)
+    (tmp_path / "nbs" / "02_b.ipynb").unlink()
+    with contextlib.redirect_stdout(printed := io.StringIO()):
+        status = R.reproduce(None, quick=True, output=tmp_path / "out2", html=False,
+                             data_dir=data_dir, allow_new=True, folder=tmp_path / "nbs")  # fmt: skip
+    assert status == 1 and "records under the name '02_b', not its own '01_a'" in printed.getvalue()
+
+
+def test_the_audit_starts_only_when_the_runs_it_reads_have_ended(tmp_path):
+    """The scheduler with two slots: a run marked ``after_all`` (the audit notebook, which has a
+    ``run_dir`` parameter) does not take the slot that frees while an earlier run of its folder
+    still runs. Here run A waits up to 3 s for the audit to start: it must not."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from medlab.harness.base import NotebookRun
+    from medlab.harness.schedule import Task, run_tasks
+
+    audit_started, log = threading.Event(), []
+
+    def execute(task, job, *, slots):
+        log.append(("start", task.label))
+        if task.after_all:
+            audit_started.set()
+        if task.label == "A":
+            log.append(("A saw the audit start", audit_started.wait(3.0)))
+        log.append(("end", task.label))
+        return NotebookRun(task.label, True, 0.0, tmp_path), [], ""
+
+    class Threads:
+        slots = 2
+
+        def __init__(self):
+            self.pool = ThreadPoolExecutor(2)
+
+        def submit(self, fn, *args):
+            return self.pool.submit(fn, *args, slots=self.slots)
+
+        def stop(self):
+            self.pool.shutdown(cancel_futures=True)
+
+        def describe(self):
+            return "2 threads"
+
+    tasks = [Task(Path(f"{k}.ipynb"), tmp_path, {}, 0, k, after_all=k == "audit")
+             for k in ("A", "B", "audit")]  # fmt: skip
+    with contextlib.redirect_stdout(io.StringIO()):
+        done = run_tasks(tasks, execute, None, Threads())
+    assert [r.notebook for r, _ in done] == ["A", "B", "audit"]
+    assert ("A saw the audit start", False) in log
+    assert log.index(("start", "audit")) > log.index(("end", "A")), log
+    # reproduce marks the notebooks with a run_dir parameter: the audit, and only it
+    import papermill
+
+    notebooks = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    marked = [p.stem for p in notebooks if "run_dir" in papermill.inspect_notebook(str(p))]
+    assert marked == ["10_audit"]

@@ -70,7 +70,6 @@ from __future__ import annotations
 
 import errno
 import itertools
-import json
 import os
 import socket
 from dataclasses import dataclass
@@ -99,9 +98,11 @@ from medlab.harness.runs import (
     check_writable,
     latest_target,
     mark,
+    new_results,
     new_run_dir,
     point_latest,
     shown,
+    snapshot,
 )
 from medlab.harness.schedule import Task, run_tasks
 from medlab.harness.site import export_notebook_html
@@ -242,7 +243,8 @@ def _tasks(
         label = f"{nb.stem} ({job.mode}" + ("" if seed is None else f", seed {seed}") + ")"
         target = job.run_dir if len(seed_list) == 1 else job.run_dir / f"seed{s}"
         params = dict(base) | ({} if s is None else {"seed": s})
-        tasks.append(Task(nb, target, params, seed, label))
+        audits = "run_dir" in nb_params[nb]  # it reads the run's results (10_audit)
+        tasks.append(Task(nb, target, params, seed, label, after_all=audits))
     return tasks
 
 
@@ -336,56 +338,19 @@ def _execute(task: Task, job: _Job, *, slots: int) -> tuple[NotebookRun, list[Ro
         )
     nb, target = task.nb, task.target
     log = target / "logs" / f"{nb.stem}.log"
-    before = _snapshot(target / "results")
+    before = snapshot(target / "results")
     env = job.env | thread_env(slots)
     with KernelMonitor() as mon:
         run = run_notebook(nb, target, task.params, timeout=job.timeout, env=env, log=log)
     run.seed = task.seed
     run.peak_mb = mon.peak_mb if mon.peak_kb else None
-    docs = _new_results(run, nb, target / "results", before)
+    docs = new_results(run, nb, target / "results", before)
     rows: list[Row] = []
     for d in docs:
         new = compare(d, job.tree, job.mode, seed=task.seed, strict=not job.update)
         rows += new if run.ok else [r for r in new if r.status != "MISSING"]
     html = job.html and run.executed.exists()
     return run, rows, (_export_html(run.executed, target / "html", log) if html else "")
-
-
-def _snapshot(results_dir: Path) -> dict[Path, int]:
-    return {f: f.stat().st_mtime_ns for f in results_dir.glob("*.json")}
-
-
-def _new_results(
-    run: NotebookRun, nb: Path, results_dir: Path, before: dict[Path, int]
-) -> list[dict[str, Any]]:
-    """The results files the run wrote or changed; a run that recorded nothing, or under
-    another name, or wrote an unreadable file, is marked failed."""
-    docs, bad = [], ""
-    for f, mtime in sorted(_snapshot(results_dir).items()):
-        if before.get(f) == mtime:
-            continue  # another notebook's results
-        try:
-            docs.append(json.loads(f.read_text()))
-        except (OSError, json.JSONDecodeError) as exc:
-            bad = f"results file {f.name} is unreadable ({exc})"
-            continue
-        if docs[-1].get("notebook") != nb.stem:
-            bad = (
-                f"it records under the name {docs[-1].get('notebook')!r}, not its own "
-                f"{nb.stem!r}; use medlab.Recorder({nb.stem!r}, ...)"
-            )
-    n_rec = sum(len(recs or {}) for d in docs for recs in (d.get("records") or {}).values())
-    if run.ok and bad:
-        run.ok, run.error = False, bad
-    elif run.ok and not n_rec:
-        run.ok, run.error = (
-            False,
-            (
-                "notebook ran but recorded no numbers (no rec.record call "
-                "ran; CONTRIBUTING.md notebook rule 2)"
-            ),
-        )
-    return docs
 
 
 def _export_html(executed: Path, folder: Path, log: Path | None) -> str:

@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from medlab.harness.base import NO_SPACE, DiskFullError, ReproduceError, no_space
+from medlab.harness.base import NO_SPACE, DiskFullError, NotebookRun, ReproduceError, no_space
 from medlab.results import RUN_FILE, _write_atomic, run_state
 
 __all__ = [
@@ -33,6 +33,8 @@ __all__ = [
     "check_writable",
     "check_update_target",
     "FULL_DISK",
+    "snapshot",
+    "new_results",
 ]
 
 
@@ -199,3 +201,45 @@ def check_update_target(path: Path) -> None:
             f"({err.strerror or err}); make the folder writable (or free space), or pass "
             "--expected a file in a writable folder"
         )
+
+
+def snapshot(results_dir: Path) -> dict[Path, int]:
+    """Each results file's modification time (ns), to tell which files a run then writes."""
+    return {f: f.stat().st_mtime_ns for f in results_dir.glob("*.json")}
+
+
+def new_results(
+    run: NotebookRun, nb: Path, results_dir: Path, before: dict[Path, int]
+) -> list[dict[str, Any]]:
+    """The results files the run wrote or changed (a file whose ``run_as`` names another notebook
+    was written by that notebook's kernel, running at the same time); a run that recorded
+    nothing, or under another name, or wrote an unreadable file, is marked failed."""
+    docs, bad = [], ""
+    for f, mtime in sorted(snapshot(results_dir).items()):
+        if before.get(f) == mtime:
+            continue  # another notebook's results
+        try:
+            doc = json.loads(f.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            bad = f"results file {f.name} is unreadable ({exc})"
+            continue
+        if doc.get("run_as") not in (None, nb.stem):
+            continue  # written by another notebook's kernel at the same time (--jobs)
+        docs.append(doc)
+        if doc.get("notebook") != nb.stem:
+            bad = (
+                f"it records under the name {docs[-1].get('notebook')!r}, not its own "
+                f"{nb.stem!r}; use medlab.Recorder({nb.stem!r}, ...)"
+            )
+    n_rec = sum(len(recs or {}) for d in docs for recs in (d.get("records") or {}).values())
+    if run.ok and bad:
+        run.ok, run.error = False, bad
+    elif run.ok and not n_rec:
+        run.ok, run.error = (
+            False,
+            (
+                "notebook ran but recorded no numbers (no rec.record call "
+                "ran; CONTRIBUTING.md notebook rule 2)"
+            ),
+        )
+    return docs

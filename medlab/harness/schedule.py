@@ -1,7 +1,9 @@
 """The (notebook, seed) runs of one ``medlab reproduce`` call, on a backend
 (:mod:`medlab.harness.backends`): at most its ``slots`` at once, in (notebook, seed) order; one
 progress line per run; the results back in that order, whatever order the runs finish in, so
-the table is the sequential one. ``--jobs 1`` is one slot of this same scheduler.
+the table is the sequential one. ``--jobs 1`` is one slot of this same scheduler. A run that
+reads the whole run's results (``after_all``: the audit notebook) starts only when every run before
+it in its folder has ended.
 
 With one slot a run's line starts when it starts (``[medlab] 01_baseline (quick, seed 0) ...``)
 and ends when it ends; with more, each line is printed whole when its run ends. With
@@ -36,6 +38,14 @@ class Task:
     params: dict[str, Any]
     seed: int | None  # shown and recorded with its rows (None: the notebook has no int seed)
     label: str  # e.g. "01_baseline (quick, seed 0)"
+    after_all: bool = False  # it reads the results of the runs before it in ``target``
+
+
+def _ready(tasks: list[Task], i: int, done: dict[int, Any]) -> bool:
+    """Task ``i`` may start: it reads no other run's results, or every run before it in its
+    folder has ended."""
+    t = tasks[i]
+    return not t.after_all or all(j in done for j in range(i) if tasks[j].target == t.target)
 
 
 def run_tasks(
@@ -59,6 +69,8 @@ def run_tasks(
         while todo or running:
             failed = any(not run.ok for run, _ in done.values())
             while todo and len(running) < backend.slots and not (stop_on_failure and failed):
+                if not _ready(tasks, todo[0], done):
+                    break  # the audit waits for the runs it reads; they are running
                 i = todo.popleft()
                 show.start(tasks[i])
                 running[backend.submit(execute, tasks[i], job)] = i

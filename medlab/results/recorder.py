@@ -202,6 +202,9 @@ class Recorder:
     def as_dict(self) -> dict[str, Any]:
         return {
             "notebook": self.notebook,
+            # the notebook `medlab reproduce` ran (its kernel's $MEDLAB_NOTEBOOK), so that runs
+            # side by side in one folder (--jobs) each know their own results file
+            "run_as": os.environ.get("MEDLAB_NOTEBOOK"),
             "provenance": provenance(
                 list(self.datasets.values()), seed=self.seed, quick=self.quick, params=self.params
             ),
