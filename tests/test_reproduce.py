@@ -377,6 +377,10 @@ def test_key_range_reads_the_bounds_off_the_key():
         assert key_range(key) == (-1.0, 1.0)
     for key in ("test.images", "hcm.biased.evidence_ratio", "cost.latency_ms"):
         assert key_range(key) is None
+    # a spread over seeds is never negative: at most the two ends' sample SD (ddof=1)
+    assert key_range("fedavg.test_acc_sd.iid") == (0.0, pytest.approx(np.std([0, 1], ddof=1)))
+    assert key_range("hcm.fedavg.tpr_gap_sd") == (0.0, pytest.approx(np.std([-1, 1], ddof=1)))
+    assert key_range("cost.latency_ms_sd") is None
 
 
 def test_prediction_factor_is_the_t_prediction_interval():

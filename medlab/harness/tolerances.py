@@ -35,10 +35,16 @@ def key_range(key: str) -> tuple[float, float] | None:
     """The range a recorded number can take, read off its key: ``(0, 1)`` for an AUC or
     accuracy (:func:`is_rate_key`), ``(-1, 1)`` for a gap or difference between groups or
     variants (a segment with a word ``gap``, ``eod`` or ``diff``: signed, or absolute as
-    fairlearn's equalized-odds difference), else None (counts, times, ratios: unbounded)."""
+    fairlearn's equalized-odds difference), else None (counts, times, ratios: unbounded). A
+    spread over seeds (a segment ending ``_sd``) of a number in ``(lo, hi)`` lies in ``(0, (hi -
+    lo) / sqrt(2))``: the largest sample SD (ddof=1), two seeds at the two ends."""
     if any(re.search(r"(?:^|_)(?:gap|eod|diff)", seg.split("[")[0]) for seg in key.split(".")):
-        return (-1.0, 1.0)  # also an AUC gap ("auc_gap")
-    return (0.0, 1.0) if is_rate_key(key) else None
+        bounds = (-1.0, 1.0)  # also an AUC gap ("auc_gap")
+    else:
+        bounds = (0.0, 1.0) if is_rate_key(key) else None
+    if bounds and any(seg.split("[")[0].endswith("_sd") for seg in key.split(".")):
+        return (0.0, (bounds[1] - bounds[0]) / math.sqrt(2))
+    return bounds
 
 
 def covers_range(key: str, value: float, tol: float) -> bool:
