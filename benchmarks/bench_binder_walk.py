@@ -330,15 +330,19 @@ RESTORED = """() => {
   if (!app || !app.restored) return false;
   if (!window.__medlabHooked) {
     window.__medlabHooked = true;
-    app.restored.then(() => { window.__medlabRestored = true; });
+    app.restored.then(() => { window.__medlabRestored = true; },
+                      (e) => { window.__medlabRestored = 'failed: ' + e; });
   }
-  return window.__medlabRestored === true;
+  return window.__medlabRestored;
 }"""
 
 
 def wait_restored(page, timeout_ms: float) -> None:
-    """Wait until JupyterLab has started and restored its layout, surviving a reload."""
-    page.wait_for_function(RESTORED, timeout=timeout_ms, polling=250)
+    """Wait until JupyterLab has started and restored its layout, surviving a reload; a
+    restore that fails raises with JupyterLab's reason."""
+    state = page.wait_for_function(RESTORED, timeout=timeout_ms, polling=250).json_value()
+    if state is not True:
+        raise RuntimeError(f"JupyterLab did not restore its layout: {state}")
 
 
 def walk(

@@ -348,6 +348,7 @@ wait_for(f"{{other}}-recorded")
 """
 
 
+@pytest.mark.skipif(cpu_count() < 2, reason="two runs at once need two cores")
 def test_notebooks_side_by_side_in_one_folder_each_keep_their_own_results(demo, data_dir, tmp_path):
     """--jobs 2 over two notebooks of one run folder: each kernel writes its results file while
     the other notebook runs. Each run is credited with its own file only (its ``run_as``), so
@@ -381,21 +382,22 @@ def test_notebooks_side_by_side_in_one_folder_each_keep_their_own_results(demo, 
 
 def test_the_audit_starts_only_when_the_runs_it_reads_have_ended(tmp_path):
     """The scheduler with two slots: a run marked ``after_all`` (the audit notebook, which has a
-    ``run_dir`` parameter) does not take the slot that frees while an earlier run of its folder
-    still runs. Here run A waits up to 3 s for the audit to start: it must not."""
+    ``run_dir`` parameter) does not take the slot that frees while an earlier run still runs,
+    in its folder or another seed's. Here run A waits up to 3 s for the audit to start: it
+    must not."""
     import threading
     from concurrent.futures import ThreadPoolExecutor
 
     from medlab.harness.base import NotebookRun
     from medlab.harness.schedule import Task, run_tasks
 
-    audit_started, log = threading.Event(), []
+    audit_started, log, waiter = threading.Event(), [], [""]
 
     def execute(task, job, *, slots):
         log.append(("start", task.label))
         if task.after_all:
             audit_started.set()
-        if task.label == "A":
+        if task.label == waiter[0]:
             log.append(("A saw the audit start", audit_started.wait(3.0)))
         log.append(("end", task.label))
         return NotebookRun(task.label, True, 0.0, tmp_path), [], ""
@@ -415,16 +417,45 @@ def test_the_audit_starts_only_when_the_runs_it_reads_have_ended(tmp_path):
         def describe(self):
             return "2 threads"
 
-    tasks = [Task(Path(f"{k}.ipynb"), tmp_path, {}, 0, k, after_all=k == "audit")
-             for k in ("A", "B", "audit")]  # fmt: skip
-    with contextlib.redirect_stdout(io.StringIO()):
-        done = run_tasks(tasks, execute, None, Threads())
-    assert [r.notebook for r, _ in done] == ["A", "B", "audit"]
-    assert ("A saw the audit start", False) in log
-    assert log.index(("start", "audit")) > log.index(("end", "A")), log
+    # one folder, where A waits; then two seeds, notebook by notebook as reproduce orders them
+    # (a A b B audit audit), where seed 1's A waits: seed 0's a and b end early, and the audit
+    # of seed 0 must wait for A all the same (it reads every seed's results)
+    for seeds, waiter[0] in (([0], "a"), ([0, 1], "A")):
+        audit_started.clear(), log.clear()
+        tasks = [Task(Path(f"{k}.ipynb"), tmp_path / f"seed{s}", {}, s, k if s else k.lower(),
+                      after_all=k == "audit") for k in ("A", "B", "audit") for s in seeds]  # fmt: skip
+        with contextlib.redirect_stdout(io.StringIO()):
+            done = run_tasks(tasks, execute, None, Threads())
+        assert [r.notebook for r, _ in done] == [t.label for t in tasks]
+        assert ("A saw the audit start", False) in log
+        first_audit = min(i for i, e in enumerate(log) if e[0] == "start" and "audit" in e[1])
+        assert first_audit > log.index(("end", waiter[0])), log
     # reproduce marks the notebooks with a run_dir parameter: the audit, and only it
     import papermill
 
     notebooks = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
     marked = [p.stem for p in notebooks if "run_dir" in papermill.inspect_notebook(str(p))]
     assert marked == ["10_audit"]
+
+
+def test_a_kernel_saving_waits_for_the_manifest_lock(tmp_path):
+    """Recorder.save reads, changes and writes the folder's manifest under an exclusive lock, so
+    kernels recording side by side (--jobs) keep each other's digests: while this process holds
+    the lock, another process's save waits; it completes once the lock is released."""
+    import time
+
+    from medlab.results.manifest import locked, read_digests
+
+    (tmp_path / "results").mkdir()
+    code = (
+        "import pathlib, sys; from medlab.results import Recorder\n"
+        "rec = Recorder('01_a', output=sys.argv[1])\n"
+        "pathlib.Path(sys.argv[1], 'ready').write_text('')\n"
+        "rec.save()\n"
+    )
+    with locked(tmp_path / "results"):
+        proc = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)])
+        wait_for(lambda: (tmp_path / "ready").exists() or proc.poll() is not None, "the child")
+        time.sleep(0.5)  # a save takes milliseconds: without the lock it would be done
+        assert proc.poll() is None and not (tmp_path / "results" / "01_a.json").exists()
+    assert proc.wait(60) == 0 and set(read_digests(tmp_path / "results")) == {"01_a.json"}

@@ -17,6 +17,18 @@ from medlab import privacy as P
 from medlab.models import SmallCNN
 from medlab.train import fit, predict, to_input
 
+
+@pytest.fixture(autouse=True)
+def _fresh_accounting_memo():
+    """The noise search and epsilon are memoised per process: a test that makes an accountant
+    fail (monkeypatch) must neither read an earlier answer nor leave its failure behind."""
+    from medlab.privacy.accounting import _epsilon, search_noise
+
+    search_noise.cache_clear(), _epsilon.cache_clear()
+    yield
+    search_noise.cache_clear(), _epsilon.cache_clear()
+
+
 # ------------------------------------------------------------------------- attack metrics
 
 
@@ -427,6 +439,14 @@ def test_train_dp_falls_back_to_rdp_when_prv_fails(small_train, monkeypatch):
     )
     assert r.accountant == "rdp" and "RDP" in r.message and r.epsilon == r.epsilon_rdp
     assert 2.9 <= r.epsilon <= 3.0
+    # the failed PRV search is remembered: a second seed searches neither PRV nor RDP again
+    from medlab.privacy.accounting import search_noise
+
+    misses = search_noise.cache_info().misses
+    r2 = P.train_dp(
+        SmallCNN(1, 2, width=4), small_train, epochs=1, batch_size=30, target_epsilon=3.0, seed=1
+    )
+    assert search_noise.cache_info().misses == misses and r2.noise_multiplier == r.noise_multiplier
 
 
 def test_make_optimizer_sgd_for_dp_sgd():

@@ -3,7 +3,7 @@
 progress line per run; the results back in that order, whatever order the runs finish in, so
 the table is the sequential one. ``--jobs 1`` is one slot of this same scheduler. A run that
 reads the whole run's results (``after_all``: the audit notebook) starts only when every run before
-it in its folder has ended.
+it has ended, as one at a time.
 
 With one slot a run's line starts when it starts (``[medlab] 01_baseline (quick, seed 0) ...``)
 and ends when it ends; with more, each line is printed whole when its run ends. With
@@ -38,14 +38,13 @@ class Task:
     params: dict[str, Any]
     seed: int | None  # shown and recorded with its rows (None: the notebook has no int seed)
     label: str  # e.g. "01_baseline (quick, seed 0)"
-    after_all: bool = False  # it reads the results of the runs before it in ``target``
+    after_all: bool = False  # it reads the results of the runs before it (the audit)
 
 
 def _ready(tasks: list[Task], i: int, done: dict[int, Any]) -> bool:
-    """Task ``i`` may start: it reads no other run's results, or every run before it in its
-    folder has ended."""
-    t = tasks[i]
-    return not t.after_all or all(j in done for j in range(i) if tasks[j].target == t.target)
+    """Task ``i`` may start: it reads no other run's results, or every run before it has ended
+    (the audit reads every seed's folder, and its own seeds write one ``audit/`` folder)."""
+    return not tasks[i].after_all or all(j in done for j in range(i))
 
 
 def run_tasks(

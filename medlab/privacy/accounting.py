@@ -151,31 +151,27 @@ def epsilon_for(
         return float("inf"), accountant, "noise multiplier 0: no privacy guarantee (epsilon = inf)"
     if accountant not in ACCOUNTANTS:
         raise ValueError(f"accountant must be one of {ACCOUNTANTS}, got {accountant!r}")
-    return _epsilon(sigma, q, steps, delta, accountant)
-
-
-@functools.lru_cache(maxsize=1024)  # seconds of pure-Python accounting per call; seeds repeat it
-def _epsilon(
-    sigma: float, q: float, steps: int, delta: float, accountant: str
-) -> tuple[float, str, str]:
-    """:func:`epsilon_for` on checked arguments, memoised (the same inputs, the same answer)."""
-    acc = _accountant(accountant)
-    acc.history = [(sigma, q, steps)]
     try:
-        return _get_epsilon(acc, delta), accountant, ""
+        return _epsilon(sigma, q, steps, delta, accountant), accountant, ""
     except RuntimeError as exc:
         if not _discrete_mean(exc) or accountant == "rdp":
             raise
         why = "failed ('Discrete mean differs significantly')"
     except MemoryError:  # PRV discretises a domain that grows with the number of steps
         why = "needs more memory than there is"
-    rdp = _accountant("rdp")
-    rdp.history = list(acc.history)
     msg = (
         f"the PRV accountant {why} for sigma={sigma:.3g}, q={q:.3g}, {steps} steps: epsilon "
         "comes from RDP, an upper bound that is a little looser"
     )
-    return _get_epsilon(rdp, delta), "rdp", msg
+    return _epsilon(sigma, q, steps, delta, "rdp"), "rdp", msg
+
+
+@functools.lru_cache(maxsize=1024)  # seconds of pure-Python accounting per call; seeds repeat it
+def _epsilon(sigma: float, q: float, steps: int, delta: float, accountant: str) -> float:
+    """One accountant's epsilon for checked arguments, memoised (errors are not)."""
+    acc = _accountant(accountant)
+    acc.history = [(sigma, q, steps)]
+    return _get_epsilon(acc, delta)
 
 
 def _get_epsilon(acc: Any, delta: float) -> float:
@@ -196,29 +192,31 @@ def noise_for(
     q = 1.0 / -(-n // check_int("batch_size", batch_size, 1, n))
     delta = default_delta(n) if delta is None else delta
     check_dp_params(n_train=n, epsilon=target_epsilon, delta=delta)
-    args = (float(target_epsilon), delta, q, check_int("epochs", epochs, 1))
-    try:
-        return search_noise(*args, "prv"), "prv"
-    except RuntimeError as exc:
-        if not _discrete_mean(exc):
-            raise
-        return search_noise(*args, "rdp"), "rdp"
+    args = (float(target_epsilon), float(delta), q, check_int("epochs", epochs, 1))
+    sigma = search_noise(*args, "prv")
+    return (sigma, "prv") if sigma is not None else (search_noise(*args, "rdp"), "rdp")
 
 
 @functools.lru_cache(maxsize=256)  # a search takes seconds; seeds, targets and shadows share one
 def search_noise(
     target_epsilon: float, delta: float, sample_rate: float, epochs: int, accountant: str
-) -> float:
+) -> float | None:
     """Opacus's ``get_noise_multiplier`` exactly as ``make_private_with_epsilon`` calls it (its
     default tolerance 0.01), memoised: :func:`noise_for` and :func:`~medlab.privacy.train_dp`
-    share every search. Raises what Opacus raises (PRV's "Discrete mean differs")."""
+    share every search. None when PRV fails with "Discrete mean differs" (remembered too: the
+    caller then searches with RDP); any other error is raised."""
     from opacus.accountants.utils import get_noise_multiplier
 
     with _quiet():
-        return float(get_noise_multiplier(
-            target_epsilon=target_epsilon, target_delta=delta, sample_rate=sample_rate,
-            epochs=epochs, accountant=accountant,
-        ))  # fmt: skip
+        try:
+            return float(get_noise_multiplier(
+                target_epsilon=target_epsilon, target_delta=delta, sample_rate=sample_rate,
+                epochs=epochs, accountant=accountant,
+            ))  # fmt: skip
+        except RuntimeError as exc:
+            if _discrete_mean(exc) and accountant != "rdp":
+                return None
+            raise
 
 
 def attack_auc_bound(epsilon: float, delta: float = 0.0) -> float:

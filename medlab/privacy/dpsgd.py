@@ -18,7 +18,6 @@ from torch.utils.data import DataLoader, TensorDataset
 from medlab.data import Split
 from medlab.privacy.accounting import (
     _accountant,
-    _discrete_mean,
     _quiet,
     check_dp_params,
     check_private,
@@ -93,14 +92,9 @@ def _make_private(
     """``make_private`` with the noise multiplier given, or the one ``make_private_with_epsilon``
     finds (:func:`search_noise`); None when PRV fails with "Discrete mean differs" searching it."""
     q, mech = 1 / len(kw["data_loader"]), engine.accountant.mechanism()
-    try:  # make_private_with_epsilon's own search, memoised; then its make_private
-        sigma = noise_multiplier if target_epsilon is None else search_noise(
-            float(target_epsilon), delta, q, epochs, mech)  # fmt: skip
-    except RuntimeError as exc:
-        if _discrete_mean(exc) and mech != "rdp":
-            return None
-        raise
-    return engine.make_private(**kw, noise_multiplier=float(sigma))
+    sigma = noise_multiplier if target_epsilon is None else search_noise(  # memoised search
+        float(target_epsilon), float(delta), q, epochs, mech)  # fmt: skip
+    return None if sigma is None else engine.make_private(**kw, noise_multiplier=float(sigma))
 
 
 def _pre_step(opt: Any, step: Callable[..., None], closure: Any = None) -> bool:

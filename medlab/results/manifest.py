@@ -5,15 +5,35 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["MANIFEST", "read_digests"]
+__all__ = ["MANIFEST", "read_digests", "locked"]
 
 #: The digests of a results folder's files, written by :meth:`Recorder.save`.
 MANIFEST = "MANIFEST.sha256"
 _DIGEST_LINE = re.compile(r"([0-9a-f]{64}) [ *](.+)")
+
+
+@contextlib.contextmanager
+def locked(folder: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``folder/.manifest.lock`` while the manifest is read, changed
+    and written: notebooks that record side by side (``medlab reproduce --jobs``) must not drop
+    each other's digests. POSIX ``flock``; without it (Windows), no lock."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    with open(folder / ".manifest.lock", "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _write_atomic(path: Path, raw: bytes) -> None:

@@ -26,7 +26,7 @@ import torch
 
 from medlab.data import MedMNISTData
 from medlab.results.keys import _inside, check_key, check_name, output_dir
-from medlab.results.manifest import MANIFEST, _write_atomic, read_digests
+from medlab.results.manifest import MANIFEST, _write_atomic, locked, read_digests
 from medlab.results.provenance import provenance
 from medlab.utils import check_scalar
 
@@ -217,11 +217,12 @@ class Recorder:
         (each file replaced atomically)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         raw = json.dumps(self.as_dict(), indent=2, default=str).encode("utf-8")
-        _write_atomic(self.path, raw)
-        digests = read_digests(self.path.parent)
-        digests[self.path.name] = hashlib.sha256(raw).hexdigest()
-        lines = "".join(f"{d}  {n}\n" for n, d in sorted(digests.items()))
-        _write_atomic(self.path.parent / MANIFEST, lines.encode("utf-8"))
+        with locked(self.path.parent):  # another kernel may record into this folder (--jobs)
+            _write_atomic(self.path, raw)
+            digests = read_digests(self.path.parent)
+            digests[self.path.name] = hashlib.sha256(raw).hexdigest()
+            lines = "".join(f"{d}  {n}\n" for n, d in sorted(digests.items()))
+            _write_atomic(self.path.parent / MANIFEST, lines.encode("utf-8"))
         return self.path
 
     def table(self) -> Any:
