@@ -228,7 +228,7 @@ def new_results(
         docs.append(doc)
         if doc.get("notebook") != nb.stem:
             bad = (
-                f"it records under the name {docs[-1].get('notebook')!r}, not its own "
+                f"it records under the name {doc.get('notebook')!r}, not its own "
                 f"{nb.stem!r}; use medlab.Recorder({nb.stem!r}, ...)"
             )
     n_rec = sum(len(recs or {}) for d in docs for recs in (d.get("records") or {}).values())

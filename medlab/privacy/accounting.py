@@ -111,12 +111,16 @@ def check_private(model: nn.Module) -> None:
         )
 
 
+def _check_accountant(name: Any) -> str:
+    if name not in ACCOUNTANTS:  # before any cache: an unhashable name gets this error too
+        raise ValueError(f"accountant must be one of {ACCOUNTANTS}, got {name!r}")
+    return name
+
+
 def _accountant(name: str) -> Any:
     from opacus.accountants import create_accountant
 
-    if name not in ACCOUNTANTS:
-        raise ValueError(f"accountant must be one of {ACCOUNTANTS}, got {name!r}")
-    return create_accountant(mechanism=name)
+    return create_accountant(mechanism=_check_accountant(name))
 
 
 def _discrete_mean(exc: BaseException) -> bool:
@@ -149,8 +153,7 @@ def epsilon_for(
     )  # fmt: skip
     if sigma == 0:
         return float("inf"), accountant, "noise multiplier 0: no privacy guarantee (epsilon = inf)"
-    if accountant not in ACCOUNTANTS:
-        raise ValueError(f"accountant must be one of {ACCOUNTANTS}, got {accountant!r}")
+    accountant = _check_accountant(accountant)
     try:
         return _epsilon(sigma, q, steps, delta, accountant), accountant, ""
     except RuntimeError as exc:
