@@ -737,6 +737,61 @@ def test_ctrl_c_kills_the_kernel_and_raises_from_run_notebook_itself(tmp_path):
     assert not alive(int(marker.read_text()))  # killed, not left sleeping
 
 
+def _cells(path, sources):
+    """A notebook with a parameters cell and one code cell per source."""
+    import nbformat
+
+    tiny_notebook(path, sources[0])
+    nb = nbformat.read(path, 4)
+    nb.cells += [nbformat.v4.new_code_cell(src) for src in sources[1:]]
+    nbformat.write(nb, path)
+
+
+@pytest.mark.notebook
+def test_the_executed_notebook_is_written_at_its_start_and_end_not_per_cell(tmp_path, monkeypatch):
+    """papermill's own engine writes the whole notebook twice per cell (about 4 s of a 50 s
+    quick notebook once it holds plotly.js); medlab's engine writes it at the start and the
+    end (and on papermill's 30 s autosave), and the executed copy is complete."""
+    import nbformat
+    import papermill.engines as engines
+
+    writes = []
+    write = engines.write_ipynb
+    monkeypatch.setattr(
+        engines, "write_ipynb", lambda nb, path: writes.append(path) or write(nb, path)
+    )
+    folder = tmp_path / "nbs"
+    folder.mkdir()
+    _cells(folder / "00_w.ipynb", [f"print('cell {k}')" for k in range(6)])
+    run = R.run_notebook(folder / "00_w.ipynb", tmp_path / "run", {})
+    assert run.ok, run.error
+    assert len(writes) == 2, writes  # papermill's engine: 2 + 2 per cell = 16
+    nb = nbformat.read(run.executed, 4)
+    printed = [
+        o["text"] for c in nb.cells for o in c.get("outputs", []) if o.get("name") == "stdout"
+    ]
+    assert printed == [f"cell {k}\n" for k in range(6)]
+    assert all(c.metadata.papermill["duration"] is not None for c in nb.cells)
+
+
+@pytest.mark.notebook
+def test_a_kernel_that_dies_still_leaves_the_cells_it_ran(tmp_path):
+    """Without a write per cell, the engine's last write (in its ``finally``) keeps what a
+    reviewer needs after a kernel death (e.g. Binder's memory limit): the cells before it."""
+    import nbformat
+
+    folder = tmp_path / "nbs"
+    folder.mkdir()
+    _cells(folder / "00_d.ipynb", ["print('before')", "import os\nos._exit(1)", "print('after')"])
+    run = R.run_notebook(folder / "00_d.ipynb", tmp_path / "run", {})
+    assert not run.ok and "DeadKernel" in run.error, run.error
+    nb = nbformat.read(run.executed, 4)
+    printed = [
+        o["text"] for c in nb.cells for o in c.get("outputs", []) if o.get("name") == "stdout"
+    ]
+    assert printed == ["before\n"], printed
+
+
 @pytest.mark.notebook
 def test_missing_key_and_empty_section_fail(recording, tmp_path, data_dir, origin, capsys):
     expected = tmp_path / "expected.yaml"

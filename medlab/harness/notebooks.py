@@ -193,6 +193,8 @@ def run_notebook(
     as the kernel is up and again whatever happens; the kernel is always stopped."""
     import papermill as pm
 
+    from medlab.harness.engine import ENGINE
+
     executed = output / "executed" / path.name
     executed.parent.mkdir(parents=True, exist_ok=True)
     settings = {
@@ -216,6 +218,7 @@ def run_notebook(
                     parameters=parameters,
                     cwd=str(path.parent),
                     kernel_name="python3",
+                    engine_name=ENGINE,  # papermill's, writing the notebook less often
                     progress_bar=False,
                     log_output=False,
                     execution_timeout=timeout,
