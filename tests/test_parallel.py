@@ -380,13 +380,32 @@ def test_notebooks_side_by_side_in_one_folder_each_keep_their_own_results(demo, 
     assert status == 1 and "records under the name '02_b', not its own '01_a'" in printed.getvalue()
 
 
+class _Threads:
+    """A backend of ``slots`` threads for the scheduler's tests; ``submitted``: the labels of
+    the tasks in the order they were started."""
+
+    def __init__(self, slots):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.slots, self.pool, self.submitted = slots, ThreadPoolExecutor(slots), []
+
+    def submit(self, fn, task, job):
+        self.submitted.append(task.label)
+        return self.pool.submit(fn, task, job, slots=self.slots)
+
+    def stop(self):
+        self.pool.shutdown(cancel_futures=True)
+
+    def describe(self):
+        return f"{self.slots} threads"
+
+
 def test_the_audit_starts_only_when_the_runs_it_reads_have_ended(tmp_path):
     """The scheduler with two slots: a run marked ``after_all`` (the audit notebook, which has a
     ``run_dir`` parameter) does not take the slot that frees while an earlier run still runs,
     in its folder or another seed's. Here run A waits up to 3 s for the audit to start: it
     must not."""
     import threading
-    from concurrent.futures import ThreadPoolExecutor
 
     from medlab.harness.base import NotebookRun
     from medlab.harness.schedule import Task, run_tasks
@@ -402,21 +421,6 @@ def test_the_audit_starts_only_when_the_runs_it_reads_have_ended(tmp_path):
         log.append(("end", task.label))
         return NotebookRun(task.label, True, 0.0, tmp_path), [], ""
 
-    class Threads:
-        slots = 2
-
-        def __init__(self):
-            self.pool = ThreadPoolExecutor(2)
-
-        def submit(self, fn, *args):
-            return self.pool.submit(fn, *args, slots=self.slots)
-
-        def stop(self):
-            self.pool.shutdown(cancel_futures=True)
-
-        def describe(self):
-            return "2 threads"
-
     # one folder, where A waits; then two seeds, notebook by notebook as reproduce orders them
     # (a A b B audit audit), where seed 1's A waits: seed 0's a and b end early, and the audit
     # of seed 0 must wait for A all the same (it reads every seed's results)
@@ -425,7 +429,7 @@ def test_the_audit_starts_only_when_the_runs_it_reads_have_ended(tmp_path):
         tasks = [Task(Path(f"{k}.ipynb"), tmp_path / f"seed{s}", {}, s, k if s else k.lower(),
                       after_all=k == "audit") for k in ("A", "B", "audit") for s in seeds]  # fmt: skip
         with contextlib.redirect_stdout(io.StringIO()):
-            done = run_tasks(tasks, execute, None, Threads())
+            done = run_tasks(tasks, execute, None, _Threads(2))
         assert [r.notebook for r, _ in done] == [t.label for t in tasks]
         assert ("A saw the audit start", False) in log
         first_audit = min(i for i, e in enumerate(log) if e[0] == "start" and "audit" in e[1])
@@ -459,3 +463,59 @@ def test_a_kernel_saving_waits_for_the_manifest_lock(tmp_path):
         time.sleep(0.5)  # a save takes milliseconds: without the lock it would be done
         assert proc.poll() is None and not (tmp_path / "results" / "01_a.json").exists()
     assert proc.wait(60) == 0 and set(read_digests(tmp_path / "results")) == {"01_a.json"}
+
+
+def test_with_two_slots_the_longest_runs_start_first_and_the_table_keeps_its_order(tmp_path):
+    """``Task.cost`` (the notebook's seconds in the last complete run): with two slots the
+    costliest ready run starts first (unknown costs, 0, keep their order; the audit still waits
+    for every run before it); with one slot the order is the table's. Either way the results
+    come back in the table's order."""
+    from medlab.harness.base import NotebookRun
+    from medlab.harness.schedule import Task, run_tasks
+
+    def execute(task, job, *, slots):
+        return NotebookRun(task.label, True, 0.0, tmp_path), [], ""
+
+    costs = {"a": 10.0, "b": 50.0, "c": 0.0, "e": 0.0, "d": 30.0, "audit": 100.0}
+    tasks = [Task(Path(f"{k}.ipynb"), tmp_path, {}, 0, k, after_all=k == "audit", cost=c)
+             for k, c in costs.items()]  # fmt: skip
+    for slots, order in ((2, ["b", "d", "a", "c", "e", "audit"]), (1, list(costs))):
+        backend = _Threads(slots)
+        with contextlib.redirect_stdout(io.StringIO()):
+            done = run_tasks(tasks, execute, None, backend)
+        assert backend.submitted == order
+        assert [r.notebook for r, _ in done] == list(costs)
+
+
+def test_a_complete_run_leaves_its_seconds_for_the_next_runs_order(tmp_path):
+    """reproduce writes each notebook's longest time over its seeds into ``run.json``;
+    ``past_seconds`` reads the newest complete run of the same mode, and nothing else."""
+    from medlab.harness.base import NotebookRun
+    from medlab.harness.runs import mark, new_run_dir, notebook_seconds, past_seconds
+
+    runs = [NotebookRun(nb, True, t, tmp_path) for nb, t in (("03_x", 12.34), ("03_x", 20.0),
+                                                               ("07_y", 5.0))]  # fmt: skip
+    assert notebook_seconds(runs) == {"03_x": 20.0, "07_y": 5.0}
+    assert past_seconds(tmp_path, "quick") == {}  # no runs/ folder yet
+    for name, mode, status, seconds in (
+        ("20260101T000000Z-quick", "quick", "complete", 1.0),
+        ("20260102T000000Z-quick", "quick", "complete", 2.0),
+        ("20260103T000000Z-full", "full", "complete", 3.0),
+        ("20260104T000000Z-quick", "quick", "interrupted", 4.0),
+    ):
+        (tmp_path / "runs" / name).mkdir(parents=True)
+        (tmp_path / "runs" / name / "run.json").write_text(
+            json.dumps({"status": "running", "mode": mode})
+        )
+        mark(tmp_path / "runs" / name, status, seconds={"03_x": seconds})
+    assert past_seconds(tmp_path, "quick") == {"03_x": 2.0}
+    assert past_seconds(tmp_path, "full") == {"03_x": 3.0}
+    new_run_dir(tmp_path, "quick")  # running: not complete, not read
+    assert past_seconds(tmp_path, "quick") == {"03_x": 2.0}
+
+
+def test_reproduce_records_each_notebooks_seconds(runs):
+    one, two = runs
+    for r in (one, two):
+        seconds = run_state(r["run"])["seconds"]
+        assert list(seconds) == ["00_par"] and seconds["00_par"] > 0, seconds

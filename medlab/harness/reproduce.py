@@ -100,6 +100,8 @@ from medlab.harness.runs import (
     mark,
     new_results,
     new_run_dir,
+    notebook_seconds,
+    past_seconds,
     point_latest,
     shown,
     snapshot,
@@ -164,7 +166,7 @@ def reproduce(
             print(f"[medlab] warning: {note}")
         env = _kernel_env(out, run_dir, update=update)
         job = _Job(mode, tree, update, html, timeout, env, run_dir)
-        tasks = _tasks(job, notebooks, seed_list, base, nb_params)
+        tasks = _tasks(job, notebooks, seed_list, base, nb_params, past_seconds(out, mode))
         status = _guarded(job, tasks, backend, allow_new, exp_path, out, previous)
     _publish(out, run_dir)
     return status
@@ -234,8 +236,10 @@ def _tasks(
     seed_list: list[int | None],
     base: dict[str, Any],
     nb_params: dict[Path, dict[str, Any]],
+    seconds: dict[str, float],
 ) -> list[Task]:
-    """Each notebook with each seed, in that order (the order of the table)."""
+    """Each notebook with each seed, in that order (the order of the table); ``seconds``: each
+    notebook's time in the last complete run of this mode (:func:`past_seconds`)."""
     tasks = []
     for nb, s in itertools.product(notebooks, seed_list):
         shown_seed = s if s is not None else nb_params[nb].get("seed")
@@ -244,7 +248,9 @@ def _tasks(
         target = job.run_dir if len(seed_list) == 1 else job.run_dir / f"seed{s}"
         params = dict(base) | ({} if s is None else {"seed": s})
         audits = "run_dir" in nb_params[nb]  # it reads the run's results (10_audit)
-        tasks.append(Task(nb, target, params, seed, label, after_all=audits))
+        tasks.append(
+            Task(nb, target, params, seed, label, after_all=audits, cost=seconds.get(nb.stem, 0.0))
+        )
     return tasks
 
 
@@ -288,6 +294,7 @@ def _run_all(job: _Job, tasks: list[Task], backend: Any, allow_new: bool, exp_pa
     )
     fields = {"outcome": "passed" if status == 0 else "failed", "exit_code": status}
     fields |= {"notebook_runs": len(runs), "failed_runs": sum(not r.ok for r in runs)}
+    fields["seconds"] = notebook_seconds(runs)  # the next --jobs run starts the longest first
     if not mark(job.run_dir, "complete", **fields):
         raise OSError(errno.ENOSPC, "cannot mark the run complete", str(job.run_dir / RUN_FILE))
     return status

@@ -35,6 +35,8 @@ __all__ = [
     "FULL_DISK",
     "snapshot",
     "new_results",
+    "notebook_seconds",
+    "past_seconds",
 ]
 
 
@@ -243,3 +245,25 @@ def new_results(
             ),
         )
     return docs
+
+
+def notebook_seconds(runs: list[NotebookRun]) -> dict[str, float]:
+    """Each notebook's wall time (s) in a run, the longest over its seeds (for ``run.json``)."""
+    out: dict[str, float] = {}
+    for run in runs:
+        out[run.notebook] = round(max(out.get(run.notebook, 0.0), run.seconds), 1)
+    return out
+
+
+def past_seconds(out: Path, mode: str) -> dict[str, float]:
+    """The ``seconds`` that the newest complete ``mode`` run under ``out/runs`` wrote into its
+    ``run.json`` (:func:`notebook_seconds`); empty if there is none. ``--jobs`` starts the
+    longest runs first with them."""
+    runs = out / "runs"
+    for run in sorted(runs.iterdir(), reverse=True) if runs.is_dir() else []:
+        state = run_state(run) or {}
+        if state.get("status") == "complete" and state.get("mode") == mode:
+            seconds = state.get("seconds")
+            if isinstance(seconds, dict):
+                return {str(k): float(v) for k, v in seconds.items() if isinstance(v, int | float)}
+    return {}

@@ -1,9 +1,12 @@
 """The (notebook, seed) runs of one ``medlab reproduce`` call, on a backend
-(:mod:`medlab.harness.backends`): at most its ``slots`` at once, in (notebook, seed) order; one
-progress line per run; the results back in that order, whatever order the runs finish in, so
-the table is the sequential one. ``--jobs 1`` is one slot of this same scheduler. A run that
-reads the whole run's results (``after_all``: the audit notebook) starts only when every run before
-it has ended, as one at a time.
+(:mod:`medlab.harness.backends`): at most its ``slots`` at once; one progress line per run; the
+results back in (notebook, seed) order, whatever order the runs finish in, so the table is the
+sequential one. ``--jobs 1`` is one slot of this same scheduler and runs in that order. With more
+slots the runs that took longest in the last complete run of the mode (``Task.cost``) start
+first, so that the longest (notebook 07 in full mode: about a third of the whole) does not start
+last and run alone (Graham's longest-processing-time rule); runs without a cost keep their
+order. A run that reads the whole run's results (``after_all``: the audit notebook) starts only
+when every run before it has ended, as one at a time.
 
 With one slot a run's line starts when it starts (``[medlab] 01_baseline (quick, seed 0) ...``)
 and ends when it ends; with more, each line is printed whole when its run ends. With
@@ -39,12 +42,24 @@ class Task:
     seed: int | None  # shown and recorded with its rows (None: the notebook has no int seed)
     label: str  # e.g. "01_baseline (quick, seed 0)"
     after_all: bool = False  # it reads the results of the runs before it (the audit)
+    cost: float = 0.0  # its notebook's seconds in the last complete run (0: not known)
 
 
 def _ready(tasks: list[Task], i: int, done: dict[int, Any]) -> bool:
     """Task ``i`` may start: it reads no other run's results, or every run before it has ended
     (the audit reads every seed's folder, and its own seeds write one ``audit/`` folder)."""
     return not tasks[i].after_all or all(j in done for j in range(i))
+
+
+def _next(
+    tasks: list[Task], todo: deque[int], done: dict[int, Any], *, by_cost: bool
+) -> int | None:
+    """The task to start now: the first of ``todo`` (``by_cost``: the one with the highest
+    cost, the first of equals) among those that may start; None if none may."""
+    ready = [i for i in todo if _ready(tasks, i, done)]
+    if not ready:
+        return None
+    return max(ready, key=lambda i: (tasks[i].cost, -i)) if by_cost else ready[0]
 
 
 def run_tasks(
@@ -68,9 +83,10 @@ def run_tasks(
         while todo or running:
             failed = any(not run.ok for run, _ in done.values())
             while todo and len(running) < backend.slots and not (stop_on_failure and failed):
-                if not _ready(tasks, todo[0], done):
+                i = _next(tasks, todo, done, by_cost=backend.slots > 1)
+                if i is None:
                     break  # the audit waits for the runs it reads; they are running
-                i = todo.popleft()
+                todo.remove(i)
                 show.start(tasks[i])
                 running[backend.submit(execute, tasks[i], job)] = i
             if not running:
