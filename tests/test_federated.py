@@ -31,6 +31,21 @@ def test_harmonise_histogram_matches_reference_and_keeps_order(breast):
         assert (np.diff(o[idx].astype(int)) >= 0).all()
 
 
+@pytest.mark.parametrize("which", ["breast", "pneumonia"])
+def test_harmonise_is_skimages_match_histograms_image_by_image(which, request):
+    """medlab matches all images at once; skimage, the library, one image at a time: the same
+    numbers, on real images, dark and bright ones (grey levels the reference lacks)."""
+    from skimage.exposure import match_histograms
+
+    data = request.getfixturevalue(which)
+    x, ref = data.train.images[:60], data.train.images[200:260]
+    x = torch.cat([x, (x.float() * 0.4 + 150).round().to(torch.uint8), x // 8])
+    pooled = ref[:, 0].numpy().reshape(-1, ref.shape[-1])
+    expect = np.stack([match_histograms(i, pooled) for i in x[:, 0].numpy()])
+    expect = np.clip(np.rint(expect), 0, 255).astype(np.uint8)
+    np.testing.assert_array_equal(harmonise(x, ref)[:, 0].numpy(), expect)
+
+
 def test_harmonise_zscore_gives_reference_moments(pneumonia):
     x, ref = pneumonia.train.images[:30], pneumonia.train.images[30:230]
     dark = (x.float() * 0.6).round().to(torch.uint8)

@@ -11,7 +11,7 @@ from medlab.data import Split
 from medlab.federated.sites import _check_uint8_images
 from medlab.scenario import Scenario
 
-__all__ = ["HARMONISE_METHODS", "harmonise", "harmonise_sites"]
+__all__ = ["HARMONISE_METHODS", "harmonise", "harmonise_sites", "match_pooled"]
 
 HARMONISE_METHODS = ("histogram", "zscore")
 
@@ -23,7 +23,8 @@ def harmonise(
 
     ``images`` (N, C, H, W) and ``reference`` (M, C, H', W') are uint8 tensors; returns uint8
     (N, C, H, W). ``method="histogram"`` matches each image's histogram to the reference set's
-    pooled histogram (``skimage.exposure.match_histograms``); ``method="zscore"`` gives each
+    pooled histogram (``skimage.exposure.match_histograms``'s algorithm for integer images, all
+    images at once: :func:`match_pooled`); ``method="zscore"`` gives each
     image the reference set's pooled mean and standard deviation (intensity units 0-255).
     A site runs this on its own images with a reference histogram shared by the federation, so
     no image leaves the site.
@@ -41,13 +42,8 @@ def harmonise(
     rs = ref.cpu().numpy()
     out = np.empty(xs.shape, dtype=np.float64)
     if method == "histogram":
-        from skimage.exposure import match_histograms
-
-        for c in range(xs.shape[1]):
-            # all reference images of channel c as one 2-D image: their pooled histogram
-            pooled = rs[:, c].reshape(-1, rs.shape[-1])
-            for i in range(xs.shape[0]):
-                out[i, c] = match_histograms(xs[i, c], pooled)
+        for c in range(xs.shape[1]):  # all reference images of channel c: one pooled histogram
+            out[:, c] = match_pooled(xs[:, c], rs[:, c])
     else:
         for c in range(xs.shape[1]):
             r = rs[:, c].astype(np.float64)
@@ -57,6 +53,24 @@ def harmonise(
             s = v.std(axis=(1, 2), keepdims=True)
             out[:, c] = (v - m) / np.where(s > 0, s, 1.0) * sigma + mu
     return torch.from_numpy(np.clip(np.rint(out), 0, 255).astype(np.uint8))
+
+
+def match_pooled(images: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """``skimage.exposure.match_histograms(image, reference)`` for each uint8 image (N, H, W),
+    the reference (M, H', W') pooled, as float64 (N, H, W): each image's cumulative histogram
+    mapped onto the reference's by linear interpolation, skimage's integer-image algorithm
+    (``_match_cumulative_cdf``) for all images at once. skimage recounts the reference's
+    pixels for every image: about 5 s of notebook 08's 50 corrupted test sets in quick mode
+    (2026-12-08). The tests compare the two on real images."""
+    n = len(images)
+    flat = images.reshape(n, -1).astype(np.int64)
+    counts = np.bincount((flat + 256 * np.arange(n)[:, None]).ravel(), minlength=256 * n)
+    src_q = np.cumsum(counts.reshape(n, 256), axis=1) / flat.shape[1]  # (N, 256)
+    ref_counts = np.bincount(reference.ravel(), minlength=256)
+    ref_values = np.nonzero(ref_counts)[0]  # the grey levels the reference has
+    ref_q = np.cumsum(ref_counts[ref_values]) / reference.size
+    mapped = np.interp(src_q.ravel(), ref_q, ref_values).reshape(n, 256)
+    return np.take_along_axis(mapped, flat, axis=1).reshape(images.shape)
 
 
 def harmonise_sites(sites: Scenario, *, reference: int = 0, method: str = "histogram") -> Scenario:
