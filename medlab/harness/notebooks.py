@@ -19,7 +19,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import papermill as pm
+
 from medlab.harness.base import NotebookRun, ReproduceError, no_space, one_line
+from medlab.harness.engine import ENGINE
 
 __all__ = ["ROOT", "NOTEBOOKS", "find_notebooks", "notebook_parameters", "run_notebook", "quiet"]
 
@@ -191,10 +194,6 @@ def run_notebook(
     (KeyboardInterrupt; the kernel is killed at once, :func:`_sigint_kills`) and on a full disk
     (OSError). The kernel's connection file lives in a private temporary folder, deleted as soon
     as the kernel is up and again whatever happens; the kernel is always stopped."""
-    import papermill as pm
-
-    from medlab.harness.engine import ENGINE
-
     executed = output / "executed" / path.name
     executed.parent.mkdir(parents=True, exist_ok=True)
     settings = {
@@ -218,7 +217,7 @@ def run_notebook(
                     parameters=parameters,
                     cwd=str(path.parent),
                     kernel_name="python3",
-                    engine_name=ENGINE,  # papermill's, writing the notebook less often
+                    engine_name=ENGINE,  # papermill's nbclient, writing less often
                     progress_bar=False,
                     log_output=False,
                     execution_timeout=timeout,
