@@ -11,6 +11,8 @@ that stops half-way still leaves the cells it executed, at most 30 s behind.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from papermill.engines import NBClientEngine, NotebookExecutionManager, papermill_engines
@@ -31,19 +33,21 @@ class SparseSaves(NotebookExecutionManager):
         if not self._in_cell:
             super().save(**kwargs)  # writes, and restarts the autosave clock
 
-    def cell_start(self, cell: Any, cell_index: int | None = None, **kwargs: Any) -> None:
+    @contextmanager
+    def _no_writes(self) -> Iterator[None]:
         self._in_cell = True
         try:
-            super().cell_start(cell, cell_index, **kwargs)
+            yield
         finally:
             self._in_cell = False
 
+    def cell_start(self, cell: Any, cell_index: int | None = None, **kwargs: Any) -> None:
+        with self._no_writes():
+            super().cell_start(cell, cell_index, **kwargs)
+
     def cell_complete(self, cell: Any, cell_index: int | None = None, **kwargs: Any) -> None:
-        self._in_cell = True
-        try:
+        with self._no_writes():
             super().cell_complete(cell, cell_index, **kwargs)
-        finally:
-            self._in_cell = False
         self.autosave_cell()  # a write if autosave_cell_every seconds have passed since one
 
 
