@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
 import statistics
 import time
 import warnings
@@ -128,6 +129,10 @@ def profile_step(split, cfg, *, width: int, seed: int, steps: int = 10, top: int
     time over ``steps`` steps, and the share of the step spent outside them (Python)."""
     from torch.profiler import ProfilerActivity, profile
 
+    # kineto, the profiler's library, prints "USDT ... profiler_start"-style lines (and, on a CUDA
+    # build without a GPU, "gpuGetDeviceCount failed") to stderr at every profile; level 6 keeps
+    # it quiet. Read at the first profile; set KINETO_LOG_LEVEL yourself to see them.
+    os.environ.setdefault("KINETO_LOG_LEVEL", "6")
     for mode in (None, "hooks"):
         model, loader, opt, steps_kw = _setup(mode, split, cfg, width, seed)
         _epoch(model, loader, opt, steps_kw)  # warm-up
@@ -164,6 +169,20 @@ def check_modes(data, pop, cfg, seeds: list[int], epsilon: float) -> dict[str, d
             test_auc_sd=sd(auc),
         )
     return out
+
+
+def print_models(res: dict, epsilon: float, n_seeds: int) -> None:
+    """check_modes' epsilon and test AUC per mode: mean ± sample SD, or the one seed's values."""
+    spread = n_seeds > 1  # a sample SD needs two seeds
+    print(
+        f"complete DP models at target epsilon {epsilon}, {n_seeds} seed(s)"
+        + (" (mean ± sample SD):" if spread else ":")
+    )
+    for mode, r in res.items():
+        eps, auc = f"{r['epsilon']:.4f}", f"{r['test_auc']:.3f}"
+        if spread:
+            eps, auc = f"{eps} ± {r['epsilon_sd']:.4f}", f"{auc} ± {r['test_auc_sd']:.3f}"
+        print(f"{mode:<10} epsilon {eps}   test AUC {auc}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -217,12 +236,7 @@ def main(argv: list[str] | None = None) -> None:
         profile_step(timed, cfg, width=cfg["width"], seed=0)
         seeds = list(range(args.seeds))
         res = check_modes(data, pop, cfg, seeds, args.epsilon)
-        print(f"complete DP models at target epsilon {args.epsilon}, {len(seeds)} seeds:")
-        for mode, r in res.items():
-            print(
-                f"{mode:<10} epsilon {r['epsilon']:.4f} ± {r['epsilon_sd']:.4f}   test AUC "
-                f"{r['test_auc']:.3f} ± {r['test_auc_sd']:.3f}"
-            )
+        print_models(res, args.epsilon, len(seeds))
 
 
 if __name__ == "__main__":
