@@ -46,6 +46,31 @@ def test_harmonise_is_skimages_match_histograms_image_by_image(which, request):
     np.testing.assert_array_equal(harmonise(x, ref)[:, 0].numpy(), expect)
 
 
+def test_harmonise_matches_skimage_channel_by_channel_and_refuses_bad_arrays(breast):
+    """Three channels (a colour image made of three grey ones) are matched one by one, each
+    image's channel to the pooled reference's (skimage's ``channel_axis`` would do the same, but
+    truncates its float result to uint8 where harmonise rounds); match_pooled names the fix for
+    what it cannot take."""
+    from skimage.exposure import match_histograms
+
+    from medlab.federated.harmonise import match_pooled
+
+    g = breast.train.images
+    x = torch.cat([g[:20], g[20:40] // 2, 255 - g[40:60]], dim=1)  # (20, 3, 28, 28)
+    ref = torch.cat([g[100:140], g[140:180], g[180:220]], dim=1)
+    expect = np.empty(x.shape)
+    for c in range(3):
+        pooled = ref[:, c].numpy().reshape(-1, 28)
+        expect[:, c] = [match_histograms(i, pooled) for i in x[:, c].numpy()]
+    expect = np.clip(np.rint(expect), 0, 255).astype(np.uint8)
+    np.testing.assert_array_equal(harmonise(x, ref).numpy(), expect)
+    assert match_pooled(np.zeros((0, 28, 28), np.uint8), g[:3, 0].numpy()).shape == (0, 28, 28)
+    with pytest.raises(TypeError, match="uint8"):
+        match_pooled(g[:3, 0].numpy().astype(np.int64), g[:3, 0].numpy())
+    with pytest.raises(ValueError, match="no pixels"):
+        match_pooled(g[:3, 0].numpy(), np.zeros((0, 28, 28), np.uint8))
+
+
 def test_harmonise_zscore_gives_reference_moments(pneumonia):
     x, ref = pneumonia.train.images[:30], pneumonia.train.images[30:230]
     dark = (x.float() * 0.6).round().to(torch.uint8)

@@ -483,35 +483,77 @@ def test_with_two_slots_the_longest_runs_start_first_and_the_table_keeps_its_ord
         backend = _Threads(slots)
         with contextlib.redirect_stdout(io.StringIO()):
             done = run_tasks(tasks, execute, None, backend)
+        backend.stop()
         assert backend.submitted == order
         assert [r.notebook for r, _ in done] == list(costs)
 
 
-def test_a_complete_run_leaves_its_seconds_for_the_next_runs_order(tmp_path):
-    """reproduce writes each notebook's longest time over its seeds into ``run.json``;
-    ``past_seconds`` reads the newest complete run of the same mode, and nothing else."""
-    from medlab.harness.base import NotebookRun
-    from medlab.harness.runs import mark, new_run_dir, notebook_seconds, past_seconds
+def _past_run(out, name, status, seconds, mode="quick"):
+    """A run folder ``out/runs/name`` whose ``run.json`` has this status, mode and seconds."""
+    (out / "runs" / name).mkdir(parents=True)
+    doc = {"status": status, "mode": mode, "seconds": seconds}
+    (out / "runs" / name / "run.json").write_text(json.dumps(doc))
 
-    runs = [NotebookRun(nb, True, t, tmp_path) for nb, t in (("03_x", 12.34), ("03_x", 20.0),
-                                                               ("07_y", 5.0))]  # fmt: skip
+
+def test_a_complete_run_leaves_its_seconds_for_the_next_runs_order(tmp_path):
+    """reproduce writes each notebook's longest time over its seeds into ``run.json`` (not a
+    notebook with a failed run); ``past_seconds`` takes each notebook's from the newest
+    complete run of the same mode that ran it, and nothing from running, interrupted or other
+    modes' runs."""
+    from medlab.harness.base import NotebookRun
+    from medlab.harness.runs import notebook_seconds, past_seconds
+
+    runs = [NotebookRun(nb, ok, t, tmp_path) for nb, ok, t in (
+        ("03_x", True, 12.34), ("03_x", True, 20.0), ("07_y", True, 5.0), ("08_z", True, 9.0),
+        ("08_z", False, 1.0))]  # fmt: skip
     assert notebook_seconds(runs) == {"03_x": 20.0, "07_y": 5.0}
     assert past_seconds(tmp_path, "quick") == {}  # no runs/ folder yet
-    for name, mode, status, seconds in (
-        ("20260101T000000Z-quick", "quick", "complete", 1.0),
-        ("20260102T000000Z-quick", "quick", "complete", 2.0),
-        ("20260103T000000Z-full", "full", "complete", 3.0),
-        ("20260104T000000Z-quick", "quick", "interrupted", 4.0),
-    ):
-        (tmp_path / "runs" / name).mkdir(parents=True)
-        (tmp_path / "runs" / name / "run.json").write_text(
-            json.dumps({"status": "running", "mode": mode})
-        )
-        mark(tmp_path / "runs" / name, status, seconds={"03_x": seconds})
-    assert past_seconds(tmp_path, "quick") == {"03_x": 2.0}
+    _past_run(tmp_path, "20260101T000000Z-quick", "complete", {"03_x": 1.0, "07_y": 7.0})
+    _past_run(tmp_path, "20260102T000000Z-quick", "complete", {"03_x": 2.0})  # 03 alone
+    _past_run(tmp_path, "20260103T000000Z-full", "complete", {"03_x": 3.0}, mode="full")
+    _past_run(tmp_path, "20260104T000000Z-quick", "interrupted", {"03_x": 4.0})
+    _past_run(tmp_path, "20260105T000000Z-quick", "running", {"03_x": 5.0})
+    assert past_seconds(tmp_path, "quick") == {"03_x": 2.0, "07_y": 7.0}
     assert past_seconds(tmp_path, "full") == {"03_x": 3.0}
-    new_run_dir(tmp_path, "quick")  # running: not complete, not read
-    assert past_seconds(tmp_path, "quick") == {"03_x": 2.0}
+
+
+@pytest.mark.parametrize(
+    "seconds",
+    [[1, 2], {"03_x": "12"}, {"03_x": None}, {"03_x": True}, {"03_x": -1.0},
+     {"03_x": float("inf")}, {"03_x": float("nan")}, "x"],
+)  # fmt: skip
+def test_a_hand_edited_run_json_is_passed_over_not_fatal(tmp_path, seconds):
+    """Only the order runs start in depends on these numbers: a value that is not a finite
+    number >= 0 is skipped, and a run.json or run folder that cannot be read is passed over."""
+    from medlab.harness.runs import past_seconds
+
+    _past_run(tmp_path, "20260102T000000Z-quick", "complete", seconds)
+    _past_run(tmp_path, "20260101T000000Z-quick", "complete", {"03_x": 2.0, "07_y": 3.0})
+    got = past_seconds(tmp_path, "quick")
+    assert got == {"03_x": 2.0, "07_y": 3.0}, got
+
+
+def test_an_unreadable_run_folder_or_huge_number_is_passed_over(tmp_path, monkeypatch):
+    from medlab.harness import runs as runs_mod
+
+    _past_run(tmp_path, "20260101T000000Z-quick", "complete", {"03_x": 2.0})
+    (tmp_path / "runs" / "20260102T000000Z-quick").mkdir()
+    (tmp_path / "runs" / "20260102T000000Z-quick" / "run.json").write_text(
+        '{"status": "complete", "mode": "quick", "seconds": {"03_x": 1' + "0" * 5000 + "}}"
+    )  # json refuses integers of over 4300 digits (ValueError)
+    assert runs_mod.past_seconds(tmp_path, "quick") == {"03_x": 2.0}
+    real = runs_mod.run_state
+
+    def denied(run):  # a run folder another user left, which we may not enter
+        if run.name.startswith("20260102"):
+            raise PermissionError(13, "Permission denied", str(run))
+        return real(run)
+
+    monkeypatch.setattr(runs_mod, "run_state", denied)
+    assert runs_mod.past_seconds(tmp_path, "quick") == {"03_x": 2.0}
+    (tmp_path / "runs").rename(tmp_path / "old")
+    (tmp_path / "runs").write_text("not a folder")
+    assert runs_mod.past_seconds(tmp_path, "quick") == {}
 
 
 def test_reproduce_records_each_notebooks_seconds(runs):

@@ -3,10 +3,13 @@
 papermill writes the whole executed notebook twice per cell (when the cell starts and when it
 ends). Once a notebook holds plotly.js and its figures (about 5 MB), each write takes 40-60 ms:
 about 4 s of a 50 s quick-mode notebook (notebook 03, 105 writes, measured 2026-12-08). This
-engine writes it when the run starts, whenever papermill's autosave finds ``autosave_cell_every``
-seconds (30) have passed, and at the end, whatever ends the run: a failing cell (papermill
-writes it before raising) and a kernel that died (the engine's ``finally``) included. A run
-that stops half-way still leaves the cells it executed, at most 30 s behind.
+engine writes it when the run starts; at a cell's end only when at least ``SPARSE`` times the
+last write's duration has passed since the last write (so writing costs at most about 1/SPARSE
+of the run, and a long cell is on disk as soon as it ends); on papermill's autosave, while a
+cell prints; and at the end, whatever ends the run: a failing cell (papermill writes it before
+raising) and a kernel that died (the engine's ``finally``) included. If the process running
+papermill is itself killed, the notebook on disk lacks at most the cell that was running and
+the short cells just before it.
 """
 
 from __future__ import annotations
@@ -21,17 +24,23 @@ __all__ = ["ENGINE", "SparseSaves", "SparseSaveEngine"]
 
 #: the name ``run_notebook`` passes to ``papermill.execute_notebook(engine_name=...)``
 ENGINE = "medlab"
+#: a cell's end writes the notebook once SPARSE times the last write's duration has passed
+SPARSE = 20
 
 
 class SparseSaves(NotebookExecutionManager):
     """papermill's execution manager without its two writes per cell (the cell's metadata is
-    still set); the writes at the start, on autosave and at the end stay."""
+    still set): it writes at a cell's end only when ``SPARSE`` times the last write's duration
+    has passed since it; the writes at the start, on autosave and at the end stay."""
 
     _in_cell = False  # a cell's start or end: save() writes nothing
+    _write_s = 0.0  # how long the last write took (s)
 
     def save(self, **kwargs: Any) -> None:
         if not self._in_cell:
+            t0 = self.now()
             super().save(**kwargs)  # writes, and restarts the autosave clock
+            self._write_s = (self.now() - t0).total_seconds()
 
     @contextmanager
     def _no_writes(self) -> Iterator[None]:
@@ -48,7 +57,8 @@ class SparseSaves(NotebookExecutionManager):
     def cell_complete(self, cell: Any, cell_index: int | None = None, **kwargs: Any) -> None:
         with self._no_writes():
             super().cell_complete(cell, cell_index, **kwargs)
-        self.autosave_cell()  # a write if autosave_cell_every seconds have passed since one
+        if (self.now() - self.last_save_time).total_seconds() >= SPARSE * self._write_s:
+            self.save()
 
 
 class SparseSaveEngine(NBClientEngine):

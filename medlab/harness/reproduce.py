@@ -160,13 +160,14 @@ def reproduce(
     exp_path = check_expected_path(expected, update=update)
     tree, exp_notes = read_expected(exp_path, strict=not update)
     _check_folders(out, output, exp_path if update else None)
+    seconds = past_seconds(out, mode)  # the last complete runs' times: the longest start first
     with make_backend(jobs=jobs, scheduler=scheduler) as backend:
         previous, run_dir = latest_target(out), _start(out, mode)
         for note in exp_notes:
             print(f"[medlab] warning: {note}")
         env = _kernel_env(out, run_dir, update=update)
         job = _Job(mode, tree, update, html, timeout, env, run_dir)
-        tasks = _tasks(job, notebooks, seed_list, base, nb_params, past_seconds(out, mode))
+        tasks = _tasks(job, notebooks, seed_list, base, nb_params, seconds)
         status = _guarded(job, tasks, backend, allow_new, exp_path, out, previous)
     _publish(out, run_dir)
     return status
@@ -239,7 +240,7 @@ def _tasks(
     seconds: dict[str, float],
 ) -> list[Task]:
     """Each notebook with each seed, in that order (the order of the table); ``seconds``: each
-    notebook's time in the last complete run of this mode (:func:`past_seconds`)."""
+    notebook's time in the newest complete run of this mode that ran it (:func:`past_seconds`)."""
     tasks = []
     for nb, s in itertools.product(notebooks, seed_list):
         shown_seed = s if s is not None else nb_params[nb].get("seed")

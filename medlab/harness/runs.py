@@ -8,6 +8,7 @@ import datetime as _dt
 import errno
 import itertools
 import json
+import math
 import os
 import re
 import shlex
@@ -248,22 +249,35 @@ def new_results(
 
 
 def notebook_seconds(runs: list[NotebookRun]) -> dict[str, float]:
-    """Each notebook's wall time (s) in a run, the longest over its seeds (for ``run.json``)."""
+    """Each notebook's wall time (s) in a run, the longest over its seeds (for ``run.json``);
+    a notebook with a failed run is left out (it may have stopped early)."""
+    failed = {run.notebook for run in runs if not run.ok}
     out: dict[str, float] = {}
     for run in runs:
-        out[run.notebook] = round(max(out.get(run.notebook, 0.0), run.seconds), 1)
+        if run.notebook not in failed:
+            out[run.notebook] = round(max(out.get(run.notebook, 0.0), run.seconds), 1)
     return out
 
 
 def past_seconds(out: Path, mode: str) -> dict[str, float]:
-    """The ``seconds`` that the newest complete ``mode`` run under ``out/runs`` wrote into its
-    ``run.json`` (:func:`notebook_seconds`); empty if there is none. ``--jobs`` starts the
-    longest runs first with them."""
-    runs = out / "runs"
-    for run in sorted(runs.iterdir(), reverse=True) if runs.is_dir() else []:
-        state = run_state(run) or {}
-        if state.get("status") == "complete" and state.get("mode") == mode:
-            seconds = state.get("seconds")
-            if isinstance(seconds, dict):
-                return {str(k): float(v) for k, v in seconds.items() if isinstance(v, int | float)}
-    return {}
+    """Each notebook's ``seconds`` in the newest complete ``mode`` run under ``out/runs`` that
+    has it (:func:`notebook_seconds`, in ``run.json``); empty if there is none. Only a finite
+    number >= 0 counts, and a folder or file that cannot be read is passed over: this is only
+    the order ``--jobs`` starts runs in (the longest first), never a reason to stop."""
+    found: dict[str, float] = {}
+    try:
+        runs = sorted((out / "runs").iterdir(), reverse=True)
+    except OSError:  # no runs/ folder yet, or one that cannot be read
+        return found
+    for run in runs:
+        try:
+            state = run_state(run) or {}
+        except (OSError, ValueError):  # a folder we may not enter, a number json cannot read
+            continue
+        seconds = state.get("seconds")
+        if state.get("status") != "complete" or state.get("mode") != mode:
+            continue
+        for nb, value in (seconds if isinstance(seconds, dict) else {}).items():
+            if type(value) in (int, float) and 0 <= value < math.inf and nb not in found:
+                found[str(nb)] = float(value)
+    return found

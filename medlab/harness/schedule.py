@@ -2,7 +2,7 @@
 (:mod:`medlab.harness.backends`): at most its ``slots`` at once; one progress line per run; the
 results back in (notebook, seed) order, whatever order the runs finish in, so the table is the
 sequential one. ``--jobs 1`` is one slot of this same scheduler and runs in that order. With more
-slots the runs that took longest in the last complete run of the mode (``Task.cost``) start
+slots the runs that took longest in the newest complete runs of the mode (``Task.cost``) start
 first, so that the longest (notebook 07 in full mode: about a third of the whole) does not start
 last and run alone (Graham's longest-processing-time rule); runs without a cost keep their
 order. A run that reads the whole run's results (``after_all``: the audit notebook) starts only
@@ -42,7 +42,7 @@ class Task:
     seed: int | None  # shown and recorded with its rows (None: the notebook has no int seed)
     label: str  # e.g. "01_baseline (quick, seed 0)"
     after_all: bool = False  # it reads the results of the runs before it (the audit)
-    cost: float = 0.0  # its notebook's seconds in the last complete run (0: not known)
+    cost: float = 0.0  # its notebook's seconds in the newest complete run with it (0: unknown)
 
 
 def _ready(tasks: list[Task], i: int, done: dict[int, Any]) -> bool:
