@@ -815,36 +815,24 @@ def test_a_cell_end_writes_only_when_the_writes_stay_a_small_share(tmp_path, mon
 
 
 @pytest.mark.notebook
-def test_a_failing_cell_is_in_the_executed_notebook_with_its_error(tmp_path):
+@pytest.mark.parametrize(
+    ("stop", "error"),
+    [("raise ValueError('boom')", "ValueError: boom"), ("import os\nos._exit(1)", "DeadKernel")],
+)
+def test_a_run_that_stops_leaves_the_cells_it_ran(tmp_path, stop, error):
+    """Without a write per cell, the executed copy still holds what a reviewer needs after a
+    failing cell (papermill writes it, with the traceback) or a kernel death (e.g. Binder's
+    memory limit; the engine's ``finally`` writes it): the cells before it."""
     import nbformat
 
     folder = tmp_path / "nbs"
     folder.mkdir()
-    _cells(folder / "00_f.ipynb", ["print('before')", "raise ValueError('boom')", "print('after')"])
-    run = R.run_notebook(folder / "00_f.ipynb", tmp_path / "run", {})
-    assert not run.ok and "ValueError: boom" in run.error, run.error
-    nb = nbformat.read(run.executed, 4)
-    outs = [o for c in nb.cells for o in c.get("outputs", [])]
-    assert [o["text"] for o in outs if o.get("name") == "stdout"] == ["before\n"]
-    assert any(o.get("ename") == "ValueError" for o in outs)
-
-
-@pytest.mark.notebook
-def test_a_kernel_that_dies_still_leaves_the_cells_it_ran(tmp_path):
-    """Without a write per cell, the engine's last write (in its ``finally``) keeps what a
-    reviewer needs after a kernel death (e.g. Binder's memory limit): the cells before it."""
-    import nbformat
-
-    folder = tmp_path / "nbs"
-    folder.mkdir()
-    _cells(folder / "00_d.ipynb", ["print('before')", "import os\nos._exit(1)", "print('after')"])
+    _cells(folder / "00_d.ipynb", ["print('before')", stop, "print('after')"])
     run = R.run_notebook(folder / "00_d.ipynb", tmp_path / "run", {})
-    assert not run.ok and "DeadKernel" in run.error, run.error
-    nb = nbformat.read(run.executed, 4)
-    printed = [
-        o["text"] for c in nb.cells for o in c.get("outputs", []) if o.get("name") == "stdout"
-    ]
-    assert printed == ["before\n"], printed
+    assert not run.ok and error in run.error, run.error
+    outs = [o for c in nbformat.read(run.executed, 4).cells for o in c.get("outputs", [])]
+    assert [o["text"] for o in outs if o.get("name") == "stdout"] == ["before\n"]
+    assert any(o.get("ename") == "ValueError" for o in outs) == error.startswith("ValueError")
 
 
 @pytest.mark.notebook
